@@ -1,0 +1,80 @@
+/**
+ * @module cli/start-server
+ * Wires the store to the HTTP surface and listens. Shutdown stops accepting
+ * at once, lets requests in flight finish (up to a grace period), then closes
+ * the index.
+ */
+import { createAdaptorServer } from '@hono/node-server';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { createRegistryApp } from '../registry/app.js';
+import { LocalStore } from '../store/local-store.js';
+import type { LogLevel } from './config.js';
+
+export interface ServerOptions {
+  dataDir: string;
+  host: string;
+  port: number;
+  logLevel: LogLevel;
+  logger?: Logger;
+  uploadMaxAgeMs?: number;
+  shutdownGraceMs?: number;
+}
+
+export interface RunningServer {
+  port: number;
+  host: string;
+  store: LocalStore;
+  close(): Promise<void>;
+}
+
+const uploadCleanIntervalMs = 60 * 60 * 1000;
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const logger = options.logger ?? pino({ level: options.logLevel });
+  const store = await LocalStore.open(options.dataDir, { uploadMaxAgeMs: options.uploadMaxAgeMs });
+  const app = createRegistryApp({ source: store, sink: store, logger });
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  // Blob uploads can take as long as they take; only the headers have a deadline.
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.keepAliveTimeout = 65_000;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+
+  const cleaner = setInterval(() => {
+    store.cleanUploads().catch((error: unknown) => logger.warn({ err: error }, 'upload cleanup failed'));
+  }, uploadCleanIntervalMs);
+  cleaner.unref();
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      clearInterval(cleaner);
+      await stopListening(server, options.shutdownGraceMs ?? 10_000);
+      store.close();
+    })();
+    return closing;
+  };
+  return { port: address.port, host: address.address, store, close };
+}
+
+function stopListening(server: Server, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    timer.unref();
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,104 @@
+/**
+ * @module oci/image-source
+ * The two interfaces every layer speaks: reading images (ImageSource) and
+ * writing them (ImageSink). The local store implements both; the upstream
+ * client and the pull-through proxy implement ImageSource. The HTTP routes,
+ * archives and CLI take whichever they are handed.
+ */
+import type { Digest } from './digest.js';
+import type { Descriptor } from './descriptor.js';
+import type { RepoName, Tag } from './reference.js';
+
+/** An inclusive byte range, already checked against the blob's size. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+/** A blob that exists; its bytes are read only when asked for. */
+export interface BlobHandle extends BlobInfo {
+  open(range?: ByteRange): AsyncIterable<Uint8Array>;
+}
+
+export interface ManifestInfo {
+  mediaType: string;
+  digest: Digest;
+  size: number;
+}
+
+export interface ManifestContent extends ManifestInfo {
+  bytes: Uint8Array;
+}
+
+/** n and last, as in tags/list and _catalog (spec §Listing Tags). */
+export interface PageRequest {
+  n?: number;
+  last?: string;
+}
+
+export interface ImageSource {
+  openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined>;
+  /** reference is a tag or a digest string, already parsed. */
+  getManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestContent | undefined>;
+  statManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestInfo | undefined>;
+  /** undefined when the repository is unknown. */
+  listTags(name: RepoName, page: PageRequest): Promise<string[] | undefined>;
+  listReferrers(name: RepoName, subject: Digest, artifactType?: string): Promise<Descriptor[]>;
+  listRepositories(page: PageRequest): Promise<string[]>;
+}
+
+export interface UploadState {
+  id: string;
+  name: RepoName;
+  /** Bytes received so far. */
+  size: number;
+}
+
+/** Where a chunk claims to start and end (Content-Range on PATCH and PUT). */
+export interface ChunkRange {
+  start: number;
+  end: number;
+}
+
+export interface PutManifestResult extends ManifestInfo {
+  subject?: Digest;
+  tags: Tag[];
+}
+
+export interface ImageSink {
+  startUpload(name: RepoName): Promise<UploadState>;
+  getUpload(name: RepoName, id: string): Promise<UploadState | undefined>;
+  appendUpload(
+    name: RepoName,
+    id: string,
+    body: AsyncIterable<Uint8Array>,
+    range?: ChunkRange,
+  ): Promise<UploadState>;
+  finishUpload(
+    name: RepoName,
+    id: string,
+    digest: Digest,
+    body?: AsyncIterable<Uint8Array>,
+    range?: ChunkRange,
+  ): Promise<BlobInfo>;
+  cancelUpload(name: RepoName, id: string): Promise<boolean>;
+  /** Monolithic push of a whole blob whose digest is known up front. */
+  putBlob(name: RepoName, digest: Digest, body: AsyncIterable<Uint8Array>, size?: number): Promise<BlobInfo>;
+  /** Links a blob into name; from undefined means "wherever it is". undefined if not found. */
+  mountBlob(name: RepoName, digest: Digest, from?: RepoName): Promise<BlobInfo | undefined>;
+  deleteBlob(name: RepoName, digest: Digest): Promise<boolean>;
+  putManifest(
+    name: RepoName,
+    reference: Tag | Digest,
+    bytes: Uint8Array,
+    contentType: string | undefined,
+    extraTags?: Tag[],
+  ): Promise<PutManifestResult>;
+  /** A tag deletes the tag only; a digest deletes the manifest and every tag on it. */
+  deleteManifest(name: RepoName, reference: Tag | Digest): Promise<boolean>;
+}

@@ -1,0 +1,62 @@
+/**
+ * @module registry/blob-handlers
+ * GET, HEAD and DELETE /v2/<name>/blobs/<digest> (spec end-2, end-10), with Range.
+ */
+import { pipeline } from 'node:stream/promises';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { requireDigest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { parseByteRange } from '../oci/ranges.js';
+import { apiVersionHeader, emptyResponse, repoName, requireSink, type RegistryDeps, type RegistryRequest } from './http.js';
+
+export async function getBlob(deps: RegistryDeps, req: RegistryRequest, rawName: string, rawDigest: string): Promise<Response> {
+  const name = repoName(rawName);
+  const digest = requireDigest(rawDigest);
+  const blob = await deps.source.openBlob(name, digest);
+  if (blob === undefined) throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
+
+  const headers: Record<string, string> = {
+    ...apiVersionHeader,
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': digest,
+    ETag: `"${digest}"`,
+    'Accept-Ranges': 'bytes',
+    // Content addressed: the bytes behind this URL never change.
+    'Cache-Control': 'max-age=31536000',
+  };
+  const range = parseByteRange(req.header('range'), blob.size);
+  if (range.kind === 'unsatisfiable') {
+    throw new OciError('RANGE_INVALID', 'requested range not satisfiable', {
+      status: 416,
+      headers: { 'Content-Range': `bytes */${blob.size}` },
+    });
+  }
+  const status = range.kind === 'partial' ? 206 : 200;
+  if (range.kind === 'partial') {
+    headers['Content-Range'] = `bytes ${range.range.start}-${range.range.end}/${blob.size}`;
+    headers['Content-Length'] = String(range.range.end - range.range.start + 1);
+  } else {
+    headers['Content-Length'] = String(blob.size);
+  }
+  if (req.method === 'HEAD' || headers['Content-Length'] === '0') return new Response(null, { status, headers });
+
+  // Straight from the file to the socket: no web-stream layer on the hot path.
+  req.outgoing.writeHead(status, headers);
+  try {
+    await pipeline(blob.open(range.kind === 'partial' ? range.range : undefined), req.outgoing);
+  } catch (error) {
+    // The status line is gone already; cutting the connection is the only honest signal left.
+    req.outgoing.destroy();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ERR_STREAM_PREMATURE_CLOSE') deps.logger.warn({ err: error, digest }, 'blob read failed mid-stream');
+  }
+  return RESPONSE_ALREADY_SENT;
+}
+
+export async function deleteBlob(deps: RegistryDeps, rawName: string, rawDigest: string): Promise<Response> {
+  const name = repoName(rawName);
+  const digest = requireDigest(rawDigest);
+  const deleted = await requireSink(deps).deleteBlob(name, digest);
+  if (!deleted) throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
+  return emptyResponse(202);
+}

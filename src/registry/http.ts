@@ -1,0 +1,94 @@
+/**
+ * @module registry/http
+ * The request as the handlers see it, and the few response shapes they build.
+ * Handlers read the Node request directly so that blob bodies stream from the
+ * socket to the store without a web-stream copy.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { OciError } from '../oci/errors.js';
+import type { ImageSink, ImageSource } from '../oci/image-source.js';
+import { requireRepoName, type RepoName } from '../oci/reference.js';
+
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface RegistryDeps {
+  source: ImageSource;
+  /** Absent on a read-only registry: every write is UNSUPPORTED. */
+  sink?: ImageSink;
+  logger: Logger;
+}
+
+export interface RegistryRequest {
+  method: string;
+  /** The path as sent, not normalised. */
+  path: string;
+  query: URLSearchParams;
+  incoming: IncomingMessage;
+  outgoing: ServerResponse;
+  header(name: string): string | undefined;
+}
+
+export const apiVersionHeader = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
+
+export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'Content-Type': 'application/json', ...headers },
+  });
+}
+
+export function emptyResponse(status: number, headers: Record<string, string> = {}): Response {
+  return new Response(null, { status, headers: { 'Content-Length': '0', ...headers } });
+}
+
+export function errorResponse(error: OciError): Response {
+  return jsonResponse(error.status, error.toBody(), error.headers);
+}
+
+export function requireSink(deps: RegistryDeps): ImageSink {
+  if (deps.sink === undefined) throw new OciError('UNSUPPORTED', 'this registry is read-only');
+  return deps.sink;
+}
+
+export function repoName(raw: string): RepoName {
+  return requireRepoName(raw);
+}
+
+/** Whether the request carries a body at all (PUT may close an upload with or without one). */
+export function hasBody(req: RegistryRequest): boolean {
+  const length = req.header('content-length');
+  if (length !== undefined) return Number(length) > 0;
+  return req.header('transfer-encoding') !== undefined;
+}
+
+/** Reads a small body (a manifest) whole, refusing past maxBytes with 413. */
+export async function readSmallBody(req: RegistryRequest, maxBytes: number): Promise<Buffer> {
+  const declared = Number(req.header('content-length') ?? '0');
+  if (declared > maxBytes) throw tooLarge(maxBytes);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req.incoming as AsyncIterable<Buffer>) {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw tooLarge(maxBytes);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+function tooLarge(maxBytes: number): OciError {
+  return new OciError('MANIFEST_INVALID', `manifest exceeds ${maxBytes} bytes`, { status: 413 });
+}
+
+/** `n` of tags/list and _catalog: a non-negative integer, or absent. */
+export function parsePageSize(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  if (!/^\d{1,9}$/.test(value)) {
+    throw new OciError('PAGINATION_NUMBER_INVALID', 'n must be a non-negative integer', { detail: { n: value } });
+  }
+  return Number(value);
+}

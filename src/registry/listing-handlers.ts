@@ -1,0 +1,63 @@
+/**
+ * @module registry/listing-handlers
+ * tags/list (end-8a/8b), _catalog (Docker API) and referrers (end-12a/12b).
+ */
+import { requireDigest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { mediaTypes } from '../oci/media-types.js';
+import { jsonResponse, parsePageSize, repoName, type RegistryDeps, type RegistryRequest } from './http.js';
+
+/** Without n, _catalog answers in pages of this size (distribution uses 100); tags/list answers whole. */
+const defaultCatalogPage = 1000;
+
+interface Page {
+  items: string[];
+  link?: string;
+}
+
+/**
+ * Asks for one more than n to learn whether a next page exists, and builds its
+ * Link header (RFC 8288, relative, as distribution sends it). n=0 gives an empty
+ * list and no Link (spec).
+ */
+async function paginate(
+  req: RegistryRequest,
+  path: string,
+  fetch: (n: number | undefined, last: string | undefined) => Promise<string[] | undefined>,
+  defaultPage?: number,
+): Promise<Page | undefined> {
+  const n = parsePageSize(req.query.get('n')) ?? defaultPage;
+  const last = req.query.get('last') ?? undefined;
+  if (n === 0) return (await fetch(0, last)) === undefined ? undefined : { items: [] };
+  const items = await fetch(n === undefined ? undefined : n + 1, last);
+  if (items === undefined) return undefined;
+  if (n === undefined || items.length <= n) return { items };
+  const page = items.slice(0, n);
+  const next = new URLSearchParams({ n: String(n), last: page[page.length - 1] ?? '' });
+  return { items: page, link: `<${path}?${next.toString()}>; rel="next"` };
+}
+
+export async function listTags(deps: RegistryDeps, req: RegistryRequest, rawName: string): Promise<Response> {
+  const name = repoName(rawName);
+  const path = `/v2/${name}/tags/list`;
+  const page = await paginate(req, path, (n, last) => deps.source.listTags(name, { n, last }));
+  if (page === undefined) throw new OciError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name } });
+  return jsonResponse(200, { name, tags: page.items }, page.link === undefined ? {} : { Link: page.link });
+}
+
+export async function listCatalog(deps: RegistryDeps, req: RegistryRequest): Promise<Response> {
+  const page = await paginate(req, '/v2/_catalog', (n, last) => deps.source.listRepositories({ n, last }), defaultCatalogPage);
+  const items = page?.items ?? [];
+  return jsonResponse(200, { repositories: items }, page?.link === undefined ? {} : { Link: page.link });
+}
+
+export async function listReferrers(deps: RegistryDeps, req: RegistryRequest, rawName: string, rawDigest: string): Promise<Response> {
+  const name = repoName(rawName);
+  const digest = requireDigest(rawDigest);
+  const artifactType = req.query.get('artifactType') ?? undefined;
+  const manifests = await deps.source.listReferrers(name, digest, artifactType);
+  // An unknown subject is an empty index, never a 404 (spec §Listing Referrers).
+  const headers: Record<string, string> = { 'Content-Type': mediaTypes.ociIndex };
+  if (artifactType !== undefined) headers['OCI-Filters-Applied'] = 'artifactType';
+  return new Response(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests }), { status: 200, headers });
+}

@@ -1,0 +1,220 @@
+/**
+ * @module store/blob-files
+ * Every touch of blob files lives here, so another backend can take its place.
+ *
+ *   <data>/
+ *     index.db                 SQLite index (WAL)
+ *     blobs/<alg>/<xx>/<hex>   verified content, named by digest, never modified
+ *     tmp/<uuid>.part          a write in progress; removed at start
+ *     tmp/uploads/<uuid>       an upload session's bytes so far
+ *
+ * A file appears under blobs/ only by rename(2) from tmp/ on the same
+ * filesystem, after fsync and after its size and digest matched.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { randomUUID, type Hash } from 'node:crypto';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import {
+  createDigester,
+  digestAlgorithm,
+  digestEncoded,
+  formatDigest,
+  type Digest,
+  type DigestAlgorithm,
+} from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import type { BlobInfo, ByteRange } from '../oci/image-source.js';
+
+/** Large reads mean fewer syscalls and event-loop turns per blob served. */
+const readChunkBytes = 256 * 1024;
+
+export interface WriteExpectation {
+  digest?: Digest;
+  size?: number;
+  algorithm?: DigestAlgorithm;
+  /** Refuse past this many bytes (manifests). */
+  maxSize?: number;
+}
+
+export class BlobFiles {
+  readonly blobsDir: string;
+  readonly tmpDir: string;
+  readonly uploadsDir: string;
+
+  constructor(readonly root: string) {
+    this.blobsDir = join(root, 'blobs');
+    this.tmpDir = join(root, 'tmp');
+    this.uploadsDir = join(this.tmpDir, 'uploads');
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.blobsDir, { recursive: true });
+    await mkdir(this.uploadsDir, { recursive: true });
+    // Writes that were in flight when the process stopped can never complete.
+    for (const entry of await readdir(this.tmpDir)) {
+      if (entry.endsWith('.part')) await rm(join(this.tmpDir, entry), { force: true });
+    }
+  }
+
+  pathOf(digest: Digest): string {
+    const hex = digestEncoded(digest);
+    return join(this.blobsDir, digestAlgorithm(digest), hex.slice(0, 2), hex);
+  }
+
+  uploadPath(id: string): string {
+    return join(this.uploadsDir, id);
+  }
+
+  async size(digest: Digest): Promise<number | undefined> {
+    try {
+      return (await stat(this.pathOf(digest))).size;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  openRead(digest: Digest, range?: ByteRange): AsyncIterable<Uint8Array> {
+    return createReadStream(this.pathOf(digest), {
+      highWaterMark: readChunkBytes,
+      ...(range === undefined ? {} : { start: range.start, end: range.end }),
+    });
+  }
+
+  readAll(digest: Digest): Promise<Buffer> {
+    return readFile(this.pathOf(digest));
+  }
+
+  /** Streams into a temp file, hashing as it goes, and commits only a verified result. */
+  async write(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, expect: WriteExpectation = {}): Promise<BlobInfo> {
+    const algorithm = expect.algorithm ?? (expect.digest ? digestAlgorithm(expect.digest) : 'sha256');
+    const temp = join(this.tmpDir, `${randomUUID()}.part`);
+    const hash = createDigester(algorithm);
+    let size = 0;
+    try {
+      const limit = expect.maxSize ?? expect.size;
+      await pipeline(
+        source,
+        async function* (chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {
+          for await (const chunk of chunks) {
+            size += chunk.byteLength;
+            if (limit !== undefined && size > limit) throw tooLarge(expect, size);
+            hash.update(chunk);
+            yield chunk;
+          }
+        },
+        createWriteStream(temp, { flags: 'wx' }),
+      );
+      const digest = formatDigest(algorithm, hash);
+      verify(expect, digest, size);
+      await this.commit(temp, digest);
+      return { digest, size };
+    } finally {
+      await rm(temp, { force: true });
+    }
+  }
+
+  /** Appends a stream to an upload file, feeding the running hash when there is one. */
+  async append(id: string, source: AsyncIterable<Uint8Array>, hash: Hash | undefined): Promise<number> {
+    let added = 0;
+    await pipeline(
+      source,
+      async function* (chunks: AsyncIterable<Uint8Array>) {
+        for await (const chunk of chunks) {
+          added += chunk.byteLength;
+          hash?.update(chunk);
+          yield chunk;
+        }
+      },
+      createWriteStream(this.uploadPath(id), { flags: 'a' }),
+    );
+    return added;
+  }
+
+  /** Cuts an upload file back to a known-good length after a failed append. */
+  async truncateUpload(id: string, size: number): Promise<void> {
+    const handle = await open(this.uploadPath(id), 'r+');
+    try {
+      await handle.truncate(size);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async createUpload(id: string): Promise<void> {
+    const handle = await open(this.uploadPath(id), 'wx');
+    await handle.close();
+  }
+
+  async hashUpload(id: string, algorithm: DigestAlgorithm): Promise<Digest> {
+    const hash = createDigester(algorithm);
+    for await (const chunk of createReadStream(this.uploadPath(id), { highWaterMark: readChunkBytes })) {
+      hash.update(chunk as Buffer);
+    }
+    return formatDigest(algorithm, hash);
+  }
+
+  /** Moves a verified upload file into place. */
+  commitUpload(id: string, digest: Digest): Promise<void> {
+    return this.commit(this.uploadPath(id), digest);
+  }
+
+  async removeUpload(id: string): Promise<void> {
+    await rm(this.uploadPath(id), { force: true });
+  }
+
+  async listUploadFiles(): Promise<string[]> {
+    return readdir(this.uploadsDir);
+  }
+
+  async remove(digest: Digest): Promise<void> {
+    await rm(this.pathOf(digest), { force: true });
+  }
+
+  /** fsync the file, rename it into place, fsync the directory: file first, index row second. */
+  private async commit(temp: string, digest: Digest): Promise<void> {
+    const handle = await open(temp, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    const target = this.pathOf(digest);
+    await mkdir(dirname(target), { recursive: true });
+    await rename(temp, target);
+    const dir = await open(dirname(target), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+}
+
+function tooLarge(expect: WriteExpectation, size: number): OciError {
+  if (expect.maxSize !== undefined) {
+    return new OciError('MANIFEST_INVALID', `manifest exceeds ${expect.maxSize} bytes`, { status: 413 });
+  }
+  return new OciError('SIZE_INVALID', `body is larger than the declared ${expect.size} bytes`, {
+    detail: { expected: expect.size, received: size },
+  });
+}
+
+function verify(expect: WriteExpectation, digest: Digest, size: number): void {
+  if (expect.size !== undefined && size !== expect.size) {
+    throw new OciError('SIZE_INVALID', `received ${size} bytes, expected ${expect.size}`, {
+      detail: { expected: expect.size, received: size },
+    });
+  }
+  if (expect.digest !== undefined && digest !== expect.digest) {
+    throw new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
+      detail: { expected: expect.digest, computed: digest },
+    });
+  }
+}
+
+export function isNotFound(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}

@@ -1,0 +1,51 @@
+/**
+ * @module store/database
+ * Opens the SQLite index and applies migrations/NNNN-*.sql in order,
+ * tracked in PRAGMA user_version. Migrations are never edited once landed.
+ */
+import Database from 'better-sqlite3';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+export type Db = Database.Database;
+
+/** migrations/ sits at the package root, beside both src/ and dist/. */
+export const migrationsDir = fileURLToPath(new URL('../../migrations/', import.meta.url));
+
+interface Migration {
+  version: number;
+  file: string;
+}
+
+function listMigrations(dir: string): Migration[] {
+  return readdirSync(dir)
+    .map((file) => ({ file, match: /^(\d{4})-[\w-]+\.sql$/.exec(file) }))
+    .filter((m): m is { file: string; match: RegExpExecArray } => m.match !== null)
+    .map(({ file, match }) => ({ version: Number(match[1]), file }))
+    .sort((a, b) => a.version - b.version);
+}
+
+export function migrate(db: Db, dir = migrationsDir): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  const pending = listMigrations(dir).filter((m) => m.version > current);
+  for (const migration of pending) {
+    const sql = readFileSync(join(dir, migration.file), 'utf8');
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${migration.version}`);
+    })();
+  }
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+export function openDatabase(path: string): Db {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  // NORMAL under WAL: a commit survives a process crash; only power loss can drop the last transactions.
+  db.pragma('synchronous = NORMAL');
+  db.pragma('foreign_keys = ON');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}

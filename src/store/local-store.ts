@@ -1,0 +1,250 @@
+/**
+ * @module store/local-store
+ * The local store: content-addressed files plus the SQLite index, as an
+ * ImageSource and an ImageSink. Errors are OciErrors or absence (undefined);
+ * nothing here knows HTTP.
+ */
+import { join } from 'node:path';
+import { digestAlgorithm, digestOf, parseDigest, type Digest } from '../oci/digest.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { OciError } from '../oci/errors.js';
+import type {
+  BlobHandle,
+  BlobInfo,
+  ChunkRange,
+  ImageSink,
+  ImageSource,
+  ManifestContent,
+  ManifestInfo,
+  PageRequest,
+  PutManifestResult,
+  UploadState,
+} from '../oci/image-source.js';
+import { maxManifestBytes, parseManifest, type ParsedManifest } from '../oci/manifest.js';
+import { isNondistributable } from '../oci/media-types.js';
+import type { RepoName, Tag } from '../oci/reference.js';
+import { BlobFiles } from './blob-files.js';
+import { openDatabase, type Db } from './database.js';
+import { ManifestCache } from './manifest-cache.js';
+import { StoreIndex, toManifestInfo, type ManifestRow } from './store-index.js';
+import { Uploads } from './uploads.js';
+
+export interface LocalStoreOptions {
+  /** Unfinished uploads older than this are removed (default 24 h). */
+  uploadMaxAgeMs?: number;
+  manifestCacheBytes?: number;
+}
+
+const defaultUploadMaxAgeMs = 24 * 60 * 60 * 1000;
+
+export class LocalStore implements ImageSource, ImageSink {
+  private readonly cache: ManifestCache;
+  private readonly uploads: Uploads;
+  private readonly uploadMaxAgeMs: number;
+
+  private constructor(
+    readonly root: string,
+    private readonly db: Db,
+    private readonly files: BlobFiles,
+    private readonly index: StoreIndex,
+    options: LocalStoreOptions,
+  ) {
+    this.cache = new ManifestCache(options.manifestCacheBytes ?? 64 * 1024 * 1024);
+    this.uploads = new Uploads(files, index);
+    this.uploadMaxAgeMs = options.uploadMaxAgeMs ?? defaultUploadMaxAgeMs;
+  }
+
+  /** Opens (creating if needed) the store at root; cleans what a crash may have left. */
+  static async open(root: string, options: LocalStoreOptions = {}): Promise<LocalStore> {
+    const files = new BlobFiles(root);
+    await files.init();
+    const db = openDatabase(join(root, 'index.db'));
+    const store = new LocalStore(root, db, files, new StoreIndex(db), options);
+    await store.uploads.truncateAll();
+    await store.cleanUploads();
+    return store;
+  }
+
+  cleanUploads(): Promise<number> {
+    return this.uploads.clean(this.uploadMaxAgeMs);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  // ---- ImageSource ----
+
+  async openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined> {
+    const size = this.index.linkedBlobSize(name, digest);
+    if (size === undefined) return undefined;
+    const files = this.files;
+    return { digest, size, open: (range) => files.openRead(digest, range) };
+  }
+
+  async getManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestContent | undefined> {
+    const row = this.findManifest(name, reference);
+    if (row === undefined) return undefined;
+    let bytes = this.cache.get(row.digest);
+    if (bytes === undefined) {
+      bytes = await this.files.readAll(row.digest);
+      this.cache.set(row.digest, bytes);
+    }
+    return { ...this.answerDigest(row, reference), bytes };
+  }
+
+  async statManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestInfo | undefined> {
+    const row = this.findManifest(name, reference);
+    return row === undefined ? undefined : this.answerDigest(row, reference);
+  }
+
+  async listTags(name: RepoName, page: PageRequest): Promise<string[] | undefined> {
+    const repoId = this.index.repositoryId(name);
+    if (repoId === undefined) return undefined;
+    return this.index.listTags(repoId, page.last ?? '', page.n ?? -1);
+  }
+
+  async listReferrers(name: RepoName, subject: Digest, artifactType?: string): Promise<Descriptor[]> {
+    const descriptors = this.index.referrers(name, subject).map(toReferrerDescriptor);
+    return artifactType === undefined ? descriptors : descriptors.filter((d) => d.artifactType === artifactType);
+  }
+
+  async listRepositories(page: PageRequest): Promise<string[]> {
+    return this.index.listRepositories(page.last ?? '', page.n ?? -1);
+  }
+
+  // ---- ImageSink ----
+
+  startUpload(name: RepoName): Promise<UploadState> {
+    return this.uploads.start(name);
+  }
+
+  async getUpload(name: RepoName, id: string): Promise<UploadState | undefined> {
+    return this.uploads.get(name, id);
+  }
+
+  appendUpload(name: RepoName, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<UploadState> {
+    return this.uploads.append(name, id, body, range);
+  }
+
+  finishUpload(
+    name: RepoName,
+    id: string,
+    digest: Digest,
+    body?: AsyncIterable<Uint8Array>,
+    range?: ChunkRange,
+  ): Promise<BlobInfo> {
+    return this.uploads.finish(name, id, digest, body, range);
+  }
+
+  cancelUpload(name: RepoName, id: string): Promise<boolean> {
+    return this.uploads.cancel(name, id);
+  }
+
+  async putBlob(name: RepoName, digest: Digest, body: AsyncIterable<Uint8Array>, size?: number): Promise<BlobInfo> {
+    const info = await this.files.write(body, size === undefined ? { digest } : { digest, size });
+    this.index.addBlob(name, info.digest, info.size);
+    return info;
+  }
+
+  async mountBlob(name: RepoName, digest: Digest, from?: RepoName): Promise<BlobInfo | undefined> {
+    const size = from === undefined ? this.index.blobSize(digest) : this.index.linkedBlobSize(from, digest);
+    if (size === undefined) return undefined;
+    this.index.linkBlob(name, digest);
+    return { digest, size };
+  }
+
+  async deleteBlob(name: RepoName, digest: Digest): Promise<boolean> {
+    return this.index.unlinkBlob(name, digest);
+  }
+
+  async putManifest(
+    name: RepoName,
+    reference: Tag | Digest,
+    bytes: Uint8Array,
+    contentType: string | undefined,
+    extraTags: Tag[] = [],
+  ): Promise<PutManifestResult> {
+    if (bytes.byteLength > maxManifestBytes) {
+      throw new OciError('MANIFEST_INVALID', `manifest exceeds ${maxManifestBytes} bytes`, { status: 413 });
+    }
+    const asDigest = parseDigest(reference);
+    const digest = digestOf(bytes, asDigest === undefined ? 'sha256' : digestAlgorithm(asDigest));
+    if (asDigest !== undefined && asDigest !== digest) {
+      throw new OciError('DIGEST_INVALID', 'manifest digest does not match the reference', {
+        detail: { reference: asDigest, computed: digest },
+      });
+    }
+    const parsed = parseManifest(bytes, contentType);
+    this.requireReferences(name, parsed);
+    if (this.index.blobSize(digest) === undefined) {
+      const info = await this.files.write([bytes], { digest });
+      this.index.addContent(info.digest, info.size);
+    }
+    const tags = asDigest === undefined ? [reference as Tag, ...extraTags] : extraTags;
+    this.index.putManifest(
+      name,
+      {
+        digest,
+        mediaType: parsed.mediaType,
+        size: bytes.byteLength,
+        subject: parsed.subject?.digest,
+        artifactType: parsed.artifactType,
+        annotations: parsed.annotations,
+        references: parsed.references.map((d) => d.digest),
+      },
+      tags,
+    );
+    const result: PutManifestResult = { digest, mediaType: parsed.mediaType, size: bytes.byteLength, tags };
+    if (parsed.subject !== undefined) result.subject = parsed.subject.digest;
+    return result;
+  }
+
+  async deleteManifest(name: RepoName, reference: Tag | Digest): Promise<boolean> {
+    if (parseDigest(reference) === undefined) return this.index.deleteTag(name, reference);
+    return this.index.deleteManifest(name, reference as Digest);
+  }
+
+  // ---- helpers ----
+
+  private findManifest(name: RepoName, reference: Tag | Digest): ManifestRow | undefined {
+    const digest = parseDigest(reference);
+    return digest === undefined ? this.index.manifestByTag(name, reference) : this.index.manifestByDigest(name, digest);
+  }
+
+  /** Docker-Content-Digest answers in the algorithm asked for: the reference's own, when it is a digest. */
+  private answerDigest(row: ManifestRow, reference: Tag | Digest): ManifestInfo {
+    const info = toManifestInfo(row);
+    const digest = parseDigest(reference);
+    return digest === undefined ? info : { ...info, digest };
+  }
+
+  /**
+   * Everything a manifest points at must be in this repository (spec: a registry
+   * that checks MUST answer MANIFEST_BLOB_UNKNOWN). Exempt: the subject, which may
+   * come later, and layers a registry is not expected to hold (urls, non-distributable).
+   */
+  private requireReferences(name: RepoName, parsed: ParsedManifest): void {
+    for (const descriptor of parsed.references) {
+      if (descriptor.urls !== undefined && descriptor.urls.length > 0) continue;
+      if (isNondistributable(descriptor.mediaType)) continue;
+      const present =
+        parsed.kind === 'index'
+          ? this.index.manifestByDigest(name, descriptor.digest) !== undefined ||
+            this.index.linkedBlobSize(name, descriptor.digest) !== undefined
+          : this.index.linkedBlobSize(name, descriptor.digest) !== undefined;
+      if (!present) {
+        throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest references unknown ${descriptor.digest}`, {
+          detail: { digest: descriptor.digest },
+        });
+      }
+    }
+  }
+}
+
+function toReferrerDescriptor(row: ManifestRow): Descriptor {
+  const descriptor: Descriptor = { mediaType: row.media_type, digest: row.digest, size: row.size };
+  if (row.artifact_type !== null) descriptor.artifactType = row.artifact_type;
+  if (row.annotations !== null) descriptor.annotations = JSON.parse(row.annotations) as Record<string, string>;
+  return descriptor;
+}

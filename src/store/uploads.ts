@@ -1,0 +1,175 @@
+/**
+ * @module store/uploads
+ * Upload sessions (spec §Pushing blobs: POST, PATCH, PUT, status GET, cancel).
+ * A session is a row in `uploads` plus a file tmp/uploads/<id>; the row's size
+ * is the committed length, the file never counts past it. A running sha256 is
+ * kept in memory so the closing PUT does not re-read the file; after a restart,
+ * a failed chunk or a sha512 digest, the file is hashed again instead.
+ */
+import { randomUUID, type Hash } from 'node:crypto';
+import { createDigester, digestAlgorithm, formatDigest, type Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import type { BlobInfo, ChunkRange, UploadState } from '../oci/image-source.js';
+import { formatUploadRange } from '../oci/ranges.js';
+import type { RepoName } from '../oci/reference.js';
+import type { BlobFiles } from './blob-files.js';
+import type { StoreIndex, UploadRow } from './store-index.js';
+
+interface RunningHash {
+  hash: Hash;
+  size: number;
+}
+
+export class Uploads {
+  private readonly hashes = new Map<string, RunningHash>();
+  private readonly busy = new Set<string>();
+
+  constructor(
+    private readonly files: BlobFiles,
+    private readonly index: StoreIndex,
+  ) {}
+
+  async start(name: RepoName): Promise<UploadState> {
+    const id = randomUUID();
+    await this.files.createUpload(id);
+    this.index.createUpload(name, id);
+    this.hashes.set(id, { hash: createDigester('sha256'), size: 0 });
+    return { id, name, size: 0 };
+  }
+
+  get(name: RepoName, id: string): UploadState | undefined {
+    const row = this.index.upload(name, id);
+    return row === undefined ? undefined : { id, name, size: row.size };
+  }
+
+  async append(name: RepoName, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<UploadState> {
+    const row = this.require(name, id);
+    return this.exclusive(id, async () => ({ id, name, size: await this.appendLocked(row, body, range) }));
+  }
+
+  async finish(
+    name: RepoName,
+    id: string,
+    digest: Digest,
+    body?: AsyncIterable<Uint8Array>,
+    range?: ChunkRange,
+  ): Promise<BlobInfo> {
+    const row = this.require(name, id);
+    return this.exclusive(id, async () => {
+      const size = body === undefined ? row.size : await this.appendLocked(row, body, range);
+      const running = this.hashes.get(id);
+      const algorithm = digestAlgorithm(digest);
+      const computed =
+        running !== undefined && running.size === size && algorithm === 'sha256'
+          ? formatDigest('sha256', running.hash)
+          : await this.files.hashUpload(id, algorithm);
+      if (computed !== digest) {
+        await this.remove(id);
+        throw new OciError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
+          detail: { expected: digest, computed },
+        });
+      }
+      await this.files.commitUpload(id, digest);
+      this.index.addBlob(name, digest, size);
+      this.index.deleteUpload(id);
+      this.hashes.delete(id);
+      return { digest, size };
+    });
+  }
+
+  async cancel(name: RepoName, id: string): Promise<boolean> {
+    if (this.index.upload(name, id) === undefined) return false;
+    await this.remove(id);
+    return true;
+  }
+
+  /**
+   * Start-up and periodic housekeeping: expire old sessions, remove files with
+   * no session, and cut every live file back to its committed length (a crash
+   * mid-PATCH can leave bytes past it).
+   */
+  async clean(maxAgeMs: number): Promise<number> {
+    let removed = 0;
+    for (const id of this.index.expiredUploads(Date.now() - maxAgeMs)) {
+      if (this.busy.has(id)) continue;
+      await this.remove(id);
+      removed++;
+    }
+    const live = this.index.uploadIds();
+    for (const file of await this.files.listUploadFiles()) {
+      if (!live.has(file) && !this.busy.has(file)) {
+        await this.files.removeUpload(file);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  async truncateAll(): Promise<void> {
+    for (const id of this.index.uploadIds()) {
+      const size = this.index.uploadSize(id);
+      if (size !== undefined) await this.files.truncateUpload(id, size).catch(() => undefined);
+    }
+  }
+
+  private require(name: RepoName, id: string): UploadRow {
+    const row = this.index.upload(name, id);
+    if (row === undefined) throw new OciError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { detail: { id } });
+    return row;
+  }
+
+  private async exclusive<T>(id: string, work: () => Promise<T>): Promise<T> {
+    if (this.busy.has(id)) {
+      throw new OciError('BLOB_UPLOAD_INVALID', 'another request is writing to this upload', { status: 409 });
+    }
+    this.busy.add(id);
+    try {
+      return await work();
+    } finally {
+      this.busy.delete(id);
+    }
+  }
+
+  private async appendLocked(row: UploadRow, body: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<number> {
+    // A chunk must start where the upload ends (spec: out-of-order chunks get 416).
+    if (range !== undefined && range.start !== row.size) {
+      throw new OciError('BLOB_UPLOAD_INVALID', `chunk starts at ${range.start}, upload has ${row.size} bytes`, {
+        status: 416,
+        headers: { Range: formatUploadRange(row.size) },
+      });
+    }
+    const running = this.hashes.get(row.id);
+    const hash = running !== undefined && running.size === row.size ? running.hash : undefined;
+    if (hash === undefined) this.hashes.delete(row.id);
+    let added: number;
+    try {
+      added = await this.files.append(row.id, body, hash);
+    } catch (error) {
+      await this.rollback(row);
+      throw error;
+    }
+    if (range !== undefined && range.end - range.start + 1 !== added) {
+      await this.rollback(row);
+      throw new OciError('SIZE_INVALID', `Content-Range names ${range.end - range.start + 1} bytes, body had ${added}`, {
+        status: 416,
+        headers: { Range: formatUploadRange(row.size) },
+      });
+    }
+    const size = row.size + added;
+    this.index.setUploadSize(row.id, size);
+    if (hash !== undefined) this.hashes.set(row.id, { hash, size });
+    return size;
+  }
+
+  /** Forget the partial chunk: the file goes back to its committed length, the running hash is void. */
+  private async rollback(row: UploadRow): Promise<void> {
+    this.hashes.delete(row.id);
+    await this.files.truncateUpload(row.id, row.size).catch(() => undefined);
+  }
+
+  private async remove(id: string): Promise<void> {
+    this.hashes.delete(id);
+    this.index.deleteUpload(id);
+    await this.files.removeUpload(id);
+  }
+}
