@@ -67,12 +67,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   return { port: address.port, host: address.address, store, close };
 }
 
+/** How often idle keep-alive connections are swept while shutting down. */
+const idleSweepMs = 100;
+
+/**
+ * close() refuses new connections; keep-alive connections that go idle after
+ * that moment are swept on a short timer (Node closes only those idle at the
+ * call), and whatever is still busy after the grace period is cut.
+ */
 function stopListening(server: Server, graceMs: number): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-    timer.unref();
+    const sweep = setInterval(() => server.closeIdleConnections(), idleSweepMs);
+    const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
     server.close(() => {
-      clearTimeout(timer);
+      clearInterval(sweep);
+      clearTimeout(deadline);
       resolve();
     });
     server.closeIdleConnections();

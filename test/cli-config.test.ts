@@ -1,0 +1,84 @@
+/**
+ * Settings come from the YAML file, then WHARF_* variables, then flags; a bad
+ * value is one line naming the key it came from, and a non-zero exit.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/cli/config.js';
+import { runWharf } from './support/spawn-wharf.js';
+
+let dir: string;
+let file: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wharf-config-'));
+  file = join(dir, 'wharf.yaml');
+  await writeFile(file, 'listen: "127.0.0.1:6000"\ndata: /srv/from-file\nlog:\n  level: warn\nuploads:\n  maxAge: 2h\n');
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+describe('loadConfig', () => {
+  it('has embedded defaults: port 5000 on all interfaces, ./data, info', () => {
+    const config = loadConfig({ env: {}, flags: {} });
+    expect(config.listen).toEqual({ host: '0.0.0.0', port: 5000 });
+    expect(config.dataDir).toBe(resolve('data'));
+    expect(config.logLevel).toBe('info');
+    expect(config.uploadMaxAgeMs).toBe(24 * 3600 * 1000);
+  });
+
+  it('lets env override the file and flags override env', () => {
+    const fromFile = loadConfig({ file, env: {}, flags: {} });
+    expect(fromFile).toMatchObject({ listen: { host: '127.0.0.1', port: 6000 }, dataDir: '/srv/from-file', logLevel: 'warn' });
+    expect(fromFile.uploadMaxAgeMs).toBe(2 * 3600 * 1000);
+    const fromEnv = loadConfig({ file, env: { WHARF_LISTEN: ':7000', WHARF_DATA: '/srv/env' }, flags: {} });
+    expect(fromEnv).toMatchObject({ listen: { host: '0.0.0.0', port: 7000 }, dataDir: '/srv/env' });
+    const fromFlags = loadConfig({ file, env: { WHARF_LISTEN: ':7000' }, flags: { listen: '[::1]:8000', data: '/srv/flag' } });
+    expect(fromFlags).toMatchObject({ listen: { host: '::1', port: 8000 }, dataDir: '/srv/flag' });
+  });
+
+  it('names the key a bad value came from', () => {
+    expect(() => loadConfig({ env: {}, flags: { listen: 'nope' } })).toThrow('config: --listen: expected host:port');
+    expect(() => loadConfig({ env: { WHARF_LOG_LEVEL: 'loud' }, flags: {} })).toThrow('config: WHARF_LOG_LEVEL: expected one of');
+    expect(() => loadConfig({ env: { WHARF_UPLOADS_MAX_AGE: 'soon' }, flags: {} })).toThrow('config: WHARF_UPLOADS_MAX_AGE');
+    expect(() => loadConfig({ env: {}, flags: { listen: ':70000' } })).toThrow('config: --listen');
+  });
+
+  it('refuses unknown keys in the file, so a typo does not pass silently', async () => {
+    const typo = join(dir, 'typo.yaml');
+    await writeFile(typo, 'lsiten: ":5000"\n');
+    expect(() => loadConfig({ file: typo, env: {}, flags: {} })).toThrow('config: lsiten: unknown option');
+    const broken = join(dir, 'broken.yaml');
+    await writeFile(broken, 'listen: [\n');
+    expect(() => loadConfig({ file: broken, env: {}, flags: {} })).toThrow('config: --config:');
+  });
+});
+
+describe('wharf serve errors', () => {
+  it('prints one plain line and exits non-zero on a bad flag value', async () => {
+    const result = await runWharf(['serve', '--listen', 'bogus', '--data', join(dir, 'd')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n')).toEqual(['error: config: --listen: expected host:port, :port or port, got "bogus"']);
+  });
+
+  it('prints one plain line for a bad environment value', async () => {
+    const result = await runWharf(['serve', '--data', join(dir, 'd')], { env: { WHARF_LOG_LEVEL: 'loud' } });
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toMatch(/^error: config: WHARF_LOG_LEVEL: expected one of .*got "loud"$/);
+  });
+
+  it('prints one plain line when the port is taken', async () => {
+    const { createServer } = await import('node:net');
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const result = await runWharf(['serve', '--listen', `127.0.0.1:${port}`, '--data', join(dir, 'd2')]);
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toMatch(/^error: EADDRINUSE: .*address already in use/);
+      expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    } finally {
+      blocker.close();
+    }
+  });
+});

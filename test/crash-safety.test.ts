@@ -1,0 +1,106 @@
+/**
+ * A crash at any moment leaves the store consistent: kill -9 the real process
+ * in the middle of writes, start it again on the same data, and check that
+ * nothing partial is visible, temp files are gone and finished work is intact.
+ */
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, pushImage, sha256 } from './support/http.js';
+import { spawnWharf } from './support/spawn-wharf.js';
+
+let dataDir: string;
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'wharf-crash-'));
+});
+afterAll(async () => rm(dataDir, { recursive: true, force: true }));
+
+/** Starts a request that sends `first`, then waits forever: the server is killed while it hangs. */
+function hangingUpload(url: string, method: string, first: Buffer, headers: Record<string, string> = {}): Promise<void> {
+  return new Promise((resolve) => {
+    const req = request(url, { method, headers: { 'Content-Type': 'application/octet-stream', ...headers } });
+    req.on('error', () => resolve());
+    req.write(first, () => setTimeout(resolve, 300));
+  });
+}
+
+describe('kill -9 and restart', () => {
+  it('keeps finished images, drops half-written blobs and truncates half-appended chunks', async () => {
+    const first = await spawnWharf(['--data', dataDir]);
+    const image = await pushImage(first.url, 'crash/app', 'v1');
+
+    // A chunked upload with one committed chunk, then a second chunk cut off mid-body.
+    const post = await call(first.url, '/v2/crash/app/blobs/uploads/', { method: 'POST' });
+    const location = post.headers.get('location') ?? '';
+    const chunk1 = Buffer.alloc(1000, 1);
+    expect((await call(first.url, location, { method: 'PATCH', body: chunk1, headers: { 'Content-Range': '0-999' } })).status).toBe(202);
+    await hangingUpload(`${first.url}${location}`, 'PATCH', Buffer.alloc(5000, 2), { 'Content-Length': '100000' });
+
+    // A monolithic push cut off mid-body.
+    const whole = Buffer.alloc(200_000, 3);
+    await hangingUpload(`${first.url}/v2/crash/app/blobs/uploads/?digest=${sha256(whole)}`, 'POST', whole.subarray(0, 50_000), {
+      'Content-Length': String(whole.length),
+    });
+
+    const { signal } = await first.kill('SIGKILL');
+    expect(signal).toBe('SIGKILL');
+    // What a crash between temp write and rename leaves behind.
+    await writeFile(join(dataDir, 'tmp', 'left-over.part'), 'partial');
+
+    const second = await spawnWharf(['--data', dataDir]);
+    try {
+      expect((await readdir(join(dataDir, 'tmp'))).filter((f) => f.endsWith('.part'))).toEqual([]);
+      const manifest = await call(second.url, '/v2/crash/app/manifests/v1');
+      expect(manifest.status).toBe(200);
+      expect(Buffer.from(await manifest.arrayBuffer()).equals(image.bytes)).toBe(true);
+      expect((await call(second.url, `/v2/crash/app/blobs/${sha256(whole)}`, { method: 'HEAD' })).status).toBe(404);
+
+      // The upload resumes from its last committed chunk: the cut-off bytes are gone from the file too.
+      const status = await call(second.url, location);
+      expect(status.status).toBe(204);
+      expect(status.headers.get('range')).toBe('0-999');
+      const id = location.split('/').pop() ?? '';
+      expect((await stat(join(dataDir, 'tmp', 'uploads', id))).size).toBe(1000);
+      const chunk2 = Buffer.alloc(500, 4);
+      const all = Buffer.concat([chunk1, chunk2]);
+      const put = await call(second.url, `${location}?digest=${sha256(all)}`, {
+        method: 'PUT',
+        body: chunk2,
+        headers: { 'Content-Range': '1000-1499' },
+      });
+      expect(put.status).toBe(201);
+      const blob = await call(second.url, `/v2/crash/app/blobs/${sha256(all)}`);
+      expect(Buffer.from(await blob.arrayBuffer()).equals(all)).toBe(true);
+    } finally {
+      await second.kill();
+    }
+  });
+
+  it('stops gracefully on SIGTERM: a request in flight finishes, new connections are refused', async () => {
+    const server = await spawnWharf(['--data', dataDir]);
+    const body = Buffer.alloc(64 * 1024, 7);
+    const digest = sha256(body);
+    // Send half the body, signal, then send the rest: the upload must still complete.
+    const done = new Promise<number>((resolve, reject) => {
+      const req = request(`${server.url}/v2/graceful/blobs/uploads/?digest=${digest}`, {
+        method: 'POST',
+        headers: { 'Content-Length': String(body.length), Connection: 'close' },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write(body.subarray(0, 32 * 1024), () => {
+        server.child.kill('SIGTERM');
+        setTimeout(() => req.end(body.subarray(32 * 1024)), 300);
+      });
+    });
+    expect(await done).toBe(201);
+    const { code } = await server.exited;
+    expect(code).toBe(0);
+    await expect(call(server.url, '/v2/')).rejects.toThrow();
+  });
+});
