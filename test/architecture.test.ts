@@ -11,7 +11,20 @@ const src = join(repoRoot, 'src');
 
 /** For each layer: the other layers and the packages it must not import. */
 const forbidden: Record<string, string[]> = {
-  oci: ['store', 'upstream', 'proxy', 'archive', 'registry', 'cli', 'node:fs', 'node:net', 'node:http', 'better-sqlite3', 'hono', 'undici'],
+  oci: [
+    'store',
+    'upstream',
+    'proxy',
+    'archive',
+    'registry',
+    'cli',
+    'node:fs',
+    'node:net',
+    'node:http',
+    'better-sqlite3',
+    'hono',
+    'undici',
+  ],
   store: ['upstream', 'proxy', 'archive', 'registry', 'cli', 'hono', '@hono/node-server', 'undici'],
   upstream: ['store', 'proxy', 'archive', 'registry', 'cli', 'hono', 'better-sqlite3'],
   proxy: ['registry', 'archive', 'cli', 'hono'],

@@ -14,7 +14,10 @@ let file: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wharf-config-'));
   file = join(dir, 'wharf.yaml');
-  await writeFile(file, 'listen: "127.0.0.1:6000"\ndata: /srv/from-file\nlog:\n  level: warn\nuploads:\n  maxAge: 2h\n');
+  await writeFile(
+    file,
+    'listen: "127.0.0.1:6000"\ndata: /srv/from-file\nlog:\n  level: warn\nuploads:\n  maxAge: 2h\n',
+  );
 });
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
@@ -29,18 +32,30 @@ describe('loadConfig', () => {
 
   it('lets env override the file and flags override env', () => {
     const fromFile = loadConfig({ file, env: {}, flags: {} });
-    expect(fromFile).toMatchObject({ listen: { host: '127.0.0.1', port: 6000 }, dataDir: '/srv/from-file', logLevel: 'warn' });
+    expect(fromFile).toMatchObject({
+      listen: { host: '127.0.0.1', port: 6000 },
+      dataDir: '/srv/from-file',
+      logLevel: 'warn',
+    });
     expect(fromFile.uploadMaxAgeMs).toBe(2 * 3600 * 1000);
     const fromEnv = loadConfig({ file, env: { WHARF_LISTEN: ':7000', WHARF_DATA: '/srv/env' }, flags: {} });
     expect(fromEnv).toMatchObject({ listen: { host: '0.0.0.0', port: 7000 }, dataDir: '/srv/env' });
-    const fromFlags = loadConfig({ file, env: { WHARF_LISTEN: ':7000' }, flags: { listen: '[::1]:8000', data: '/srv/flag' } });
+    const fromFlags = loadConfig({
+      file,
+      env: { WHARF_LISTEN: ':7000' },
+      flags: { listen: '[::1]:8000', data: '/srv/flag' },
+    });
     expect(fromFlags).toMatchObject({ listen: { host: '::1', port: 8000 }, dataDir: '/srv/flag' });
   });
 
   it('names the key a bad value came from', () => {
     expect(() => loadConfig({ env: {}, flags: { listen: 'nope' } })).toThrow('config: --listen: expected host:port');
-    expect(() => loadConfig({ env: { WHARF_LOG_LEVEL: 'loud' }, flags: {} })).toThrow('config: WHARF_LOG_LEVEL: expected one of');
-    expect(() => loadConfig({ env: { WHARF_UPLOADS_MAX_AGE: 'soon' }, flags: {} })).toThrow('config: WHARF_UPLOADS_MAX_AGE');
+    expect(() => loadConfig({ env: { WHARF_LOG_LEVEL: 'loud' }, flags: {} })).toThrow(
+      'config: WHARF_LOG_LEVEL: expected one of',
+    );
+    expect(() => loadConfig({ env: { WHARF_UPLOADS_MAX_AGE: 'soon' }, flags: {} })).toThrow(
+      'config: WHARF_UPLOADS_MAX_AGE',
+    );
     expect(() => loadConfig({ env: {}, flags: { listen: ':70000' } })).toThrow('config: --listen');
   });
 
@@ -58,7 +73,9 @@ describe('wharf serve errors', () => {
   it('prints one plain line and exits non-zero on a bad flag value', async () => {
     const result = await runWharf(['serve', '--listen', 'bogus', '--data', join(dir, 'd')]);
     expect(result.code).toBe(1);
-    expect(result.stderr.trim().split('\n')).toEqual(['error: config: --listen: expected host:port, :port or port, got "bogus"']);
+    expect(result.stderr.trim().split('\n')).toEqual([
+      'error: config: --listen: expected host:port, :port or port, got "bogus"',
+    ]);
   });
 
   it('prints one plain line for a bad environment value', async () => {

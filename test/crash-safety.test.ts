@@ -18,7 +18,12 @@ beforeAll(async () => {
 afterAll(async () => rm(dataDir, { recursive: true, force: true }));
 
 /** Starts a request that sends `first`, then waits forever: the server is killed while it hangs. */
-function hangingUpload(url: string, method: string, first: Buffer, headers: Record<string, string> = {}): Promise<void> {
+function hangingUpload(
+  url: string,
+  method: string,
+  first: Buffer,
+  headers: Record<string, string> = {},
+): Promise<void> {
   return new Promise((resolve) => {
     const req = request(url, { method, headers: { 'Content-Type': 'application/octet-stream', ...headers } });
     req.on('error', () => resolve());
@@ -35,14 +40,22 @@ describe('kill -9 and restart', () => {
     const post = await call(first.url, '/v2/crash/app/blobs/uploads/', { method: 'POST' });
     const location = post.headers.get('location') ?? '';
     const chunk1 = Buffer.alloc(1000, 1);
-    expect((await call(first.url, location, { method: 'PATCH', body: chunk1, headers: { 'Content-Range': '0-999' } })).status).toBe(202);
+    expect(
+      (await call(first.url, location, { method: 'PATCH', body: chunk1, headers: { 'Content-Range': '0-999' } }))
+        .status,
+    ).toBe(202);
     await hangingUpload(`${first.url}${location}`, 'PATCH', Buffer.alloc(5000, 2), { 'Content-Length': '100000' });
 
     // A monolithic push cut off mid-body.
     const whole = Buffer.alloc(200_000, 3);
-    await hangingUpload(`${first.url}/v2/crash/app/blobs/uploads/?digest=${sha256(whole)}`, 'POST', whole.subarray(0, 50_000), {
-      'Content-Length': String(whole.length),
-    });
+    await hangingUpload(
+      `${first.url}/v2/crash/app/blobs/uploads/?digest=${sha256(whole)}`,
+      'POST',
+      whole.subarray(0, 50_000),
+      {
+        'Content-Length': String(whole.length),
+      },
+    );
 
     const { signal } = await first.kill('SIGKILL');
     expect(signal).toBe('SIGKILL');

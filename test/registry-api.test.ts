@@ -44,7 +44,9 @@ describe('manifests', () => {
       body: list,
     });
     expect(put.status).toBe(201);
-    const get = await call(base, '/v2/docker/list/manifests/multi', { headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });
+    const get = await call(base, '/v2/docker/list/manifests/multi', {
+      headers: { Accept: 'application/vnd.oci.image.index.v1+json' },
+    });
     expect(get.headers.get('content-type')).toBe('application/vnd.docker.distribution.manifest.list.v2+json');
     expect(Buffer.from(await get.arrayBuffer()).equals(list)).toBe(true);
   });
@@ -83,7 +85,9 @@ describe('manifests', () => {
     const head = await call(base, '/v2/cond/app/manifests/v1', { method: 'HEAD' });
     expect(headersOf(head, names)).toEqual(headersOf(get, names));
     expect(get.headers.get('etag')).toBe(`"${image.digest}"`);
-    const again = await call(base, `/v2/cond/app/manifests/${image.digest}`, { headers: { 'If-None-Match': `"${image.digest}"` } });
+    const again = await call(base, `/v2/cond/app/manifests/${image.digest}`, {
+      headers: { 'If-None-Match': `"${image.digest}"` },
+    });
     expect(again.status).toBe(304);
   });
 
@@ -148,12 +152,16 @@ describe('blobs across repositories', () => {
 
   it('falls back to an upload session when the blob is not in from, and mounts without from when it exists anywhere', async () => {
     const digest = await pushBlob(base, 'mount/elsewhere', 'anywhere');
-    const miss = await call(base, `/v2/mount/dst2/blobs/uploads/?mount=${digest}&from=mount/nothing`, { method: 'POST' });
+    const miss = await call(base, `/v2/mount/dst2/blobs/uploads/?mount=${digest}&from=mount/nothing`, {
+      method: 'POST',
+    });
     expect(miss.status).toBe(202);
     expect(miss.headers.get('location')).toMatch(/^\/v2\/mount\/dst2\/blobs\/uploads\/[0-9a-f-]{36}$/);
     const anonymous = await call(base, `/v2/mount/dst3/blobs/uploads/?mount=${digest}`, { method: 'POST' });
     expect(anonymous.status).toBe(201);
-    const unknown = await call(base, `/v2/mount/dst3/blobs/uploads/?mount=${sha256('no such blob')}`, { method: 'POST' });
+    const unknown = await call(base, `/v2/mount/dst3/blobs/uploads/?mount=${sha256('no such blob')}`, {
+      method: 'POST',
+    });
     expect(unknown.status).toBe(202);
   });
 

@@ -24,19 +24,26 @@ async function expectError(response: Response, status: number, code: string): Pr
 }
 
 describe('invalid names', () => {
-  it.each(['UPPER/case', 'a//b', '-a', 'a/-b', 'a%2Fb', 'a.-b', 'a..b'])('refuses %s with NAME_INVALID', async (name) => {
-    await expectError(await call(base, `/v2/${name}/tags/list`), 400, 'NAME_INVALID');
-  });
+  it.each(['UPPER/case', 'a//b', '-a', 'a/-b', 'a%2Fb', 'a.-b', 'a..b'])(
+    'refuses %s with NAME_INVALID',
+    async (name) => {
+      await expectError(await call(base, `/v2/${name}/tags/list`), 400, 'NAME_INVALID');
+    },
+  );
 
   it('refuses path traversal in the name without touching the filesystem', async () => {
     await expectError(await call(base, `/v2/..%2F..%2Fetc/blobs/uploads/`, { method: 'POST' }), 400, 'NAME_INVALID');
     // fetch would normalise ../ itself: send the raw path with node:http semantics through a Request-less URL.
     const raw = await import('node:http');
     const status = await new Promise<number>((resolve, reject) => {
-      const req = raw.request(`${base}/v2/a/../../../etc/passwd/tags/list`, { method: 'GET', path: '/v2/a/../../etc/tags/list' }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = raw.request(
+        `${base}/v2/a/../../../etc/passwd/tags/list`,
+        { method: 'GET', path: '/v2/a/../../etc/tags/list' },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -53,12 +60,18 @@ describe('invalid digests', () => {
     await expectError(await call(base, '/v2/errs/blobs/sha256:xyz'), 400, 'DIGEST_INVALID');
   });
   it('answers DIGEST_INVALID for an unsupported algorithm on upload', async () => {
-    const response = await call(base, `/v2/errs/blobs/uploads/?digest=md5:${'a'.repeat(32)}`, { method: 'POST', body: 'x' });
+    const response = await call(base, `/v2/errs/blobs/uploads/?digest=md5:${'a'.repeat(32)}`, {
+      method: 'POST',
+      body: 'x',
+    });
     await expectError(response, 400, 'DIGEST_INVALID');
   });
   it('refuses a body whose digest does not match, and keeps nothing', async () => {
     const claimed = sha256('something else');
-    const response = await call(base, `/v2/errs/blobs/uploads/?digest=${claimed}`, { method: 'POST', body: 'the real body' });
+    const response = await call(base, `/v2/errs/blobs/uploads/?digest=${claimed}`, {
+      method: 'POST',
+      body: 'the real body',
+    });
     await expectError(response, 400, 'DIGEST_INVALID');
     expect((await call(base, `/v2/errs/blobs/${claimed}`)).status).toBe(404);
     expect((await call(base, `/v2/errs/blobs/${sha256('the real body')}`)).status).toBe(404);
@@ -67,7 +80,11 @@ describe('invalid digests', () => {
   it('refuses a chunked upload closed with the wrong digest and drops the session', async () => {
     const post = await call(base, '/v2/errs/blobs/uploads/', { method: 'POST' });
     const location = post.headers.get('location') ?? '';
-    await call(base, location, { method: 'PATCH', body: 'abc', headers: { 'Content-Type': 'application/octet-stream' } });
+    await call(base, location, {
+      method: 'PATCH',
+      body: 'abc',
+      headers: { 'Content-Type': 'application/octet-stream' },
+    });
     const put = await call(base, `${location}?digest=${sha256('abd')}`, { method: 'PUT' });
     await expectError(put, 400, 'DIGEST_INVALID');
     await expectError(await call(base, location), 404, 'BLOB_UPLOAD_UNKNOWN');
@@ -93,7 +110,11 @@ describe('sizes and ranges', () => {
   });
   it('answers BLOB_UPLOAD_INVALID for a malformed Content-Range', async () => {
     const post = await call(base, '/v2/errs/blobs/uploads/', { method: 'POST' });
-    const patch = await call(base, post.headers.get('location') ?? '', { method: 'PATCH', body: 'x', headers: { 'Content-Range': 'zzz' } });
+    const patch = await call(base, post.headers.get('location') ?? '', {
+      method: 'PATCH',
+      body: 'x',
+      headers: { 'Content-Range': 'zzz' },
+    });
     await expectError(patch, 400, 'BLOB_UPLOAD_INVALID');
   });
   it('answers 416 RANGE_INVALID with Content-Range */size for an unsatisfiable Range', async () => {
@@ -110,8 +131,12 @@ describe('sizes and ranges', () => {
 });
 
 describe('manifests', () => {
-  const put = (name: string, reference: string, body: string | Buffer, type = 'application/vnd.oci.image.manifest.v1+json') =>
-    call(base, `/v2/${name}/manifests/${reference}`, { method: 'PUT', headers: { 'Content-Type': type }, body });
+  const put = (
+    name: string,
+    reference: string,
+    body: string | Buffer,
+    type = 'application/vnd.oci.image.manifest.v1+json',
+  ) => call(base, `/v2/${name}/manifests/${reference}`, { method: 'PUT', headers: { 'Content-Type': type }, body });
 
   it('refuses malformed JSON with MANIFEST_INVALID', async () => {
     await expectError(await put('errs', 'bad', '{"schemaVersion":'), 400, 'MANIFEST_INVALID');
@@ -135,7 +160,11 @@ describe('manifests', () => {
   });
   it('refuses a Content-Type that contradicts the body mediaType', async () => {
     const image = await pushImage(base, 'errs', 'typed');
-    await expectError(await put('errs', 'typed2', image.bytes, 'application/vnd.oci.image.index.v1+json'), 400, 'MANIFEST_INVALID');
+    await expectError(
+      await put('errs', 'typed2', image.bytes, 'application/vnd.oci.image.index.v1+json'),
+      400,
+      'MANIFEST_INVALID',
+    );
   });
   it('refuses an invalid tag on PUT with TAG_INVALID, and a bad digest reference with DIGEST_INVALID', async () => {
     const image = await pushImage(base, 'errs', 'ok');
@@ -168,6 +197,10 @@ describe('methods and endpoints', () => {
     const post = await call(base, '/v2/errs/blobs/uploads/', { method: 'POST' });
     const id = (post.headers.get('location') ?? '').split('/').pop() ?? '';
     await expectError(await call(base, `/v2/other/blobs/uploads/${id}`), 404, 'BLOB_UPLOAD_UNKNOWN');
-    await expectError(await call(base, `/v2/other/blobs/uploads/${id}`, { method: 'DELETE' }), 404, 'BLOB_UPLOAD_UNKNOWN');
+    await expectError(
+      await call(base, `/v2/other/blobs/uploads/${id}`, { method: 'DELETE' }),
+      404,
+      'BLOB_UPLOAD_UNKNOWN',
+    );
   });
 });

@@ -98,7 +98,8 @@ function readConfigFile(path: string): Partial<Record<Key, string>> {
       return;
     }
     if (!(prefix in options)) throw new ConfigError(prefix || '(root)', `unknown option in ${path}`);
-    if (typeof node !== 'string' && typeof node !== 'number') throw new ConfigError(prefix, 'expected a string or number');
+    if (typeof node !== 'string' && typeof node !== 'number')
+      throw new ConfigError(prefix, 'expected a string or number');
     out[prefix as Key] = String(node);
   };
   walk(doc, '');
@@ -121,6 +122,7 @@ const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
 /** "500ms", "30s", "10m", "24h", "7d", or a bare number of seconds. */
 export function parseDuration({ value, from }: { value: string; from: string }): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
-  if (match === null) throw new ConfigError(from, `expected a duration like 30s, 10m or 24h, got ${JSON.stringify(value)}`);
+  if (match === null)
+    throw new ConfigError(from, `expected a duration like 30s, 10m or 24h, got ${JSON.stringify(value)}`);
   return Math.round(Number(match[1]) * (units[match[2] ?? 's'] ?? 1000));
 }

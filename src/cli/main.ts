@@ -54,14 +54,16 @@ storeOptions(program.command('serve').description('serve the registry API'))
     process.once('SIGTERM', stop);
   });
 
+/** One plain line, `error: CODE: message`, and exit 1; --debug adds the cause chain. */
 function fail(error: unknown): never {
   const debug = program.opts<{ debug?: boolean }>().debug === true;
-  const code = (error as { code?: unknown }).code;
-  const prefix = error instanceof ConfigError ? '' : typeof code === 'string' ? `${code}: ` : '';
-  process.stderr.write(`error: ${prefix}${(error as Error).message ?? String(error)}\n`);
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const prefix = error instanceof ConfigError || typeof code !== 'string' ? '' : `${code}: `;
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`error: ${prefix}${message.split('\n')[0]}\n`);
   if (debug) {
     for (let cause: unknown = error; cause !== undefined; cause = (cause as { cause?: unknown }).cause) {
-      process.stderr.write(`  ${(cause as Error).stack ?? String(cause)}\n`);
+      process.stderr.write(`  ${cause instanceof Error ? (cause.stack ?? cause.message) : JSON.stringify(cause)}\n`);
     }
   }
   process.exit(1);

@@ -73,12 +73,7 @@ export interface PutManifestResult extends ManifestInfo {
 export interface ImageSink {
   startUpload(name: RepoName): Promise<UploadState>;
   getUpload(name: RepoName, id: string): Promise<UploadState | undefined>;
-  appendUpload(
-    name: RepoName,
-    id: string,
-    body: AsyncIterable<Uint8Array>,
-    range?: ChunkRange,
-  ): Promise<UploadState>;
+  appendUpload(name: RepoName, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<UploadState>;
   finishUpload(
     name: RepoName,
     id: string,

@@ -20,7 +20,9 @@ describe('parseManifest', () => {
   });
   it('takes the media type from Content-Type when the body has none, ignoring parameters', () => {
     const { mediaType: _omit, ...bare } = image;
-    expect(parseManifest(bytes(bare), `${mediaTypes.dockerManifest}; charset=utf-8`).mediaType).toBe(mediaTypes.dockerManifest);
+    expect(parseManifest(bytes(bare), `${mediaTypes.dockerManifest}; charset=utf-8`).mediaType).toBe(
+      mediaTypes.dockerManifest,
+    );
   });
   it('reads an index with subject and annotations', () => {
     const index = {

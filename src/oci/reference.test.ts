@@ -12,7 +12,20 @@ describe('names, tags and digests', () => {
     }
   });
   it('refuses names outside it: traversal, upper case, separators at the ends, too long', () => {
-    for (const name of ['', '..', 'a/../b', '../etc', 'A', 'a/', '/a', 'a//b', 'a_', 'a:5000/b', 'a%2fb', 'x'.repeat(256)]) {
+    for (const name of [
+      '',
+      '..',
+      'a/../b',
+      '../etc',
+      'A',
+      'a/',
+      '/a',
+      'a//b',
+      'a_',
+      'a:5000/b',
+      'a%2fb',
+      'x'.repeat(256),
+    ]) {
       expect(parseRepoName(name)).toBeUndefined();
     }
   });

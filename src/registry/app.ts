@@ -91,7 +91,9 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
     }
     const handler = handlerFor(route, req.method);
     if (handler === undefined) {
-      throw new OciError('UNSUPPORTED', `${req.method} is not supported here`, { headers: { Allow: allowed[route.kind] } });
+      throw new OciError('UNSUPPORTED', `${req.method} is not supported here`, {
+        headers: { Allow: allowed[route.kind] },
+      });
     }
     return withApiVersion(await handler(deps, req));
   });

@@ -7,9 +7,21 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { requireDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { parseByteRange } from '../oci/ranges.js';
-import { apiVersionHeader, emptyResponse, repoName, requireSink, type RegistryDeps, type RegistryRequest } from './http.js';
+import {
+  apiVersionHeader,
+  emptyResponse,
+  repoName,
+  requireSink,
+  type RegistryDeps,
+  type RegistryRequest,
+} from './http.js';
 
-export async function getBlob(deps: RegistryDeps, req: RegistryRequest, rawName: string, rawDigest: string): Promise<Response> {
+export async function getBlob(
+  deps: RegistryDeps,
+  req: RegistryRequest,
+  rawName: string,
+  rawDigest: string,
+): Promise<Response> {
   const name = repoName(rawName);
   const digest = requireDigest(rawDigest);
   const blob = await deps.source.openBlob(name, digest);

@@ -41,17 +41,28 @@ export async function listTags(deps: RegistryDeps, req: RegistryRequest, rawName
   const name = repoName(rawName);
   const path = `/v2/${name}/tags/list`;
   const page = await paginate(req, path, (n, last) => deps.source.listTags(name, { n, last }));
-  if (page === undefined) throw new OciError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name } });
+  if (page === undefined)
+    throw new OciError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name } });
   return jsonResponse(200, { name, tags: page.items }, page.link === undefined ? {} : { Link: page.link });
 }
 
 export async function listCatalog(deps: RegistryDeps, req: RegistryRequest): Promise<Response> {
-  const page = await paginate(req, '/v2/_catalog', (n, last) => deps.source.listRepositories({ n, last }), defaultCatalogPage);
+  const page = await paginate(
+    req,
+    '/v2/_catalog',
+    (n, last) => deps.source.listRepositories({ n, last }),
+    defaultCatalogPage,
+  );
   const items = page?.items ?? [];
   return jsonResponse(200, { repositories: items }, page?.link === undefined ? {} : { Link: page.link });
 }
 
-export async function listReferrers(deps: RegistryDeps, req: RegistryRequest, rawName: string, rawDigest: string): Promise<Response> {
+export async function listReferrers(
+  deps: RegistryDeps,
+  req: RegistryRequest,
+  rawName: string,
+  rawDigest: string,
+): Promise<Response> {
   const name = repoName(rawName);
   const digest = requireDigest(rawDigest);
   const artifactType = req.query.get('artifactType') ?? undefined;
@@ -59,5 +70,8 @@ export async function listReferrers(deps: RegistryDeps, req: RegistryRequest, ra
   // An unknown subject is an empty index, never a 404 (spec §Listing Referrers).
   const headers: Record<string, string> = { 'Content-Type': mediaTypes.ociIndex };
   if (artifactType !== undefined) headers['OCI-Filters-Applied'] = 'artifactType';
-  return new Response(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests }), { status: 200, headers });
+  return new Response(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests }), {
+    status: 200,
+    headers,
+  });
 }

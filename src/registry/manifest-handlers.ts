@@ -7,10 +7,19 @@ import { OciError } from '../oci/errors.js';
 import type { ManifestInfo } from '../oci/image-source.js';
 import { maxManifestBytes } from '../oci/manifest.js';
 import { parseReference, parseTag, type Reference, type Tag } from '../oci/reference.js';
-import { emptyResponse, readSmallBody, repoName, requireSink, type RegistryDeps, type RegistryRequest } from './http.js';
+import {
+  emptyResponse,
+  readSmallBody,
+  repoName,
+  requireSink,
+  type RegistryDeps,
+  type RegistryRequest,
+} from './http.js';
 
 function manifestUnknown(reference: string): OciError {
-  return new OciError('MANIFEST_UNKNOWN', 'manifest unknown to registry', { detail: { reference: reference.slice(0, 200) } });
+  return new OciError('MANIFEST_UNKNOWN', 'manifest unknown to registry', {
+    detail: { reference: reference.slice(0, 200) },
+  });
 }
 
 /** An unparseable reference on a read is simply not there: the conformance suite asks for 404, not 400. */
@@ -38,7 +47,12 @@ function isNotModified(req: RegistryRequest, info: ManifestInfo): boolean {
   return match !== undefined && match.split(',').some((tag) => tag.trim().replace(/^W\//, '') === `"${info.digest}"`);
 }
 
-export async function getManifest(deps: RegistryDeps, req: RegistryRequest, rawName: string, raw: string): Promise<Response> {
+export async function getManifest(
+  deps: RegistryDeps,
+  req: RegistryRequest,
+  rawName: string,
+  raw: string,
+): Promise<Response> {
   const name = repoName(rawName);
   const reference = referenceValue(readReference(raw)) as Tag;
   if (req.method === 'HEAD') {
@@ -52,7 +66,12 @@ export async function getManifest(deps: RegistryDeps, req: RegistryRequest, rawN
   return new Response(manifest.bytes, { status: 200, headers: manifestHeaders(manifest) });
 }
 
-export async function putManifest(deps: RegistryDeps, req: RegistryRequest, rawName: string, raw: string): Promise<Response> {
+export async function putManifest(
+  deps: RegistryDeps,
+  req: RegistryRequest,
+  rawName: string,
+  raw: string,
+): Promise<Response> {
   const name = repoName(rawName);
   const sink = requireSink(deps);
   const reference = parseReference(raw);
@@ -68,7 +87,13 @@ export async function putManifest(deps: RegistryDeps, req: RegistryRequest, rawN
     return tag;
   });
   const bytes = await readSmallBody(req, maxManifestBytes);
-  const result = await sink.putManifest(name, referenceValue(reference) as Tag, bytes, req.header('content-type'), extraTags);
+  const result = await sink.putManifest(
+    name,
+    referenceValue(reference) as Tag,
+    bytes,
+    req.header('content-type'),
+    extraTags,
+  );
   const headers: Record<string, string> = {
     Location: `/v2/${name}/manifests/${result.digest}`,
     'Docker-Content-Digest': result.digest,

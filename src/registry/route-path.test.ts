@@ -16,8 +16,16 @@ describe('parseRoutePath', () => {
   });
 
   it('takes the longest name that leaves an endpoint (a repository may be called x/blobs)', () => {
-    expect(parseRoutePath('/v2/x/blobs/blobs/sha256:ab')).toEqual({ kind: 'blob', name: 'x/blobs', digest: 'sha256:ab' });
-    expect(parseRoutePath('/v2/x/manifests/manifests/v1')).toEqual({ kind: 'manifest', name: 'x/manifests', reference: 'v1' });
+    expect(parseRoutePath('/v2/x/blobs/blobs/sha256:ab')).toEqual({
+      kind: 'blob',
+      name: 'x/blobs',
+      digest: 'sha256:ab',
+    });
+    expect(parseRoutePath('/v2/x/manifests/manifests/v1')).toEqual({
+      kind: 'manifest',
+      name: 'x/manifests',
+      reference: 'v1',
+    });
   });
 
   it('keeps the raw path, so encoded separators and dot segments reach the name check untouched', () => {

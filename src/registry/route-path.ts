@@ -28,7 +28,8 @@ export function parseRoutePath(pathname: string): RoutePath | undefined {
   const match = endpoint.exec(pathname);
   if (match === null) return undefined;
   const [, name = '', uploadId, blobDigest, reference, referrersDigest] = match;
-  if (uploadId !== undefined) return uploadId === '' ? { kind: 'uploads', name } : { kind: 'upload', name, id: uploadId };
+  if (uploadId !== undefined)
+    return uploadId === '' ? { kind: 'uploads', name } : { kind: 'upload', name, id: uploadId };
   if (blobDigest !== undefined) return { kind: 'blob', name, digest: blobDigest };
   if (reference !== undefined) return { kind: 'manifest', name, reference };
   if (referrersDigest !== undefined) return { kind: 'referrers', name, digest: referrersDigest };

@@ -65,13 +65,23 @@ export async function startUpload(deps: RegistryDeps, req: RegistryRequest, rawN
   return emptyResponse(202, uploadHeaders(state));
 }
 
-export async function patchUpload(deps: RegistryDeps, req: RegistryRequest, rawName: string, id: string): Promise<Response> {
+export async function patchUpload(
+  deps: RegistryDeps,
+  req: RegistryRequest,
+  rawName: string,
+  id: string,
+): Promise<Response> {
   const name = repoName(rawName);
   const state = await requireSink(deps).appendUpload(name, id, req.incoming, chunkRange(req));
   return emptyResponse(202, uploadHeaders(state));
 }
 
-export async function finishUpload(deps: RegistryDeps, req: RegistryRequest, rawName: string, id: string): Promise<Response> {
+export async function finishUpload(
+  deps: RegistryDeps,
+  req: RegistryRequest,
+  rawName: string,
+  id: string,
+): Promise<Response> {
   const name = repoName(rawName);
   const digest = requireDigest(req.query.get('digest'));
   const body = hasBody(req) ? req.incoming : undefined;
@@ -95,4 +105,3 @@ export async function cancelUpload(deps: RegistryDeps, rawName: string, id: stri
 function uploadUnknown(id: string): OciError {
   return new OciError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { detail: { id } });
 }
-

@@ -88,7 +88,10 @@ export class BlobFiles {
   }
 
   /** Streams into a temp file, hashing as it goes, and commits only a verified result. */
-  async write(source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, expect: WriteExpectation = {}): Promise<BlobInfo> {
+  async write(
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    expect: WriteExpectation = {},
+  ): Promise<BlobInfo> {
     const algorithm = expect.algorithm ?? (expect.digest ? digestAlgorithm(expect.digest) : 'sha256');
     const temp = join(this.tmpDir, `${randomUUID()}.part`);
     const hash = createDigester(algorithm);

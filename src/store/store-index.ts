@@ -96,7 +96,9 @@ export class StoreIndex {
          JOIN repositories r ON r.id = m.repository_id WHERE r.name = ? AND m.subject = ? ORDER BY m.created_at, m.digest`,
       ),
       anyBlob: db.prepare<[string], { size: number }>('SELECT size FROM blobs WHERE digest = ?'),
-      insertUpload: db.prepare('INSERT INTO uploads (id, repository_id, size, created_at, updated_at) VALUES (?, ?, 0, ?, ?)'),
+      insertUpload: db.prepare(
+        'INSERT INTO uploads (id, repository_id, size, created_at, updated_at) VALUES (?, ?, 0, ?, ?)',
+      ),
       upload: db.prepare<[string, string], UploadRow>(
         `SELECT u.id, u.repository_id, u.size, u.created_at FROM uploads u
          JOIN repositories r ON r.id = u.repository_id WHERE u.id = ? AND r.name = ?`,

@@ -114,7 +114,8 @@ export class Uploads {
 
   private require(name: RepoName, id: string): UploadRow {
     const row = this.index.upload(name, id);
-    if (row === undefined) throw new OciError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { detail: { id } });
+    if (row === undefined)
+      throw new OciError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { detail: { id } });
     return row;
   }
 
@@ -150,10 +151,14 @@ export class Uploads {
     }
     if (range !== undefined && range.end - range.start + 1 !== added) {
       await this.rollback(row);
-      throw new OciError('SIZE_INVALID', `Content-Range names ${range.end - range.start + 1} bytes, body had ${added}`, {
-        status: 416,
-        headers: { Range: formatUploadRange(row.size) },
-      });
+      throw new OciError(
+        'SIZE_INVALID',
+        `Content-Range names ${range.end - range.start + 1} bytes, body had ${added}`,
+        {
+          status: 416,
+          headers: { Range: formatUploadRange(row.size) },
+        },
+      );
     }
     const size = row.size + added;
     this.index.setUploadSize(row.id, size);

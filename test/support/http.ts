@@ -40,7 +40,13 @@ export interface PushedImage {
 }
 
 /** Pushes a config, one layer and an OCI image manifest under reference. */
-export async function pushImage(base: string, name: string, reference: string, seed = 'x', extra: object = {}): Promise<PushedImage> {
+export async function pushImage(
+  base: string,
+  name: string,
+  reference: string,
+  seed = 'x',
+  extra: object = {},
+): Promise<PushedImage> {
   const configBytes = JSON.stringify({ architecture: 'amd64', os: 'linux', seed });
   const layerBytes = `layer-${seed}`;
   const config = await pushBlob(base, name, configBytes);

@@ -51,11 +51,15 @@ export function spawnWharf(
   args: string[],
   options: { env?: Record<string, string>; timeoutMs?: number } = {},
 ): Promise<SpawnedWharf> {
-  const child = spawn(process.execPath, ['--import', 'tsx', mainTs, 'serve', '--listen', '127.0.0.1:0', '--log-level', 'warn', ...args], {
-    cwd: repoRoot,
-    env: { ...process.env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', mainTs, 'serve', '--listen', '127.0.0.1:0', '--log-level', 'warn', ...args],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),

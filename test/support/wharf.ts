@@ -26,7 +26,8 @@ export async function startWharf(options: { dataDir?: string; keepData?: boolean
     dataDir,
     async close() {
       await server.close();
-      if (options.dataDir === undefined && options.keepData !== true) await rm(dataDir, { recursive: true, force: true });
+      if (options.dataDir === undefined && options.keepData !== true)
+        await rm(dataDir, { recursive: true, force: true });
     },
   };
 }
