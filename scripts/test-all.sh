@@ -91,7 +91,11 @@ run_suite() {
   if [[ -s $json ]] &&
     counts=$(node -e '
       const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
-      console.log(r.numPassedTests, r.numFailedTests, r.numFailedTestSuites);
+      // Files that failed with no failed test case: import errors, failing hooks.
+      const files = r.testResults.filter(
+        (f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed"),
+      ).length;
+      console.log(r.numPassedTests, r.numFailedTests, files);
     ' "$json"); then
     read -r passed failed files <<<"$counts"
   else
@@ -183,7 +187,7 @@ restore_node20 || status=1
 echo
 for line in "${summaries[@]}"; do log "$line"; done
 if ((failed_files > 0)); then
-  log "$failed_files test file(s) failed outside any test case (e.g. an import error); they are not in the counts"
+  log "$failed_files test file(s) failed outside any test case (import error, failing hook); not in the counts below"
 fi
 ((status == 0)) || log "FAILED"
 echo "$total_passed passed, $total_failed failed"
