@@ -1,0 +1,90 @@
+/**
+ * @module upstream/read-body
+ * The three ways an upstream body ends: read whole under a cap (manifests, tags, tokens, error
+ * bodies), streamed to the caller (blobs), or discarded. undici keeps a connection busy until its
+ * body is consumed or destroyed, so every response goes through one of these.
+ */
+import type { Dispatcher } from 'undici';
+import { OciError } from '../oci/errors.js';
+
+export type ResponseBody = Dispatcher.ResponseData['body'];
+
+/** A small leftover is cheaper to read than a new TCP/TLS connection; a large one is cut. */
+const discardLimitBytes = 64 * 1024;
+
+/** Releases a body that will not be read; never throws (the connection is closed instead). */
+export async function discardBody(body: ResponseBody): Promise<void> {
+  try {
+    await body.dump({ limit: discardLimitBytes });
+  } catch {
+    // dump destroys the body on failure, which releases the connection: nothing left to do.
+  }
+}
+
+function unavailable(where: string, cause: unknown): OciError {
+  const why = cause instanceof Error ? cause.message : String(cause);
+  return new OciError('UNAVAILABLE', `${where}: reading the response failed: ${why}`, { cause });
+}
+
+/**
+ * Reads a body into memory, refusing more than `limit` bytes (checked on Content-Length first, then
+ * while reading, so a lying or absent length cannot make it buffer more). `tooLarge` builds the error.
+ */
+export async function readCapped(
+  body: ResponseBody,
+  limit: number,
+  declaredLength: number | undefined,
+  where: string,
+  tooLarge: () => OciError,
+): Promise<Buffer> {
+  if (declaredLength !== undefined && declaredLength > limit) {
+    body.destroy();
+    throw tooLarge();
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      total += chunk.byteLength;
+      if (total > limit) throw tooLarge();
+      chunks.push(chunk);
+    }
+  } catch (error) {
+    body.destroy();
+    throw error instanceof OciError ? error : unavailable(where, error);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** At most `limit` bytes of a body, for error messages; the rest is discarded. */
+export async function readPrefix(body: ResponseBody, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      total += chunk.byteLength;
+      if (total >= limit) break;
+    }
+  } catch {
+    // An error body that breaks off is still an error: report what arrived.
+  } finally {
+    body.destroy();
+  }
+  return Buffer.concat(chunks, total).subarray(0, limit);
+}
+
+/**
+ * The body as an async iterable of raw chunks. Socket errors and idle timeouts surface as
+ * UNAVAILABLE with the undici error as cause; leaving the loop early (break, throw) destroys the
+ * body so the connection is not left half-read.
+ */
+export async function* streamBody(body: ResponseBody, where: string): AsyncGenerator<Uint8Array, void, undefined> {
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) yield chunk;
+  } catch (error) {
+    throw unavailable(where, error);
+  } finally {
+    if (!body.destroyed) body.destroy();
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * @module upstream/upstream-config
+ * The shapes UpstreamRegistry is built from and hands out: how to reach and authenticate to one
+ * upstream, and a blob answer whose body the caller streams or cancels.
+ */
+import type { Dispatcher } from 'undici';
+import type { Environment } from './docker-config.js';
+import type { Logger } from './logger.js';
+import type { UpstreamTimeouts } from './timeouts.js';
+
+export interface UpstreamConfig {
+  /** The registry host as clients name it: 'docker.io', 'ghcr.io', '127.0.0.1:6000'. */
+  host: string;
+  /** Where to reach it: 'https://registry-1.docker.io', 'http://127.0.0.1:6000'. */
+  url: string;
+  username?: string;
+  password?: string;
+  /** A registry token sent as `Authorization: Bearer` on every request. */
+  token?: string;
+  /** Also look up credentials in $DOCKER_CONFIG/config.json or ~/.docker/config.json. */
+  useDockerConfig?: boolean;
+  timeouts?: Partial<UpstreamTimeouts>;
+}
+
+export interface UpstreamRegistryOptions {
+  logger?: Logger;
+  /** Used instead of an Agent of our own (which then is the caller's to close). */
+  dispatcher?: Dispatcher;
+  /** DOCKER_CONFIG, HOME and the PATH credential helpers are found on; cli/ hands in the process environment. */
+  env?: Environment;
+  /** Milliseconds since the epoch, for token expiry; tests move it forward instead of sleeping. */
+  now?: () => number;
+}
+
+export interface UpstreamBlob {
+  /** Content-Length of the upstream answer. */
+  size: number | undefined;
+  /** Raw bytes as they arrive, not verified here; transport failures throw UNAVAILABLE. */
+  body: AsyncIterable<Uint8Array>;
+  /** Releases the connection when the body will not be read. */
+  cancel(): Promise<void>;
+}

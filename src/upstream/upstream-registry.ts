@@ -1,0 +1,219 @@
+/**
+ * @module upstream/upstream-registry
+ * A remote registry as the proxy sees it: manifests (HEAD and GET), blobs and tags of one upstream,
+ * over a keep-alive undici Agent of its own. Authentication, redirects, timeouts and the
+ * translation of upstream answers into OciError happen here; verification of blob bytes does not
+ * (the proxy hashes while it stores).
+ */
+import { Agent } from 'undici';
+import type { Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { maxManifestBytes } from '../oci/manifest.js';
+import { parseReference, requireRepoName, type Reference } from '../oci/reference.js';
+import { describeCredentials, resolveCredentials, type Credentials } from './credentials.js';
+import { silentLogger, type Logger } from './logger.js';
+import {
+  manifestFromBody,
+  manifestInfoFromHeaders,
+  type UpstreamManifest,
+  type UpstreamManifestInfo,
+} from './manifest-response.js';
+import { discardBody, readCapped, streamBody } from './read-body.js';
+import { RegistryAuth } from './registry-auth.js';
+import { errorFromResponse } from './response-errors.js';
+import { parseNextLink, parseTagsPage } from './tags-page.js';
+import { resolveTimeouts } from './timeouts.js';
+import { TokenCache } from './token-cache.js';
+import type { UpstreamBlob, UpstreamConfig, UpstreamRegistryOptions } from './upstream-config.js';
+import { closeAgent, contentLength, headerValue, UpstreamHttp, type HttpResponse } from './upstream-http.js';
+
+export type { Logger } from './logger.js';
+export type { Environment } from './docker-config.js';
+export type { UpstreamManifest, UpstreamManifestInfo } from './manifest-response.js';
+export type { UpstreamTimeouts } from './timeouts.js';
+export type { UpstreamBlob, UpstreamConfig, UpstreamRegistryOptions } from './upstream-config.js';
+
+/** Idle connections are kept this long for the next request of a pull (a pull is a burst of
+ * requests a few ms apart); short enough to let go before most servers' own idle close (60 s+). */
+const keepAliveMs = 10_000;
+
+/** Every page costs a request; 100 pages cover repositories with many thousands of tags. */
+export const maxTagPages = 100;
+/** A page of tags is JSON of short strings: 4 MiB is tens of thousands of tags. */
+const maxTagsPageBytes = 4 * 1024 * 1024;
+
+/** close() waits this long for requests in flight, then cuts them. */
+const closeGraceMs = 5_000;
+
+export class UpstreamRegistry {
+  readonly host: string;
+  private readonly base: string;
+  private readonly origin: string;
+  private readonly logger: Logger;
+  private readonly agent: Agent | undefined = undefined;
+  private readonly http: UpstreamHttp;
+  private readonly auth: RegistryAuth;
+  private credentials: Promise<Credentials | undefined> | undefined;
+
+  constructor(config: UpstreamConfig, options: UpstreamRegistryOptions = {}) {
+    const url = URL.canParse(config.url) ? new URL(config.url) : undefined;
+    if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+      throw new TypeError(`upstream ${config.host}: url must be an http(s) URL, got ${JSON.stringify(config.url)}`);
+    }
+    this.host = config.host;
+    this.origin = url.origin;
+    this.base = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+    this.logger = options.logger ?? silentLogger;
+    const timeouts = resolveTimeouts(config.timeouts);
+    let dispatcher = options.dispatcher;
+    if (dispatcher === undefined) {
+      this.agent = new Agent({
+        connect: { timeout: timeouts.connectMs },
+        headersTimeout: timeouts.headersMs,
+        bodyTimeout: timeouts.bodyIdleMs,
+        keepAliveTimeout: keepAliveMs,
+      });
+      dispatcher = this.agent;
+    }
+    this.http = new UpstreamHttp(dispatcher, timeouts, this.logger);
+    const resolve = (): Promise<Credentials | undefined> =>
+      (this.credentials ??= resolveCredentials(config, options.env, this.logger).then((found) => {
+        this.logger.debug({ upstream: this.host, credentials: describeCredentials(found) }, 'upstream credentials');
+        return found;
+      }));
+    this.auth = new RegistryAuth(this.host, this.http, resolve, new TokenCache(options.now ?? Date.now), this.logger);
+  }
+
+  /** HEAD a manifest; undefined on 404. HEAD does not count against Docker Hub's pull limit. */
+  async headManifest(
+    repo: string,
+    reference: string,
+    accept: readonly string[],
+  ): Promise<UpstreamManifestInfo | undefined> {
+    const requested = this.requireReference(reference);
+    const response = await this.fetch('HEAD', this.manifestUrl(repo, reference), repo, acceptHeader(accept));
+    if (!(await this.isFound(response, `HEAD manifest ${repo}:${reference}`))) return undefined;
+    await discardBody(response.body);
+    const info = manifestInfoFromHeaders(response.headers, requested);
+    if (info !== undefined) return info;
+    // As docker and containerd do when a HEAD answer is incomplete: ask with GET (which counts as a pull).
+    this.logger.debug({ upstream: this.host, repo, reference }, 'upstream HEAD incomplete: falling back to GET');
+    const manifest = await this.getManifest(repo, reference, accept);
+    return manifest === undefined
+      ? undefined
+      : { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size };
+  }
+
+  /** GET a manifest, capped at maxManifestBytes and verified when asked by digest; undefined on 404. */
+  async getManifest(repo: string, reference: string, accept: readonly string[]): Promise<UpstreamManifest | undefined> {
+    const requested = this.requireReference(reference);
+    const what = `GET manifest ${repo}:${reference}`;
+    const response = await this.fetch('GET', this.manifestUrl(repo, reference), repo, acceptHeader(accept));
+    if (!(await this.isFound(response, what))) return undefined;
+    const bytes = await readCapped(
+      response.body,
+      maxManifestBytes,
+      contentLength(response.headers),
+      this.host,
+      () =>
+        new OciError('MANIFEST_INVALID', `upstream ${this.host}: ${what} is larger than ${maxManifestBytes} bytes`, {
+          detail: { upstream: this.host, limit: maxManifestBytes },
+        }),
+    );
+    return manifestFromBody(bytes, response.headers, requested, this.host, this.logger);
+  }
+
+  /** GET a blob, following redirects (to a CDN) without credentials; undefined on 404. */
+  async getBlob(repo: string, digest: Digest): Promise<UpstreamBlob | undefined> {
+    const url = new URL(`${this.base}/v2/${requireRepoName(repo)}/blobs/${digest}`);
+    const response = await this.fetch('GET', url, repo, {});
+    if (!(await this.isFound(response, `GET blob ${repo}@${digest}`))) return undefined;
+    const body = response.body;
+    return {
+      size: contentLength(response.headers),
+      body: streamBody(body, `upstream ${this.host} blob ${digest}`),
+      cancel: () => discardBody(body),
+    };
+  }
+
+  /** All tags, following Link pagination up to maxTagPages; undefined on 404. */
+  async listTags(repo: string): Promise<string[] | undefined> {
+    const tags: string[] = [];
+    let next: URL | undefined = new URL(`${this.base}/v2/${requireRepoName(repo)}/tags/list`);
+    for (let page = 0; next !== undefined; page++) {
+      if (page === maxTagPages) {
+        this.logger.warn({ upstream: this.host, repo, pages: page }, 'upstream tags list truncated at the page cap');
+        break;
+      }
+      const response = await this.fetch('GET', next, repo, { accept: 'application/json' });
+      if (!(await this.isFound(response, `GET tags ${repo}`))) return page === 0 ? undefined : tags;
+      const bytes = await readCapped(
+        response.body,
+        maxTagsPageBytes,
+        contentLength(response.headers),
+        this.host,
+        () =>
+          new OciError('UNAVAILABLE', `upstream ${this.host}: a tags page over ${maxTagsPageBytes} bytes`, {
+            status: 502,
+          }),
+      );
+      tags.push(...parseTagsPage(bytes, this.host));
+      next = parseNextLink(headerValue(response.headers, 'link'), response.url);
+      if (next !== undefined && next.origin !== this.origin) {
+        // Following it would mean sending credentials elsewhere; no registry does this.
+        this.logger.warn({ upstream: this.host, repo }, 'upstream tags Link points to another origin: not followed');
+        next = undefined;
+      }
+    }
+    return tags;
+  }
+
+  /** Closes the Agent this instance created (not a dispatcher handed in), cutting requests still running after a grace period. */
+  async close(): Promise<void> {
+    if (this.agent !== undefined) await closeAgent(this.agent, closeGraceMs);
+  }
+
+  private requireReference(reference: string): Reference {
+    const parsed = parseReference(reference);
+    if (parsed === undefined) {
+      throw new OciError('TAG_INVALID', 'invalid manifest reference', {
+        detail: { reference: reference.slice(0, 200) },
+      });
+    }
+    return parsed;
+  }
+
+  private manifestUrl(repo: string, reference: string): URL {
+    return new URL(`${this.base}/v2/${requireRepoName(repo)}/manifests/${reference}`);
+  }
+
+  /** true for 2xx; false (body released) for 404; throws the translated error otherwise. */
+  private async isFound(response: HttpResponse, what: string): Promise<boolean> {
+    if (response.status >= 200 && response.status < 300) return true;
+    if (response.status !== 404) throw await errorFromResponse(response, this.host, what);
+    await discardBody(response.body);
+    return false;
+  }
+
+  /** A registry request with authentication: at most one retry, after a 401 from the registry itself. */
+  private async fetch(
+    method: 'GET' | 'HEAD',
+    url: URL,
+    repo: string,
+    headers: Record<string, string>,
+  ): Promise<HttpResponse> {
+    const scope = `repository:${repo}:pull`;
+    const sent = await this.auth.authorizationFor(scope);
+    const request = { method, url, headers, trustedOrigin: this.origin };
+    const first = await this.http.send({ ...request, authorization: sent });
+    // A 401 from a CDN is not the registry's challenge: it is an answer (DENIED).
+    if (first.status !== 401 || first.url.origin !== this.origin) return first;
+    await discardBody(first.body);
+    const retry = await this.auth.authorizationAfter401(first.headers, scope, sent);
+    return this.http.send({ ...request, authorization: retry });
+  }
+}
+
+function acceptHeader(accept: readonly string[]): Record<string, string> {
+  return accept.length === 0 ? {} : { accept: accept.join(', ') };
+}

@@ -1,0 +1,153 @@
+/**
+ * Credentials the Docker client stored, used for upstreams with useDockerConfig: config.json auths
+ * (Docker Hub under its legacy key), a credential helper run with the host on stdin, an identity
+ * token exchanged at the token service, and the precedence of explicit config over all of them.
+ */
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { mediaTypes } from '../src/oci/media-types.js';
+import {
+  UpstreamRegistry,
+  type UpstreamConfig,
+  type UpstreamRegistryOptions,
+} from '../src/upstream/upstream-registry.js';
+import {
+  basicCredentials,
+  sendBasicChallenge,
+  sendBearerChallenge,
+  sendManifest,
+  sendToken,
+  startScriptedRegistry,
+  type Script,
+  type ScriptedRegistry,
+} from './support/scripted-registry.js';
+
+const accept = [mediaTypes.ociManifest];
+const manifestBytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociManifest }));
+const manifestPath = '/v2/library/alpine/manifests/latest';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function serve(script: Script): Promise<ScriptedRegistry> {
+  const server = await startScriptedRegistry(script);
+  cleanups.push(() => server.close());
+  return server;
+}
+
+function connect(
+  server: ScriptedRegistry,
+  extra: Partial<UpstreamConfig> = {},
+  options: UpstreamRegistryOptions = {},
+): UpstreamRegistry {
+  const upstream = new UpstreamRegistry({ host: server.host, url: server.url, ...extra }, options);
+  cleanups.push(() => upstream.close());
+  return upstream;
+}
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-upstream-credentials-'));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const basicOf = (header: string | undefined): string | undefined =>
+  header === undefined ? undefined : Buffer.from(header.replace(/^Basic /, ''), 'base64').toString('utf8');
+
+/** A registry behind Basic auth accepting only `expected` ('user:pass'). */
+function basicRegistry(expected: string): Promise<ScriptedRegistry> {
+  return serve({
+    [manifestPath]: (req, res) =>
+      basicCredentials(req) === expected
+        ? sendManifest(res, manifestBytes, mediaTypes.ociManifest)
+        : sendBasicChallenge(res),
+  });
+}
+
+describe('Docker config credentials', () => {
+  it("reads auths from $DOCKER_CONFIG/config.json, docker.io under Docker Hub's legacy key", async () => {
+    const server = await basicRegistry('hub-user:hub-pass');
+    const dir = await tempDir();
+    const auth = Buffer.from('hub-user:hub-pass').toString('base64');
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth } } }));
+    const upstream = new UpstreamRegistry(
+      { host: 'docker.io', url: server.url, useDockerConfig: true },
+      { env: { DOCKER_CONFIG: dir } },
+    );
+    cleanups.push(() => upstream.close());
+    expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
+  });
+
+  it('runs the credHelpers entry (docker-credential-<name> get, host on stdin) before inline auths', async () => {
+    const server = await basicRegistry('helper-user:helper-pass');
+    const dir = await tempDir();
+    const bin = join(dir, 'bin');
+    await mkdir(bin);
+    const helper = join(bin, 'docker-credential-test');
+    await writeFile(
+      helper,
+      `#!/bin/sh\ncat >> "${join(dir, 'asked')}"\necho '{"ServerURL":"x","Username":"helper-user","Secret":"helper-pass"}'\n`,
+    );
+    await chmod(helper, 0o755);
+    const inline = Buffer.from('inline-user:inline-pass').toString('base64');
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({ credHelpers: { [server.host]: 'test' }, auths: { [server.host]: { auth: inline } } }),
+    );
+    const env = { DOCKER_CONFIG: dir, PATH: `${bin}${delimiter}${process.env['PATH'] ?? ''}` };
+    const upstream = connect(server, { useDockerConfig: true }, { env });
+    expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
+    expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
+    // Asked once (lookups are cached per upstream), with the host on stdin.
+    expect(await readFile(join(dir, 'asked'), 'utf8')).toBe(server.host);
+    // The registry accepts only the helper's pair: one 401, then Basic with it, then Basic up front.
+    expect(server.requestsTo(manifestPath).map((r) => basicOf(r.headers.authorization))).toEqual([
+      undefined,
+      'helper-user:helper-pass',
+      'helper-user:helper-pass',
+    ]);
+  });
+
+  it('uses configured credentials over the Docker config', async () => {
+    const server = await basicRegistry('user:pass');
+    const dir = await tempDir();
+    const auth = Buffer.from('other:other').toString('base64');
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { [server.host]: { auth } } }));
+    const upstream = connect(
+      server,
+      { username: 'user', password: 'pass', useDockerConfig: true },
+      { env: { DOCKER_CONFIG: dir } },
+    );
+    expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
+  });
+
+  it('exchanges a stored identity token at the token service with the OAuth2 refresh-token grant', async () => {
+    const server = await serve({
+      '/token': (req, res, ctx) => {
+        const form = new URLSearchParams(ctx.request.body.toString('utf8'));
+        const ok =
+          req.method === 'POST' &&
+          form.get('grant_type') === 'refresh_token' &&
+          form.get('refresh_token') === 'refresh-xyz';
+        if (ok && form.get('scope') === 'repository:library/alpine:pull') sendToken(res, 'tok-oauth', 300);
+        else sendBasicChallenge(res);
+      },
+      [manifestPath]: (req, res, ctx) =>
+        req.headers.authorization === 'Bearer tok-oauth'
+          ? sendManifest(res, manifestBytes, mediaTypes.ociManifest)
+          : sendBearerChallenge(res, { realm: `${ctx.url}/token`, service: 'scripted' }),
+    });
+    const dir = await tempDir();
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({ auths: { [server.host]: { identitytoken: 'refresh-xyz' } } }),
+    );
+    const upstream = connect(server, { useDockerConfig: true }, { env: { DOCKER_CONFIG: dir } });
+    expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
+    expect(server.requestsTo('/token')[0]?.headers['content-type']).toBe('application/x-www-form-urlencoded');
+  });
+});
