@@ -41,14 +41,24 @@ export interface PageRequest {
   last?: string;
 }
 
+/**
+ * What a read request carried besides its name and reference: the namespace a
+ * mirror client named (containerd's `?ns=`) and the media types it accepts.
+ * A plain store ignores both; the pull-through proxy routes and negotiates with them.
+ */
+export interface ReadOptions {
+  namespace?: string;
+  accept?: readonly string[];
+}
+
 export interface ImageSource {
-  openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined>;
+  openBlob(name: RepoName, digest: Digest, options?: ReadOptions): Promise<BlobHandle | undefined>;
   /** reference is a tag or a digest string, already parsed. */
-  getManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestContent | undefined>;
-  statManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestInfo | undefined>;
+  getManifest(name: RepoName, reference: Tag | Digest, options?: ReadOptions): Promise<ManifestContent | undefined>;
+  statManifest(name: RepoName, reference: Tag | Digest, options?: ReadOptions): Promise<ManifestInfo | undefined>;
   /** undefined when the repository is unknown. */
-  listTags(name: RepoName, page: PageRequest): Promise<string[] | undefined>;
-  listReferrers(name: RepoName, subject: Digest, artifactType?: string): Promise<Descriptor[]>;
+  listTags(name: RepoName, page: PageRequest, options?: ReadOptions): Promise<string[] | undefined>;
+  listReferrers(name: RepoName, subject: Digest, artifactType?: string, options?: ReadOptions): Promise<Descriptor[]>;
   listRepositories(page: PageRequest): Promise<string[]>;
 }
 

@@ -10,6 +10,8 @@ import { parseByteRange } from '../oci/ranges.js';
 import {
   apiVersionHeader,
   emptyResponse,
+  namespaceHeader,
+  readOptions,
   repoName,
   requireSink,
   type RegistryDeps,
@@ -24,7 +26,8 @@ export async function getBlob(
 ): Promise<Response> {
   const name = repoName(rawName);
   const digest = requireDigest(rawDigest);
-  const blob = await deps.source.openBlob(name, digest);
+  const options = readOptions(req);
+  const blob = await deps.source.openBlob(name, digest, options);
   if (blob === undefined) throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
 
   const headers: Record<string, string> = {
@@ -35,6 +38,7 @@ export async function getBlob(
     'Accept-Ranges': 'bytes',
     // Content addressed: the bytes behind this URL never change.
     'Cache-Control': 'max-age=31536000',
+    ...namespaceHeader(options),
   };
   const range = parseByteRange(req.header('range'), blob.size);
   if (range.kind === 'unsatisfiable') {

@@ -6,15 +6,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { OciError } from '../oci/errors.js';
-import type { ImageSink, ImageSource } from '../oci/image-source.js';
+import type { Logger } from '../oci/logger.js';
+import type { ImageSink, ImageSource, ReadOptions } from '../oci/image-source.js';
 import { requireRepoName, type RepoName } from '../oci/reference.js';
-
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
 
 export interface RegistryDeps {
   source: ImageSource;
@@ -91,4 +85,27 @@ export function parsePageSize(value: string | null): number | undefined {
     throw new OciError('PAGINATION_NUMBER_INVALID', 'n must be a non-negative integer', { detail: { n: value } });
   }
   return Number(value);
+}
+
+/**
+ * The namespace (`?ns=`, spec "Registry Proxying") and the Accept set of a read.
+ * Docker sends one Accept line per type and Node joins them with ", ": treat it as a set.
+ */
+export function readOptions(req: RegistryRequest): ReadOptions {
+  const options: ReadOptions = {};
+  const namespace = req.query.get('ns');
+  if (namespace !== null && namespace !== '') options.namespace = namespace;
+  const accept = req.header('accept');
+  if (accept !== undefined) {
+    options.accept = accept
+      .split(',')
+      .map((part) => part.split(';', 1)[0]?.trim().toLowerCase() ?? '')
+      .filter((type) => type !== '');
+  }
+  return options;
+}
+
+/** Echo of the namespace a read was scoped to (spec "Registry Proxying": OCI-Namespace). */
+export function namespaceHeader(options: ReadOptions): Record<string, string> {
+  return options.namespace === undefined ? {} : { 'OCI-Namespace': options.namespace };
 }

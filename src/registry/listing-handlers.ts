@@ -5,7 +5,7 @@
 import { requireDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { mediaTypes } from '../oci/media-types.js';
-import { jsonResponse, parsePageSize, repoName, type RegistryDeps, type RegistryRequest } from './http.js';
+import { jsonResponse, parsePageSize, readOptions, repoName, type RegistryDeps, type RegistryRequest } from './http.js';
 
 /** Without n, _catalog answers in pages of this size (distribution uses 100); tags/list answers whole. */
 const defaultCatalogPage = 1000;
@@ -40,7 +40,7 @@ async function paginate(
 export async function listTags(deps: RegistryDeps, req: RegistryRequest, rawName: string): Promise<Response> {
   const name = repoName(rawName);
   const path = `/v2/${name}/tags/list`;
-  const page = await paginate(req, path, (n, last) => deps.source.listTags(name, { n, last }));
+  const page = await paginate(req, path, (n, last) => deps.source.listTags(name, { n, last }, readOptions(req)));
   if (page === undefined)
     throw new OciError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name } });
   return jsonResponse(200, { name, tags: page.items }, page.link === undefined ? {} : { Link: page.link });
@@ -66,7 +66,7 @@ export async function listReferrers(
   const name = repoName(rawName);
   const digest = requireDigest(rawDigest);
   const artifactType = req.query.get('artifactType') ?? undefined;
-  const manifests = await deps.source.listReferrers(name, digest, artifactType);
+  const manifests = await deps.source.listReferrers(name, digest, artifactType, readOptions(req));
   // An unknown subject is an empty index, never a 404 (spec §Listing Referrers).
   const headers: Record<string, string> = { 'Content-Type': mediaTypes.ociIndex };
   if (artifactType !== undefined) headers['OCI-Filters-Applied'] = 'artifactType';

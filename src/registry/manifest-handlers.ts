@@ -9,6 +9,8 @@ import { maxManifestBytes } from '../oci/manifest.js';
 import { parseReference, parseTag, type Reference, type Tag } from '../oci/reference.js';
 import {
   emptyResponse,
+  namespaceHeader,
+  readOptions,
   readSmallBody,
   repoName,
   requireSink,
@@ -33,8 +35,9 @@ function referenceValue(reference: Reference): string {
   return reference.kind === 'tag' ? reference.tag : reference.digest;
 }
 
-function manifestHeaders(info: ManifestInfo): Record<string, string> {
+function manifestHeaders(info: ManifestInfo, extra: Record<string, string>): Record<string, string> {
   return {
+    ...extra,
     'Content-Type': info.mediaType,
     'Content-Length': String(info.size),
     'Docker-Content-Digest': info.digest,
@@ -55,15 +58,18 @@ export async function getManifest(
 ): Promise<Response> {
   const name = repoName(rawName);
   const reference = referenceValue(readReference(raw)) as Tag;
+  const options = readOptions(req);
+  const extra = namespaceHeader(options);
   if (req.method === 'HEAD') {
-    const info = await deps.source.statManifest(name, reference);
+    const info = await deps.source.statManifest(name, reference, options);
     if (info === undefined) throw manifestUnknown(raw);
-    return new Response(null, { status: isNotModified(req, info) ? 304 : 200, headers: manifestHeaders(info) });
+    return new Response(null, { status: isNotModified(req, info) ? 304 : 200, headers: manifestHeaders(info, extra) });
   }
-  const manifest = await deps.source.getManifest(name, reference);
+  const manifest = await deps.source.getManifest(name, reference, options);
   if (manifest === undefined) throw manifestUnknown(raw);
-  if (isNotModified(req, manifest)) return new Response(null, { status: 304, headers: manifestHeaders(manifest) });
-  return new Response(manifest.bytes, { status: 200, headers: manifestHeaders(manifest) });
+  if (isNotModified(req, manifest))
+    return new Response(null, { status: 304, headers: manifestHeaders(manifest, extra) });
+  return new Response(manifest.bytes, { status: 200, headers: manifestHeaders(manifest, extra) });
 }
 
 export async function putManifest(

@@ -184,6 +184,11 @@ export class BlobFiles {
     } finally {
       await handle.close();
     }
+    await this.commitFile(temp, digest);
+  }
+
+  /** Renames an already-fsynced temp file into place and fsyncs the directory. */
+  async commitFile(temp: string, digest: Digest): Promise<void> {
     const target = this.pathOf(digest);
     await mkdir(dirname(target), { recursive: true });
     await rename(temp, target);

@@ -11,6 +11,7 @@ import { OciError } from '../oci/errors.js';
 import type {
   BlobHandle,
   BlobInfo,
+  ByteRange,
   ChunkRange,
   ImageSink,
   ImageSource,
@@ -26,7 +27,8 @@ import type { RepoName, Tag } from '../oci/reference.js';
 import { BlobFiles } from './blob-files.js';
 import { openDatabase, type Db } from './database.js';
 import { ManifestCache } from './manifest-cache.js';
-import { StoreIndex, toManifestInfo, type ManifestRow } from './store-index.js';
+import { StoreIndex, toManifestInfo, type ManifestRow, type TagRow } from './store-index.js';
+import { BlobFill } from './blob-fill.js';
 import { Uploads } from './uploads.js';
 
 export interface LocalStoreOptions {
@@ -203,6 +205,77 @@ export class LocalStore implements ImageSource, ImageSink {
   async deleteManifest(name: RepoName, reference: Tag | Digest): Promise<boolean> {
     if (parseDigest(reference) === undefined) return this.index.deleteTag(name, reference);
     return this.index.deleteManifest(name, reference as Digest);
+  }
+
+  // ---- mirror support: what the pull-through proxy needs beyond ImageSource/ImageSink ----
+
+  tagState(name: RepoName, tag: Tag): TagRow | undefined {
+    return this.index.tag(name, tag);
+  }
+
+  confirmTag(name: RepoName, tag: Tag, at = Date.now()): void {
+    this.index.confirmTag(name, tag, at);
+  }
+
+  /** The size of a blob the store holds under any name. */
+  contentSize(digest: Digest): number | undefined {
+    return this.index.blobSize(digest);
+  }
+
+  linkBlob(name: RepoName, digest: Digest): void {
+    this.index.linkBlob(name, digest);
+  }
+
+  /**
+   * Keeps a manifest fetched from an upstream, already verified against its
+   * digest. Its blobs are not required: only what clients pull gets fetched.
+   */
+  async putFetchedManifest(
+    name: RepoName,
+    manifest: { digest: Digest; mediaType: string; bytes: Uint8Array },
+    tag?: Tag,
+  ): Promise<ManifestInfo> {
+    let parsed: ParsedManifest | undefined;
+    try {
+      parsed = parseManifest(manifest.bytes, manifest.mediaType);
+    } catch {
+      // The upstream's bytes are served as they are even when wharf cannot read them.
+      parsed = undefined;
+    }
+    if (this.index.blobSize(manifest.digest) === undefined) {
+      const info = await this.files.write([manifest.bytes], { digest: manifest.digest });
+      this.index.addContent(info.digest, info.size);
+    }
+    this.index.putManifest(
+      name,
+      {
+        digest: manifest.digest,
+        mediaType: manifest.mediaType,
+        size: manifest.bytes.byteLength,
+        subject: parsed?.subject?.digest,
+        artifactType: parsed?.artifactType,
+        annotations: parsed?.annotations,
+        references: parsed?.references.map((d) => d.digest) ?? [],
+      },
+      tag === undefined ? [] : [tag],
+      'fetched',
+    );
+    return { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.byteLength };
+  }
+
+  /** A temp file for a blob arriving from an upstream, readable while it grows (see blob-fill.ts). */
+  startFill(digest: Digest): Promise<BlobFill> {
+    return BlobFill.create(this.files, digest);
+  }
+
+  /** Reads a committed blob file, whoever links it. */
+  readContent(digest: Digest, range?: ByteRange): AsyncIterable<Uint8Array> {
+    return this.files.openRead(digest, range);
+  }
+
+  /** After a fill's file is committed: the index row and the link into each name that asked for it. */
+  recordFill(names: Iterable<RepoName>, digest: Digest, size: number): void {
+    for (const name of names) this.index.addBlob(name, digest, size);
   }
 
   // ---- helpers ----

@@ -18,6 +18,15 @@ export interface ManifestRow {
   annotations: string | null;
 }
 
+/** Where a tag came from: pushed by a client, imported, preloaded, or fetched from an upstream. */
+export type TagSource = 'pushed' | 'imported' | 'preloaded' | 'fetched';
+
+export interface TagRow {
+  digest: Digest;
+  source: TagSource;
+  confirmed_at: number | null;
+}
+
 export interface UploadRow {
   id: string;
   repository_id: number;
@@ -72,9 +81,16 @@ export class StoreIndex {
         'INSERT INTO manifest_references (repository_id, manifest_digest, digest) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
       ),
       upsertTag: db.prepare(
-        `INSERT INTO tags (repository_id, name, digest, source, updated_at) VALUES (?, ?, ?, 'pushed', ?)
+        `INSERT INTO tags (repository_id, name, digest, source, updated_at, confirmed_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, source = excluded.source,
-         updated_at = excluded.updated_at, confirmed_at = NULL`,
+         updated_at = excluded.updated_at, confirmed_at = excluded.confirmed_at`,
+      ),
+      tagRow: db.prepare<[string, string], TagRow>(
+        `SELECT t.digest, t.source, t.confirmed_at FROM tags t JOIN repositories r ON r.id = t.repository_id
+         WHERE r.name = ? AND t.name = ?`,
+      ),
+      confirmTag: db.prepare(
+        'UPDATE tags SET confirmed_at = ? WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ?',
       ),
       deleteTag: db.prepare(
         'DELETE FROM tags WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND name = ?',
@@ -158,8 +174,11 @@ export class StoreIndex {
     return this.q.manifestByTag.get(name, tag);
   }
 
-  /** Inserts the manifest, its references and its tags in one transaction. */
-  putManifest(name: RepoName, manifest: NewManifest, tags: string[]): void {
+  /**
+   * Inserts the manifest, its references and its tags in one transaction.
+   * A fetched tag never replaces a pushed or imported one: local content is authoritative.
+   */
+  putManifest(name: RepoName, manifest: NewManifest, tags: string[], source: TagSource = 'pushed'): void {
     const now = Date.now();
     this.db.transaction(() => {
       const repoId = this.ensureRepository(name);
@@ -175,8 +194,22 @@ export class StoreIndex {
         now,
       );
       for (const ref of manifest.references) this.q.insertReference.run(repoId, manifest.digest, ref);
-      for (const tag of tags) this.q.upsertTag.run(repoId, tag, manifest.digest, now);
+      const confirmedAt = source === 'fetched' ? now : null;
+      for (const tag of tags) {
+        const current = source === 'fetched' ? this.q.tagRow.get(name, tag) : undefined;
+        if (current !== undefined && current.source !== 'fetched') continue;
+        this.q.upsertTag.run(repoId, tag, manifest.digest, source, now, confirmedAt);
+      }
     })();
+  }
+
+  tag(name: RepoName, tag: string): TagRow | undefined {
+    return this.q.tagRow.get(name, tag);
+  }
+
+  /** Records that the upstream still has the tag on the same digest. */
+  confirmTag(name: RepoName, tag: string, at: number): void {
+    this.q.confirmTag.run(at, name, tag);
   }
 
   deleteTag(name: RepoName, tag: string): boolean {

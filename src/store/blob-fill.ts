@@ -1,0 +1,105 @@
+/**
+ * @module store/blob-fill
+ * A blob being written from a stream that others may read while it grows: the
+ * pull-through proxy writes upstream bytes in, and every client waiting for the
+ * same digest reads them back at its own pace. Bytes are hashed on the way in;
+ * the file moves under blobs/ only after size and digest matched.
+ * The read descriptor stays open across the rename, so readers that started
+ * before the commit finish from the same inode.
+ */
+import { randomUUID } from 'node:crypto';
+import { open, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createDigester, digestAlgorithm, formatDigest, type Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import type { BlobInfo } from '../oci/image-source.js';
+import type { BlobFiles } from './blob-files.js';
+
+export class BlobFill {
+  written = 0;
+  private readonly hash;
+  private readers = 0;
+  private settled = false;
+  private closed = false;
+
+  private constructor(
+    readonly digest: Digest,
+    private readonly files: BlobFiles,
+    private readonly temp: string,
+    private readonly handle: FileHandle,
+  ) {
+    this.hash = createDigester(digestAlgorithm(digest));
+  }
+
+  static async create(files: BlobFiles, digest: Digest): Promise<BlobFill> {
+    const temp = join(files.tmpDir, `${randomUUID()}.part`);
+    const handle = await open(temp, 'wx+');
+    return new BlobFill(digest, files, temp, handle);
+  }
+
+  async append(chunk: Uint8Array): Promise<void> {
+    this.hash.update(chunk);
+    let offset = 0;
+    while (offset < chunk.byteLength) {
+      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.byteLength - offset, this.written + offset);
+      offset += bytesWritten;
+    }
+    this.written += chunk.byteLength;
+  }
+
+  /** Reads bytes already written; the caller never asks past `written`. */
+  async read(position: number, length: number): Promise<Buffer> {
+    const buffer = Buffer.allocUnsafe(length);
+    const { bytesRead } = await this.handle.read(buffer, 0, length, position);
+    return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
+  }
+
+  /** Verifies size and digest, then commits the file under blobs/ (file first: the caller adds the index row). */
+  async finish(expectedSize: number | undefined): Promise<BlobInfo> {
+    const computed = formatDigest(digestAlgorithm(this.digest), this.hash);
+    if (expectedSize !== undefined && this.written !== expectedSize) {
+      throw new OciError('SIZE_INVALID', `received ${this.written} bytes, expected ${expectedSize}`, {
+        detail: { digest: this.digest, expected: expectedSize, received: this.written },
+      });
+    }
+    if (computed !== this.digest) {
+      throw new OciError('DIGEST_INVALID', 'content did not match its digest', {
+        detail: { expected: this.digest, computed },
+      });
+    }
+    await this.handle.sync();
+    await this.files.commitFile(this.temp, this.digest);
+    this.settled = true;
+    await this.closeIfIdle();
+    return { digest: this.digest, size: this.written };
+  }
+
+  /** Drops the temp file; readers already holding the descriptor see an error from their fill. */
+  async abort(): Promise<void> {
+    if (this.settled) return;
+    this.settled = true;
+    await rm(this.temp, { force: true });
+    await this.closeIfIdle();
+  }
+
+  /**
+   * Readers hold the descriptor open; it is closed when the fill is settled and
+   * the last reader leaves. false when it is closed already: read the committed file instead.
+   */
+  acquire(): boolean {
+    if (this.closed) return false;
+    this.readers++;
+    return true;
+  }
+
+  async release(): Promise<void> {
+    if (this.readers > 0) this.readers--;
+    await this.closeIfIdle();
+  }
+
+  private async closeIfIdle(): Promise<void> {
+    if (!this.settled || this.readers > 0 || this.closed) return;
+    this.closed = true;
+    await this.handle.close().catch(() => undefined);
+  }
+}
