@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/cli/config.js';
-import { runWharf } from './support/spawn-wharf.js';
+import { repoRoot as repoRootDir, runWharf } from './support/spawn-wharf.js';
 
 let dir: string;
 let file: string;
@@ -97,5 +97,76 @@ describe('wharf serve errors', () => {
     } finally {
       blocker.close();
     }
+  });
+});
+
+describe('upstream settings', () => {
+  it('loads config.example.yaml as it ships, with the five built-in upstreams', () => {
+    const config = loadConfig({ file: join(repoRootDir, 'config.example.yaml'), env: {}, flags: {} });
+    expect(config.upstreams.map((u) => u.host)).toEqual([
+      'docker.io',
+      'ghcr.io',
+      'quay.io',
+      'registry.k8s.io',
+      'gcr.io',
+    ]);
+    expect(config.defaultUpstream).toBeUndefined();
+    expect(config.offline).toBe(false);
+  });
+
+  it('lets WHARF_UPSTREAMS and --upstream add and override upstreams, flags last', () => {
+    const config = loadConfig({
+      env: { WHARF_UPSTREAMS: 'docker.io=http://127.0.0.1:6000,registry.local:5000=http://127.0.0.1:6001' },
+      flags: { defaultUpstream: 'docker.io', offline: 'true' },
+      upstreamFlags: ['docker.io=http://127.0.0.1:7000'],
+    });
+    expect(config.upstreams.find((u) => u.host === 'docker.io')?.url).toBe('http://127.0.0.1:7000');
+    expect(config.upstreams.find((u) => u.host === 'registry.local:5000')?.url).toBe('http://127.0.0.1:6001');
+    expect(config.defaultUpstream).toBe('docker.io');
+    expect(config.offline).toBe(true);
+  });
+
+  it('reads per-upstream settings from the file and removes a built-in one set to null', async () => {
+    const path = join(dir, 'upstreams.yaml');
+    await writeFile(
+      path,
+      'mirror:\n  tagTtl: 1m\nupstreams:\n  quay.io: null\n  ghcr.io:\n    token: abc\n    tagTtl: 10s\n  private.example:\n    url: http://127.0.0.1:9\n    username: u\n    password: p\n',
+    );
+    const config = loadConfig({ file: path, env: {}, flags: {} });
+    expect(config.upstreams.map((u) => u.host)).not.toContain('quay.io');
+    expect(config.upstreams.find((u) => u.host === 'ghcr.io')).toMatchObject({
+      url: 'https://ghcr.io',
+      token: 'abc',
+      tagTtlMs: 10_000,
+    });
+    expect(config.upstreams.find((u) => u.host === 'docker.io')?.tagTtlMs).toBe(60_000);
+    expect(config.upstreams.find((u) => u.host === 'private.example')).toMatchObject({ username: 'u', password: 'p' });
+  });
+
+  it('names the key of a bad upstream value', async () => {
+    expect(() => loadConfig({ env: {}, flags: {}, upstreamFlags: ['nourl'] })).toThrow(
+      'config: --upstream: expected host=url',
+    );
+    expect(() => loadConfig({ env: {}, flags: {}, upstreamFlags: ['x.io=ftp://a'] })).toThrow(
+      'config: --upstream: URL must be http or https',
+    );
+    expect(() => loadConfig({ env: { WHARF_UPSTREAMS: 'Bad Host=http://a' }, flags: {} })).toThrow(
+      'config: WHARF_UPSTREAMS: invalid registry host',
+    );
+    expect(() => loadConfig({ env: {}, flags: { defaultUpstream: 'nowhere.io' } })).toThrow(
+      'config: --default-upstream: nowhere.io is not a configured upstream',
+    );
+    expect(() => loadConfig({ env: { WHARF_OFFLINE: 'maybe' }, flags: {} })).toThrow(
+      'config: WHARF_OFFLINE: expected true or false',
+    );
+    const path = join(dir, 'bad-upstream.yaml');
+    await writeFile(path, 'upstreams:\n  new.example:\n    tagTtl: 5m\n');
+    expect(() => loadConfig({ file: path, env: {}, flags: {} })).toThrow(
+      'config: upstreams.new.example.url: is required',
+    );
+    await writeFile(path, 'upstreams:\n  ghcr.io:\n    pasword: x\n');
+    expect(() => loadConfig({ file: path, env: {}, flags: {} })).toThrow(
+      'config: upstreams.ghcr.io.pasword: unknown option',
+    );
   });
 });

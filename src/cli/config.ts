@@ -7,6 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { parseDuration, parseListen, parseUpstreams, ConfigError, type UpstreamSettings } from './config-values.js';
+
+export { ConfigError, parseDuration, parseListen, type UpstreamSettings } from './config-values.js';
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof logLevels)[number];
@@ -17,37 +20,36 @@ export interface Config {
   logLevel: LogLevel;
   uploadMaxAgeMs: number;
   shutdownGraceMs: number;
+  upstreams: UpstreamSettings[];
+  defaultUpstream: string | undefined;
+  offline: boolean;
 }
 
-/** Every option by its dotted YAML key, with the environment variable and flag that set it. */
+/** Every scalar option by its dotted YAML key, with the environment variable and flag that set it. */
 const options = {
   listen: { env: 'WHARF_LISTEN', flag: 'listen', default: ':5000' },
   data: { env: 'WHARF_DATA', flag: 'data', default: './data' },
   'log.level': { env: 'WHARF_LOG_LEVEL', flag: 'logLevel', default: 'info' },
   'uploads.maxAge': { env: 'WHARF_UPLOADS_MAX_AGE', flag: undefined, default: '24h' },
   'shutdown.grace': { env: 'WHARF_SHUTDOWN_GRACE', flag: undefined, default: '10s' },
+  'mirror.tagTtl': { env: 'WHARF_TAG_TTL', flag: undefined, default: '5m' },
+  'mirror.notFoundTtl': { env: 'WHARF_NOT_FOUND_TTL', flag: undefined, default: '30s' },
+  defaultUpstream: { env: 'WHARF_DEFAULT_UPSTREAM', flag: 'defaultUpstream', default: '' },
+  offline: { env: 'WHARF_OFFLINE', flag: 'offline', default: 'false' },
 } as const;
 type Key = keyof typeof options;
-
-export class ConfigError extends Error {
-  constructor(
-    readonly key: string,
-    message: string,
-  ) {
-    super(`config: ${key}: ${message}`);
-    this.name = 'ConfigError';
-  }
-}
 
 export interface ConfigSources {
   /** The YAML file path, if one was named. */
   file?: string;
   env: Record<string, string | undefined>;
   flags: Record<string, string | undefined>;
+  /** `--upstream host=url`, repeatable. */
+  upstreamFlags?: string[];
 }
 
 export function loadConfig(sources: ConfigSources): Config {
-  const fromFile = sources.file === undefined ? {} : readConfigFile(sources.file);
+  const file = sources.file === undefined ? { scalars: {}, upstreams: undefined } : readConfigFile(sources.file);
   const raw = (key: Key): { value: string; from: string } => {
     const option = options[key];
     const flagName: string | undefined = option.flag;
@@ -57,8 +59,8 @@ export function loadConfig(sources: ConfigSources): Config {
     }
     const env = sources.env[option.env];
     if (env !== undefined && env !== '') return { value: env, from: option.env };
-    const file = fromFile[key];
-    if (file !== undefined) return { value: file, from: key };
+    const fromFile = file.scalars[key];
+    if (fromFile !== undefined) return { value: fromFile, from: key };
     return { value: option.default, from: key };
   };
   const level = raw('log.level');
@@ -67,17 +69,40 @@ export function loadConfig(sources: ConfigSources): Config {
   }
   const data = raw('data');
   if (data.value.trim() === '') throw new ConfigError(data.from, 'must not be empty');
+  const tagTtlMs = parseDuration(raw('mirror.tagTtl'));
+  const notFoundTtlMs = parseDuration(raw('mirror.notFoundTtl'));
+  const upstreams = parseUpstreams({
+    file: file.upstreams,
+    env: sources.env.WHARF_UPSTREAMS,
+    flags: sources.upstreamFlags ?? [],
+    defaults: { tagTtlMs, notFoundTtlMs },
+  });
+  const defaultUpstream = raw('defaultUpstream');
+  if (defaultUpstream.value !== '' && !upstreams.some((u) => u.host === defaultUpstream.value.toLowerCase())) {
+    throw new ConfigError(defaultUpstream.from, `${defaultUpstream.value} is not a configured upstream`);
+  }
+  const offline = raw('offline');
+  if (!['true', 'false', '1', '0'].includes(offline.value)) {
+    throw new ConfigError(offline.from, `expected true or false, got ${JSON.stringify(offline.value)}`);
+  }
   return {
     listen: parseListen(raw('listen')),
     dataDir: resolve(data.value),
     logLevel: level.value as LogLevel,
     uploadMaxAgeMs: parseDuration(raw('uploads.maxAge')),
     shutdownGraceMs: parseDuration(raw('shutdown.grace')),
+    upstreams,
+    defaultUpstream: defaultUpstream.value === '' ? undefined : defaultUpstream.value.toLowerCase(),
+    offline: offline.value === 'true' || offline.value === '1',
   };
 }
 
-/** Flattens the YAML file to dotted keys, refusing keys wharf does not know (a typo should not pass silently). */
-function readConfigFile(path: string): Partial<Record<Key, string>> {
+/**
+ * Flattens the YAML file to dotted keys, refusing keys wharf does not know (a
+ * typo should not pass silently). `upstreams` is a map keyed by host names,
+ * which have dots of their own, so it is kept whole for parseUpstreams.
+ */
+function readConfigFile(path: string): { scalars: Partial<Record<Key, string>>; upstreams: unknown } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -90,39 +115,24 @@ function readConfigFile(path: string): Partial<Record<Key, string>> {
   } catch (error) {
     throw new ConfigError('--config', `${path} is not valid YAML: ${(error as Error).message.split('\n')[0]}`);
   }
-  const out: Partial<Record<Key, string>> = {};
+  const scalars: Partial<Record<Key, string>> = {};
+  let upstreams: unknown;
   const walk = (node: unknown, prefix: string): void => {
     if (node === null || node === undefined) return;
+    if (prefix === 'upstreams') {
+      upstreams = node;
+      return;
+    }
     if (typeof node === 'object' && !Array.isArray(node)) {
       for (const [k, v] of Object.entries(node)) walk(v, prefix === '' ? k : `${prefix}.${k}`);
       return;
     }
     if (!(prefix in options)) throw new ConfigError(prefix || '(root)', `unknown option in ${path}`);
-    if (typeof node !== 'string' && typeof node !== 'number')
-      throw new ConfigError(prefix, 'expected a string or number');
-    out[prefix as Key] = String(node);
+    if (typeof node !== 'string' && typeof node !== 'number' && typeof node !== 'boolean') {
+      throw new ConfigError(prefix, 'expected a string, number or boolean');
+    }
+    scalars[prefix as Key] = String(node);
   };
   walk(doc, '');
-  return out;
-}
-
-/** "host:port", ":port", "port" or "[v6]:port". */
-export function parseListen({ value, from }: { value: string; from: string }): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*))?:?(\d+)$/.exec(value.trim());
-  const port = Number(match?.[3]);
-  if (match === null || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError(from, `expected host:port, :port or port, got ${JSON.stringify(value)}`);
-  }
-  const host = match[1] ?? match[2] ?? '';
-  return { host: host === '' ? '0.0.0.0' : host, port };
-}
-
-const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** "500ms", "30s", "10m", "24h", "7d", or a bare number of seconds. */
-export function parseDuration({ value, from }: { value: string; from: string }): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
-  if (match === null)
-    throw new ConfigError(from, `expected a duration like 30s, 10m or 24h, got ${JSON.stringify(value)}`);
-  return Math.round(Number(match[1]) * (units[match[2] ?? 's'] ?? 1000));
+  return { scalars, upstreams };
 }

@@ -4,10 +4,12 @@
  * The `wharf` command line: the composition root. Only this layer reads
  * process.env and argv, exits the process or opens a listening socket.
  */
-import { Command, Option } from 'commander';
+import { Argument, Command, Option } from 'commander';
 import { pino } from 'pino';
 import { ConfigError, loadConfig, logLevels } from './config.js';
 import { startServer } from './start-server.js';
+import { formatMirrorConfig, mirrorClients, type MirrorClient } from './mirror-config.js';
+import { defaultUpstreamUrls } from './config-values.js';
 
 const program = new Command('wharf')
   .description('A caching pull-through OCI registry mirror')
@@ -21,14 +23,45 @@ function storeOptions(command: Command): Command {
     .option('-d, --data <dir>', 'data directory (env WHARF_DATA, default ./data)');
 }
 
-storeOptions(program.command('serve').description('serve the registry API'))
+/** The options of every command that may reach upstream registries. */
+function upstreamOptions(command: Command): Command {
+  return command
+    .option(
+      '--upstream <host=url>',
+      'add or override an upstream registry, e.g. docker.io=http://127.0.0.1:6000 (repeatable; env WHARF_UPSTREAMS)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option('--default-upstream <host>', 'upstream for clients that name none (env WHARF_DEFAULT_UPSTREAM)')
+    .option('--offline', 'serve only what is local; never dial out (env WHARF_OFFLINE)');
+}
+
+interface ServeFlags {
+  config?: string;
+  data?: string;
+  listen?: string;
+  logLevel?: string;
+  upstream?: string[];
+  defaultUpstream?: string;
+  offline?: boolean;
+}
+
+upstreamOptions(
+  storeOptions(program.command('serve').description('serve the registry API and the pull-through mirror')),
+)
   .option('-l, --listen <addr>', 'host:port to listen on (env WHARF_LISTEN, default :5000)')
   .addOption(new Option('--log-level <level>', 'log level (env WHARF_LOG_LEVEL, default info)').choices(logLevels))
-  .action(async (flags: { config?: string; data?: string; listen?: string; logLevel?: string }) => {
+  .action(async (flags: ServeFlags) => {
     const config = loadConfig({
       file: flags.config ?? process.env.WHARF_CONFIG,
       env: process.env,
-      flags: { data: flags.data, listen: flags.listen, logLevel: flags.logLevel },
+      flags: {
+        data: flags.data,
+        listen: flags.listen,
+        logLevel: flags.logLevel,
+        defaultUpstream: flags.defaultUpstream,
+        offline: flags.offline === true ? 'true' : undefined,
+      },
+      upstreamFlags: flags.upstream ?? [],
     });
     const logger = pino({ level: config.logLevel });
     const server = await startServer({
@@ -39,9 +72,21 @@ storeOptions(program.command('serve').description('serve the registry API'))
       logger,
       uploadMaxAgeMs: config.uploadMaxAgeMs,
       shutdownGraceMs: config.shutdownGraceMs,
+      upstreams: config.upstreams,
+      defaultUpstream: config.defaultUpstream,
+      offline: config.offline,
     });
     const shown = server.host.includes(':') ? `[${server.host}]` : server.host;
-    logger.info({ listen: `${shown}:${server.port}`, data: config.dataDir }, 'wharf is serving');
+    logger.info(
+      {
+        listen: `${shown}:${server.port}`,
+        data: config.dataDir,
+        upstreams: config.upstreams.map((u) => `${u.host}=${u.url}`),
+        defaultUpstream: config.defaultUpstream,
+        offline: config.offline,
+      },
+      'wharf is serving',
+    );
     process.stdout.write(`wharf listening on http://${shown}:${server.port}, data in ${config.dataDir}\n`);
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down: finishing requests in flight');
@@ -52,6 +97,31 @@ storeOptions(program.command('serve').description('serve the registry API'))
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+  });
+
+program
+  .command('mirror-config')
+  .description('print the client configuration that makes docker, containerd or podman pull through wharf')
+  .addArgument(new Argument('<client>', 'the client to configure').choices(mirrorClients))
+  .requiredOption('--url <url>', "wharf's URL as clients reach it, e.g. http://mirror.local:5000")
+  .option(
+    '--registry <host>',
+    `a registry to mirror (repeatable; default: ${Object.keys(defaultUpstreamUrls).join(', ')})`,
+    (value: string, previous: string[] = []) => [...previous, value],
+  )
+  .action((client: MirrorClient, flags: { url: string; registry?: string[] }) => {
+    const config = formatMirrorConfig(client, {
+      url: flags.url,
+      registries: flags.registry ?? Object.keys(defaultUpstreamUrls),
+    });
+    // One file prints as it is (daemon.json must stay valid JSON when redirected); several get a
+    // comment line naming their path (TOML comments). Notes go to stderr.
+    for (const file of config.files) {
+      if (config.files.length > 1) process.stdout.write(`# ==> ${file.path} <==\n`);
+      process.stdout.write(file.content.endsWith('\n') ? file.content : `${file.content}\n`);
+    }
+    if (config.files.length === 1) process.stderr.write(`note: write the above to ${config.files[0]?.path}\n`);
+    for (const note of config.notes) process.stderr.write(`note: ${note}\n`);
   });
 
 /** One plain line, `error: CODE: message`, and exit 1; --debug adds the cause chain. */

@@ -8,9 +8,12 @@ import { createAdaptorServer } from '@hono/node-server';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
+import { ProxySource } from '../proxy/proxy-source.js';
+import { Router } from '../proxy/router.js';
 import { createRegistryApp } from '../registry/app.js';
 import { LocalStore } from '../store/local-store.js';
-import type { LogLevel } from './config.js';
+import { UpstreamRegistry } from '../upstream/upstream-registry.js';
+import type { LogLevel, UpstreamSettings } from './config.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -20,12 +23,16 @@ export interface ServerOptions {
   logger?: Logger;
   uploadMaxAgeMs?: number;
   shutdownGraceMs?: number;
+  upstreams?: UpstreamSettings[];
+  defaultUpstream?: string;
+  offline?: boolean;
 }
 
 export interface RunningServer {
   port: number;
   host: string;
   store: LocalStore;
+  proxy: ProxySource;
   close(): Promise<void>;
 }
 
@@ -34,7 +41,34 @@ const uploadCleanIntervalMs = 60 * 60 * 1000;
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: options.logLevel });
   const store = await LocalStore.open(options.dataDir, { uploadMaxAgeMs: options.uploadMaxAgeMs });
-  const app = createRegistryApp({ source: store, sink: store, logger });
+  const clients = (options.upstreams ?? []).map((settings) => ({
+    settings,
+    client: new UpstreamRegistry(
+      {
+        host: settings.host,
+        url: settings.url,
+        username: settings.username,
+        password: settings.password,
+        token: settings.token,
+        useDockerConfig: settings.dockerConfig,
+        timeouts: settings.timeouts,
+      },
+      // Credential helpers and ~/.docker/config.json are found through the process environment.
+      { logger, env: process.env },
+    ),
+  }));
+  const router = new Router(
+    clients.map(({ settings, client }) => ({
+      host: settings.host,
+      client,
+      tagTtlMs: settings.tagTtlMs,
+      notFoundTtlMs: settings.notFoundTtlMs,
+    })),
+    options.defaultUpstream,
+  );
+  const proxy = new ProxySource(store, router, { offline: options.offline ?? false, logger });
+  // Reads go through the mirror; writes (pushes) go to the store under the name as sent.
+  const app = createRegistryApp({ source: proxy, sink: store, logger });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   // Blob uploads can take as long as they take; only the headers have a deadline.
   server.requestTimeout = 0;
@@ -60,11 +94,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     closing ??= (async () => {
       clearInterval(cleaner);
       await stopListening(server, options.shutdownGraceMs ?? 10_000);
+      await Promise.all(clients.map(({ client }) => client.close()));
       store.close();
     })();
     return closing;
   };
-  return { port: address.port, host: address.address, store, close };
+  return { port: address.port, host: address.address, store, proxy, close };
 }
 
 /** How often idle keep-alive connections are swept while shutting down. */

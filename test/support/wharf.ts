@@ -1,11 +1,13 @@
 /**
  * @module test/support/wharf
  * Starts a real wharf server in-process on 127.0.0.1:0 over a fresh temp data dir.
+ * Tests never get the built-in upstreams (Docker Hub and friends): only what they pass.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer } from '../../src/cli/start-server.js';
+import type { UpstreamSettings } from '../../src/cli/config.js';
+import { startServer, type RunningServer } from '../../src/cli/start-server.js';
 
 export interface WharfHandle {
   /** http://127.0.0.1:<port> with no trailing slash */
@@ -13,17 +15,41 @@ export interface WharfHandle {
   /** 127.0.0.1:<port>, what skopeo and other clients want */
   host: string;
   dataDir: string;
+  server: RunningServer;
   close(): Promise<void>;
 }
 
-export async function startWharf(options: { dataDir?: string; keepData?: boolean } = {}): Promise<WharfHandle> {
+export interface WharfOptions {
+  dataDir?: string;
+  keepData?: boolean;
+  /** host → url, with short test TTLs unless given. */
+  upstreams?: Array<Partial<UpstreamSettings> & { host: string; url: string }>;
+  defaultUpstream?: string;
+  offline?: boolean;
+}
+
+export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'wharf-test-')));
-  const server = await startServer({ dataDir, host: '127.0.0.1', port: 0, logLevel: 'silent' });
+  const server = await startServer({
+    dataDir,
+    host: '127.0.0.1',
+    port: 0,
+    logLevel: 'silent',
+    upstreams: (options.upstreams ?? []).map((u) => ({
+      dockerConfig: false,
+      tagTtlMs: 60_000,
+      notFoundTtlMs: 1_000,
+      ...u,
+    })),
+    defaultUpstream: options.defaultUpstream,
+    offline: options.offline,
+  });
   const host = `127.0.0.1:${server.port}`;
   return {
     url: `http://${host}`,
     host,
     dataDir,
+    server,
     async close() {
       await server.close();
       if (options.dataDir === undefined && options.keepData !== true)

@@ -1,0 +1,200 @@
+/**
+ * @module cli/config-values
+ * Parsers for the values in wharf's configuration: addresses, durations and
+ * the upstream registries. Each refusal names the key the value came from.
+ */
+
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(`config: ${key}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface Sourced {
+  value: string;
+  from: string;
+}
+
+/** "host:port", ":port" or "port" or "[v6]:port". */
+export function parseListen({ value, from }: Sourced): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]*))?:?(\d+)$/.exec(value.trim());
+  const port = Number(match?.[3]);
+  if (match === null || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(from, `expected host:port, :port or port, got ${JSON.stringify(value)}`);
+  }
+  const host = match[1] ?? match[2] ?? '';
+  return { host: host === '' ? '0.0.0.0' : host, port };
+}
+
+const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "500ms", "30s", "10m", "24h", "7d", or a bare number of seconds. */
+export function parseDuration({ value, from }: Sourced): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(value.trim());
+  if (match === null)
+    throw new ConfigError(from, `expected a duration like 30s, 10m or 24h, got ${JSON.stringify(value)}`);
+  return Math.round(Number(match[1]) * (units[match[2] ?? 's'] ?? 1000));
+}
+
+export interface UpstreamSettings {
+  host: string;
+  url: string;
+  username?: string;
+  password?: string;
+  token?: string;
+  /** Look up credentials in ~/.docker/config.json too. */
+  dockerConfig: boolean;
+  tagTtlMs: number;
+  notFoundTtlMs: number;
+  /** Per-phase upstream timeouts; unset phases use the upstream layer's defaults (5 s, 30 s, 30 s). */
+  timeouts?: { connectMs?: number; headersMs?: number; bodyIdleMs?: number };
+}
+
+/** The registries wharf mirrors out of the box (all reached over HTTPS). */
+export const defaultUpstreamUrls: Record<string, string> = {
+  'docker.io': 'https://registry-1.docker.io',
+  'ghcr.io': 'https://ghcr.io',
+  'quay.io': 'https://quay.io',
+  'registry.k8s.io': 'https://registry.k8s.io',
+  'gcr.io': 'https://gcr.io',
+};
+
+const hostPattern = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/;
+
+function checkHost(host: string, from: string): string {
+  const lower = host.trim().toLowerCase();
+  if (!hostPattern.test(lower)) throw new ConfigError(from, `invalid registry host ${JSON.stringify(host)}`);
+  return lower;
+}
+
+function checkUrl(url: string, from: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError(from, `invalid URL ${JSON.stringify(url)}`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(from, `URL must be http or https, got ${JSON.stringify(url)}`);
+  }
+  return url.replace(/\/+$/, '');
+}
+
+/** "host=url[,host=url…]" as in --upstream and WHARF_UPSTREAMS. */
+function parsePairs(values: string[], from: string): [string, string][] {
+  return values
+    .flatMap((value) => value.split(','))
+    .filter((pair) => pair.trim() !== '')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq <= 0) throw new ConfigError(from, `expected host=url, got ${JSON.stringify(pair)}`);
+      return [checkHost(pair.slice(0, eq), from), checkUrl(pair.slice(eq + 1).trim(), from)];
+    });
+}
+
+/** A duration given as a YAML string ("5m") or a number of seconds. */
+function durationValue(entry: Record<string, unknown>, key: string, from: string): number {
+  const value = entry[key];
+  if (typeof value !== 'string' && typeof value !== 'number')
+    throw new ConfigError(`${from}.${key}`, 'expected a duration');
+  return parseDuration({ value: String(value), from: `${from}.${key}` });
+}
+
+function optionalString(entry: Record<string, unknown>, key: string, from: string): string | undefined {
+  const value = entry[key];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new ConfigError(`${from}.${key}`, 'expected a string');
+  return value;
+}
+
+const upstreamKeys = new Set([
+  'url',
+  'username',
+  'password',
+  'token',
+  'dockerConfig',
+  'tagTtl',
+  'notFoundTtl',
+  'connectTimeout',
+  'responseTimeout',
+  'idleTimeout',
+]);
+
+/**
+ * Built-in upstreams, then the file's `upstreams:` map (an entry set to null
+ * removes a built-in one), then WHARF_UPSTREAMS, then --upstream flags.
+ */
+export function parseUpstreams(sources: {
+  file: unknown;
+  env: string | undefined;
+  flags: string[];
+  defaults: { tagTtlMs: number; notFoundTtlMs: number };
+}): UpstreamSettings[] {
+  const byHost = new Map<string, UpstreamSettings>();
+  const base = (host: string, url: string): UpstreamSettings => ({
+    host,
+    url,
+    dockerConfig: true,
+    tagTtlMs: sources.defaults.tagTtlMs,
+    notFoundTtlMs: sources.defaults.notFoundTtlMs,
+  });
+  for (const [host, url] of Object.entries(defaultUpstreamUrls)) byHost.set(host, base(host, url));
+
+  if (sources.file !== undefined && sources.file !== null) {
+    if (typeof sources.file !== 'object' || Array.isArray(sources.file)) {
+      throw new ConfigError('upstreams', 'expected a map of registry host to settings');
+    }
+    for (const [rawHost, rawEntry] of Object.entries(sources.file)) {
+      const from = `upstreams.${rawHost}`;
+      const host = checkHost(rawHost, from);
+      if (rawEntry === null) {
+        byHost.delete(host);
+        continue;
+      }
+      if (typeof rawEntry !== 'object' || Array.isArray(rawEntry)) throw new ConfigError(from, 'expected a map');
+      const entry = rawEntry as Record<string, unknown>;
+      for (const key of Object.keys(entry)) {
+        if (!upstreamKeys.has(key)) throw new ConfigError(`${from}.${key}`, 'unknown option');
+      }
+      const url = optionalString(entry, 'url', from) ?? byHost.get(host)?.url;
+      if (url === undefined) throw new ConfigError(`${from}.url`, 'is required for a registry wharf does not know');
+      const settings = base(host, checkUrl(url, `${from}.url`));
+      const username = optionalString(entry, 'username', from);
+      const password = optionalString(entry, 'password', from);
+      const token = optionalString(entry, 'token', from);
+      if (username !== undefined) settings.username = username;
+      if (password !== undefined) settings.password = password;
+      if (token !== undefined) settings.token = token;
+      if (entry.dockerConfig !== undefined) {
+        if (typeof entry.dockerConfig !== 'boolean')
+          throw new ConfigError(`${from}.dockerConfig`, 'expected true or false');
+        settings.dockerConfig = entry.dockerConfig;
+      }
+      for (const [key, field] of [
+        ['tagTtl', 'tagTtlMs'],
+        ['notFoundTtl', 'notFoundTtlMs'],
+      ] as const) {
+        if (entry[key] !== undefined) settings[field] = durationValue(entry, key, from);
+      }
+      for (const [key, field] of [
+        ['connectTimeout', 'connectMs'],
+        ['responseTimeout', 'headersMs'],
+        ['idleTimeout', 'bodyIdleMs'],
+      ] as const) {
+        if (entry[key] === undefined) continue;
+        settings.timeouts = { ...settings.timeouts, [field]: durationValue(entry, key, from) };
+      }
+      byHost.set(host, settings);
+    }
+  }
+  const overrides = [
+    ...parsePairs(sources.env === undefined ? [] : [sources.env], 'WHARF_UPSTREAMS'),
+    ...parsePairs(sources.flags, '--upstream'),
+  ];
+  for (const [host, url] of overrides) byHost.set(host, { ...(byHost.get(host) ?? base(host, url)), url });
+  return [...byHost.values()];
+}
