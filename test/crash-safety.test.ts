@@ -95,21 +95,24 @@ describe('kill -9 and restart', () => {
     const server = await spawnWharf(['--data', dataDir]);
     const body = Buffer.alloc(64 * 1024, 7);
     const digest = sha256(body);
-    // Send half the body, signal, then send the rest: the upload must still complete.
+    // Expect: 100-continue makes the server answer once it has parsed the request: only then is the
+    // request in flight (a connection with no parsed request is idle, and shutting down closes it).
+    // Then signal, send half the body, wait, and send the rest: the upload must still complete.
     const done = new Promise<number>((resolve, reject) => {
       const req = request(`${server.url}/v2/graceful/blobs/uploads/?digest=${digest}`, {
         method: 'POST',
-        headers: { 'Content-Length': String(body.length), Connection: 'close' },
+        headers: { 'Content-Length': String(body.length), Connection: 'close', Expect: '100-continue' },
       });
       req.on('response', (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       });
       req.on('error', reject);
-      req.write(body.subarray(0, 32 * 1024), () => {
+      req.on('continue', () => {
         server.child.kill('SIGTERM');
-        setTimeout(() => req.end(body.subarray(32 * 1024)), 300);
+        req.write(body.subarray(0, 32 * 1024), () => setTimeout(() => req.end(body.subarray(32 * 1024)), 300));
       });
+      req.flushHeaders();
     });
     expect(await done).toBe(201);
     const { code } = await server.exited;

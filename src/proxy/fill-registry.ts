@@ -21,7 +21,7 @@ import type { LocalStore } from '../store/local-store.js';
 import type { UpstreamBlob } from './upstream-client.js';
 
 /** Bytes per read from the growing file: large enough for few syscalls, small enough to stream promptly. */
-const readChunkBytes = 256 * 1024;
+const readChunkBytes = 1024 * 1024;
 
 export interface FillStats {
   started: number;

@@ -8,20 +8,21 @@ import { Hono, type Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
 import { OciError, isOciError } from '../oci/errors.js';
 import { deleteBlob, getBlob } from './blob-handlers.js';
-import { apiVersionHeader, errorResponse, jsonResponse, type RegistryDeps, type RegistryRequest } from './http.js';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import { errorReply, jsonReply, writeReply, type RegistryDeps, type RegistryRequest, type Reply } from './http.js';
 import { listCatalog, listReferrers, listTags } from './listing-handlers.js';
 import { deleteManifest, getManifest, putManifest } from './manifest-handlers.js';
 import { parseRoutePath, type RoutePath } from './route-path.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-handlers.js';
 
-type Handler = (deps: RegistryDeps, req: RegistryRequest) => Promise<Response>;
+type Handler = (deps: RegistryDeps, req: RegistryRequest) => Promise<Reply>;
 
 /** The methods each endpoint answers; anything else is 405 UNSUPPORTED with an Allow header. */
 function handlerFor(route: RoutePath, method: string): Handler | undefined {
   const read = method === 'GET' || method === 'HEAD';
   switch (route.kind) {
     case 'base':
-      return read ? async () => jsonResponse(200, {}) : undefined;
+      return read ? async () => jsonReply(200, {}) : undefined;
     case 'catalog':
       return read ? (deps, req) => listCatalog(deps, req) : undefined;
     case 'blob':
@@ -73,13 +74,6 @@ function toRequest(c: Context<{ Bindings: HttpBindings }>): RegistryRequest {
   };
 }
 
-function withApiVersion(response: Response): Response {
-  if (!response.headers.has('x-hono-already-sent')) {
-    response.headers.set('Docker-Distribution-API-Version', apiVersionHeader['Docker-Distribution-API-Version']);
-  }
-  return response;
-}
-
 export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBindings }> {
   const app = new Hono<{ Bindings: HttpBindings }>();
 
@@ -95,13 +89,24 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
         headers: { Allow: allowed[route.kind] },
       });
     }
-    return withApiVersion(await handler(deps, req));
+    writeReply(req.outgoing, await handler(deps, req));
+    return RESPONSE_ALREADY_SENT;
   });
 
   app.onError((error, c) => {
-    if (isOciError(error)) return withApiVersion(errorResponse(error));
-    deps.logger.error({ err: error, method: c.req.method, path: c.env.incoming.url }, 'request failed');
-    return withApiVersion(errorResponse(new OciError('UNKNOWN', 'internal error', { cause: error })));
+    const { outgoing } = c.env;
+    if (!isOciError(error))
+      deps.logger.error({ err: error, method: c.req.method, path: c.env.incoming.url }, 'request failed');
+    // A failure after the status line went out (a blob stream) can only be told by cutting the connection.
+    if (outgoing.headersSent) {
+      outgoing.destroy();
+      return RESPONSE_ALREADY_SENT;
+    }
+    writeReply(
+      outgoing,
+      errorReply(isOciError(error) ? error : new OciError('UNKNOWN', 'internal error', { cause: error })),
+    );
+    return RESPONSE_ALREADY_SENT;
   });
 
   return app;

@@ -3,13 +3,14 @@
  * GET, HEAD and DELETE /v2/<name>/blobs/<digest> (spec end-2, end-10), with Range.
  */
 import { pipeline } from 'node:stream/promises';
-import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { requireDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { parseByteRange } from '../oci/ranges.js';
 import {
   apiVersionHeader,
-  emptyResponse,
+  emptyReply,
+  sent,
+  type Reply,
   namespaceHeader,
   readOptions,
   repoName,
@@ -23,7 +24,7 @@ export async function getBlob(
   req: RegistryRequest,
   rawName: string,
   rawDigest: string,
-): Promise<Response> {
+): Promise<Reply> {
   const name = repoName(rawName);
   const digest = requireDigest(rawDigest);
   const options = readOptions(req);
@@ -54,7 +55,7 @@ export async function getBlob(
   } else {
     headers['Content-Length'] = String(blob.size);
   }
-  if (req.method === 'HEAD' || headers['Content-Length'] === '0') return new Response(null, { status, headers });
+  if (req.method === 'HEAD' || headers['Content-Length'] === '0') return { status, headers };
 
   // Straight from the file to the socket: no web-stream layer on the hot path.
   req.outgoing.writeHead(status, headers);
@@ -66,13 +67,13 @@ export async function getBlob(
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'ERR_STREAM_PREMATURE_CLOSE') deps.logger.warn({ err: error, digest }, 'blob read failed mid-stream');
   }
-  return RESPONSE_ALREADY_SENT;
+  return sent;
 }
 
-export async function deleteBlob(deps: RegistryDeps, rawName: string, rawDigest: string): Promise<Response> {
+export async function deleteBlob(deps: RegistryDeps, rawName: string, rawDigest: string): Promise<Reply> {
   const name = repoName(rawName);
   const digest = requireDigest(rawDigest);
   const deleted = await requireSink(deps).deleteBlob(name, digest);
   if (!deleted) throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
-  return emptyResponse(202);
+  return emptyReply(202);
 }

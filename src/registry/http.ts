@@ -29,19 +29,39 @@ export interface RegistryRequest {
 
 export const apiVersionHeader = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;
 
-export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { 'Content-Type': 'application/json', ...headers },
-  });
+/**
+ * What a handler answers: plain data, written to the socket in one place
+ * (app.ts). `sent` means the handler streamed the response itself (blob GETs).
+ * Handlers never build web Response objects: on the node-server adapter, touching
+ * a Response's headers materialises a full web Response, which halves manifest throughput.
+ */
+export type Reply = { status: number; headers: Record<string, string>; body?: string | Uint8Array } | { sent: true };
+
+export const sent: Reply = { sent: true };
+
+export function jsonReply(status: number, body: unknown, headers: Record<string, string> = {}): Reply {
+  return { status, headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) };
 }
 
-export function emptyResponse(status: number, headers: Record<string, string> = {}): Response {
-  return new Response(null, { status, headers: { 'Content-Length': '0', ...headers } });
+export function emptyReply(status: number, headers: Record<string, string> = {}): Reply {
+  return { status, headers: { 'Content-Length': '0', ...headers } };
 }
 
-export function errorResponse(error: OciError): Response {
-  return jsonResponse(error.status, error.toBody(), error.headers);
+export function errorReply(error: OciError): Reply {
+  return jsonReply(error.status, error.toBody(), error.headers);
+}
+
+/** Writes a reply with the API version header; Content-Length from the body unless given (HEAD gives the real size). */
+export function writeReply(outgoing: ServerResponse, reply: Reply): void {
+  if ('sent' in reply) return;
+  const headers: Record<string, string> = { ...apiVersionHeader, ...reply.headers };
+  if (reply.body !== undefined && headers['Content-Length'] === undefined) {
+    headers['Content-Length'] = String(
+      typeof reply.body === 'string' ? Buffer.byteLength(reply.body) : reply.body.byteLength,
+    );
+  }
+  outgoing.writeHead(reply.status, headers);
+  outgoing.end(reply.body);
 }
 
 export function requireSink(deps: RegistryDeps): ImageSink {

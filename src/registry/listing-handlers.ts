@@ -5,7 +5,15 @@
 import { requireDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { mediaTypes } from '../oci/media-types.js';
-import { jsonResponse, parsePageSize, readOptions, repoName, type RegistryDeps, type RegistryRequest } from './http.js';
+import {
+  jsonReply,
+  type Reply,
+  parsePageSize,
+  readOptions,
+  repoName,
+  type RegistryDeps,
+  type RegistryRequest,
+} from './http.js';
 
 /** Without n, _catalog answers in pages of this size (distribution uses 100); tags/list answers whole. */
 const defaultCatalogPage = 1000;
@@ -37,16 +45,16 @@ async function paginate(
   return { items: page, link: `<${path}?${next.toString()}>; rel="next"` };
 }
 
-export async function listTags(deps: RegistryDeps, req: RegistryRequest, rawName: string): Promise<Response> {
+export async function listTags(deps: RegistryDeps, req: RegistryRequest, rawName: string): Promise<Reply> {
   const name = repoName(rawName);
   const path = `/v2/${name}/tags/list`;
   const page = await paginate(req, path, (n, last) => deps.source.listTags(name, { n, last }, readOptions(req)));
   if (page === undefined)
     throw new OciError('NAME_UNKNOWN', 'repository name not known to registry', { detail: { name } });
-  return jsonResponse(200, { name, tags: page.items }, page.link === undefined ? {} : { Link: page.link });
+  return jsonReply(200, { name, tags: page.items }, page.link === undefined ? {} : { Link: page.link });
 }
 
-export async function listCatalog(deps: RegistryDeps, req: RegistryRequest): Promise<Response> {
+export async function listCatalog(deps: RegistryDeps, req: RegistryRequest): Promise<Reply> {
   const page = await paginate(
     req,
     '/v2/_catalog',
@@ -54,7 +62,7 @@ export async function listCatalog(deps: RegistryDeps, req: RegistryRequest): Pro
     defaultCatalogPage,
   );
   const items = page?.items ?? [];
-  return jsonResponse(200, { repositories: items }, page?.link === undefined ? {} : { Link: page.link });
+  return jsonReply(200, { repositories: items }, page?.link === undefined ? {} : { Link: page.link });
 }
 
 export async function listReferrers(
@@ -62,7 +70,7 @@ export async function listReferrers(
   req: RegistryRequest,
   rawName: string,
   rawDigest: string,
-): Promise<Response> {
+): Promise<Reply> {
   const name = repoName(rawName);
   const digest = requireDigest(rawDigest);
   const artifactType = req.query.get('artifactType') ?? undefined;
@@ -70,8 +78,9 @@ export async function listReferrers(
   // An unknown subject is an empty index, never a 404 (spec §Listing Referrers).
   const headers: Record<string, string> = { 'Content-Type': mediaTypes.ociIndex };
   if (artifactType !== undefined) headers['OCI-Filters-Applied'] = 'artifactType';
-  return new Response(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests }), {
+  return {
     status: 200,
     headers,
-  });
+    body: JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests }),
+  };
 }

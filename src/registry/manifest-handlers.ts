@@ -8,7 +8,8 @@ import type { ManifestInfo } from '../oci/image-source.js';
 import { maxManifestBytes } from '../oci/manifest.js';
 import { parseReference, parseTag, type Reference, type Tag } from '../oci/reference.js';
 import {
-  emptyResponse,
+  emptyReply,
+  type Reply,
   namespaceHeader,
   readOptions,
   readSmallBody,
@@ -55,7 +56,7 @@ export async function getManifest(
   req: RegistryRequest,
   rawName: string,
   raw: string,
-): Promise<Response> {
+): Promise<Reply> {
   const name = repoName(rawName);
   const reference = referenceValue(readReference(raw)) as Tag;
   const options = readOptions(req);
@@ -63,13 +64,12 @@ export async function getManifest(
   if (req.method === 'HEAD') {
     const info = await deps.source.statManifest(name, reference, options);
     if (info === undefined) throw manifestUnknown(raw);
-    return new Response(null, { status: isNotModified(req, info) ? 304 : 200, headers: manifestHeaders(info, extra) });
+    return { status: isNotModified(req, info) ? 304 : 200, headers: manifestHeaders(info, extra) };
   }
   const manifest = await deps.source.getManifest(name, reference, options);
   if (manifest === undefined) throw manifestUnknown(raw);
-  if (isNotModified(req, manifest))
-    return new Response(null, { status: 304, headers: manifestHeaders(manifest, extra) });
-  return new Response(manifest.bytes, { status: 200, headers: manifestHeaders(manifest, extra) });
+  if (isNotModified(req, manifest)) return { status: 304, headers: manifestHeaders(manifest, extra) };
+  return { status: 200, headers: manifestHeaders(manifest, extra), body: manifest.bytes };
 }
 
 export async function putManifest(
@@ -77,7 +77,7 @@ export async function putManifest(
   req: RegistryRequest,
   rawName: string,
   raw: string,
-): Promise<Response> {
+): Promise<Reply> {
   const name = repoName(rawName);
   const sink = requireSink(deps);
   const reference = parseReference(raw);
@@ -106,13 +106,13 @@ export async function putManifest(
   };
   if (result.subject !== undefined) headers['OCI-Subject'] = result.subject;
   if (extraTags.length > 0) headers['OCI-Tag'] = extraTags.join(', ');
-  return emptyResponse(201, headers);
+  return emptyReply(201, headers);
 }
 
-export async function deleteManifest(deps: RegistryDeps, rawName: string, raw: string): Promise<Response> {
+export async function deleteManifest(deps: RegistryDeps, rawName: string, raw: string): Promise<Reply> {
   const name = repoName(rawName);
   const reference = readReference(raw);
   const deleted = await requireSink(deps).deleteManifest(name, referenceValue(reference) as Tag);
   if (!deleted) throw manifestUnknown(raw);
-  return emptyResponse(202);
+  return emptyReply(202);
 }

@@ -9,7 +9,15 @@ import { OciError } from '../oci/errors.js';
 import type { ChunkRange, UploadState } from '../oci/image-source.js';
 import { formatUploadRange, parseChunkRange } from '../oci/ranges.js';
 import { requireRepoName, type RepoName } from '../oci/reference.js';
-import { emptyResponse, hasBody, repoName, requireSink, type RegistryDeps, type RegistryRequest } from './http.js';
+import {
+  emptyReply,
+  hasBody,
+  type Reply,
+  repoName,
+  requireSink,
+  type RegistryDeps,
+  type RegistryRequest,
+} from './http.js';
 
 function uploadHeaders(state: UploadState): Record<string, string> {
   return {
@@ -19,8 +27,8 @@ function uploadHeaders(state: UploadState): Record<string, string> {
   };
 }
 
-function blobCreated(name: RepoName, digest: string): Response {
-  return emptyResponse(201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
+function blobCreated(name: RepoName, digest: string): Reply {
+  return emptyReply(201, { Location: `/v2/${name}/blobs/${digest}`, 'Docker-Content-Digest': digest });
 }
 
 function chunkRange(req: RegistryRequest): ChunkRange | undefined {
@@ -38,7 +46,7 @@ function declaredLength(req: RegistryRequest): number | undefined {
   return value === undefined ? undefined : Number(value);
 }
 
-export async function startUpload(deps: RegistryDeps, req: RegistryRequest, rawName: string): Promise<Response> {
+export async function startUpload(deps: RegistryDeps, req: RegistryRequest, rawName: string): Promise<Reply> {
   const name = repoName(rawName);
   const sink = requireSink(deps);
   const mount = req.query.get('mount');
@@ -62,7 +70,7 @@ export async function startUpload(deps: RegistryDeps, req: RegistryRequest, rawN
     });
   }
   const state = await sink.startUpload(name);
-  return emptyResponse(202, uploadHeaders(state));
+  return emptyReply(202, uploadHeaders(state));
 }
 
 export async function patchUpload(
@@ -70,10 +78,10 @@ export async function patchUpload(
   req: RegistryRequest,
   rawName: string,
   id: string,
-): Promise<Response> {
+): Promise<Reply> {
   const name = repoName(rawName);
   const state = await requireSink(deps).appendUpload(name, id, req.incoming, chunkRange(req));
-  return emptyResponse(202, uploadHeaders(state));
+  return emptyReply(202, uploadHeaders(state));
 }
 
 export async function finishUpload(
@@ -81,7 +89,7 @@ export async function finishUpload(
   req: RegistryRequest,
   rawName: string,
   id: string,
-): Promise<Response> {
+): Promise<Reply> {
   const name = repoName(rawName);
   const digest = requireDigest(req.query.get('digest'));
   const body = hasBody(req) ? req.incoming : undefined;
@@ -89,17 +97,17 @@ export async function finishUpload(
   return blobCreated(name, info.digest);
 }
 
-export async function uploadStatus(deps: RegistryDeps, rawName: string, id: string): Promise<Response> {
+export async function uploadStatus(deps: RegistryDeps, rawName: string, id: string): Promise<Reply> {
   const name = repoName(rawName);
   const state = await requireSink(deps).getUpload(name, id);
   if (state === undefined) throw uploadUnknown(id);
-  return emptyResponse(204, uploadHeaders(state));
+  return emptyReply(204, uploadHeaders(state));
 }
 
-export async function cancelUpload(deps: RegistryDeps, rawName: string, id: string): Promise<Response> {
+export async function cancelUpload(deps: RegistryDeps, rawName: string, id: string): Promise<Reply> {
   const name = repoName(rawName);
   if (!(await requireSink(deps).cancelUpload(name, id))) throw uploadUnknown(id);
-  return emptyResponse(204);
+  return emptyReply(204);
 }
 
 function uploadUnknown(id: string): OciError {

