@@ -100,4 +100,39 @@ describe('LocalStore', () => {
       store.close();
     }
   });
+
+  it('notices a tag moved by another process within a second (lookup cache + data_version)', async () => {
+    const reader = await LocalStore.open(root);
+    const writer = await LocalStore.open(root);
+    try {
+      const push = async (store: LocalStore, seed: string): Promise<string> => {
+        const config = Buffer.from(JSON.stringify({ seed }));
+        const configDigest = requireDigest(sha256(config));
+        await store.putBlob(name, configDigest, chunks(config.toString()));
+        const manifest = Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            config: {
+              mediaType: 'application/vnd.oci.image.config.v1+json',
+              digest: configDigest,
+              size: config.length,
+            },
+            layers: [],
+          }),
+        );
+        return (
+          await store.putManifest(name, 'latest' as never, manifest, 'application/vnd.oci.image.manifest.v1+json')
+        ).digest;
+      };
+      const first = await push(reader, 'one');
+      expect((await reader.statManifest(name, 'latest' as never))?.digest).toBe(first);
+      const second = await push(writer, 'two');
+      await new Promise((r) => setTimeout(r, 1100));
+      expect((await reader.statManifest(name, 'latest' as never))?.digest).toBe(second);
+    } finally {
+      reader.close();
+      writer.close();
+    }
+  });
 });

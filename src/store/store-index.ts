@@ -5,6 +5,7 @@
  * transaction across an await.
  */
 import type { Db } from './database.js';
+import { LookupCache } from './lookup-cache.js';
 import type { Digest } from '../oci/digest.js';
 import type { ManifestInfo } from '../oci/image-source.js';
 import type { RepoName } from '../oci/reference.js';
@@ -46,8 +47,10 @@ export interface NewManifest {
 
 export class StoreIndex {
   private readonly q;
+  private readonly lookups: LookupCache<ManifestRow>;
 
   constructor(private readonly db: Db) {
+    this.lookups = new LookupCache<ManifestRow>(db);
     this.q = {
       repoId: db.prepare<[string], { id: number }>('SELECT id FROM repositories WHERE name = ?'),
       insertRepo: db.prepare('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
@@ -167,11 +170,11 @@ export class StoreIndex {
   }
 
   manifestByDigest(name: RepoName, digest: Digest): ManifestRow | undefined {
-    return this.q.manifestByDigest.get(name, digest);
+    return this.lookups.get(`${name}@${digest}`, () => this.q.manifestByDigest.get(name, digest));
   }
 
   manifestByTag(name: RepoName, tag: string): ManifestRow | undefined {
-    return this.q.manifestByTag.get(name, tag);
+    return this.lookups.get(`${name}:${tag}`, () => this.q.manifestByTag.get(name, tag));
   }
 
   /**
@@ -179,6 +182,7 @@ export class StoreIndex {
    * A fetched tag never replaces a pushed or imported one: local content is authoritative.
    */
   putManifest(name: RepoName, manifest: NewManifest, tags: string[], source: TagSource = 'pushed'): void {
+    this.lookups.clear();
     const now = Date.now();
     this.db.transaction(() => {
       const repoId = this.ensureRepository(name);
@@ -213,11 +217,13 @@ export class StoreIndex {
   }
 
   deleteTag(name: RepoName, tag: string): boolean {
+    this.lookups.clear();
     return this.q.deleteTag.run(name, tag).changes > 0;
   }
 
   /** Tags and references go with it (ON DELETE CASCADE). */
   deleteManifest(name: RepoName, digest: Digest): boolean {
+    this.lookups.clear();
     return this.q.deleteManifest.run(name, digest).changes > 0;
   }
 
