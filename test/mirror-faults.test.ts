@@ -25,10 +25,22 @@ import {
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
 const host = 'faulty.example.test';
-const repos = ['wrong', 'truncated', 'reset', 'stall', 'slow', 'limited', 'broken', 'redirected'] as const;
+const repos = [
+  'wrong',
+  'wrong-slowly',
+  'truncated',
+  'reset',
+  'stall',
+  'slow',
+  'limited',
+  'broken',
+  'redirected',
+] as const;
 type Repo = (typeof repos)[number];
 // Each case has its own blob: fills are shared by digest, so cases must not share one.
-const blobs = new Map<Repo, Buffer>(repos.map((repo, i) => [repo, Buffer.alloc(300_000, i + 1)]));
+const blobs = new Map<Repo, Buffer>(
+  repos.map((repo, i) => [repo, Buffer.alloc(repo === 'wrong-slowly' ? 4 * 1024 * 1024 : 300_000, i + 1)]),
+);
 const blobOf = (repo: Repo): Buffer => blobs.get(repo) ?? Buffer.alloc(0);
 const digestOf = (repo: Repo): string => sha256(blobOf(repo));
 const blobPath = (repo: Repo): string => `/v2/${repo}/blobs/${digestOf(repo)}`;
@@ -41,6 +53,22 @@ beforeAll(async () => {
   cdn = await startScriptedRegistry({ '/signed/blob': (_req, res) => sendBytes(res, blobOf('redirected')) });
   upstream = await startScriptedRegistry({
     [blobPath('wrong')]: (_req, res) => sendBytes(res, Buffer.alloc(300_000, 99)),
+    // Wrong bytes trickling in: the client is mid-body when the digest check fails at the end.
+    [blobPath('wrong-slowly')]: (_req, res) => {
+      const wrongBytes = Buffer.alloc(blobOf('wrong-slowly').length, 98);
+      res.writeHead(200, { 'Content-Length': String(wrongBytes.length) });
+      let offset = 0;
+      const step = (): void => {
+        if (offset >= wrongBytes.length) {
+          res.end();
+          return;
+        }
+        res.write(wrongBytes.subarray(offset, offset + 256 * 1024));
+        offset += 256 * 1024;
+        setTimeout(step, 10);
+      };
+      step();
+    },
     [blobPath('truncated')]: (_req, res) => {
       res.writeHead(200, { 'Content-Length': String(blobOf('truncated').length) });
       res.end(blobOf('truncated').subarray(0, 1000));
@@ -71,14 +99,20 @@ afterAll(async () => {
   await cdn?.close();
 });
 
-/** GETs a blob through wharf and reports how the body ended. */
+/** GETs a blob through wharf and reports how the answer ended. */
 async function fetchBlob(
   repo: Repo,
 ): Promise<{ status: number; outcome: 'complete' | 'cut'; digest?: string; code?: string }> {
-  const response = await request(`${wharf.url}/v2/${host}/${repo}/blobs/${digestOf(repo)}`, {
-    headersTimeout: 10_000,
-    bodyTimeout: 10_000,
-  });
+  let response;
+  try {
+    response = await request(`${wharf.url}/v2/${host}/${repo}/blobs/${digestOf(repo)}`, {
+      headersTimeout: 10_000,
+      bodyTimeout: 10_000,
+    });
+  } catch {
+    // The connection was cut before the status line.
+    return { status: 0, outcome: 'cut' };
+  }
   if (response.statusCode !== 200) {
     const body = (await response.body.json()) as { errors: { code: string }[] };
     return { status: response.statusCode, outcome: 'complete', code: body.errors[0]?.code };
@@ -100,15 +134,26 @@ async function expectNothingKept(repo: Repo): Promise<void> {
 
 describe('upstream faults while filling a blob', () => {
   it.each(['wrong', 'truncated', 'reset', 'stall'] as const)(
-    '%s body: the client connection is cut and nothing is kept',
+    '%s body: the client gets an error (502, or a cut connection once bytes flowed), and nothing is kept',
     async (repo) => {
       const failedBefore = wharf.server.proxy.fills.stats.failed;
       const result = await fetchBlob(repo);
-      expect(result.outcome).toBe('cut');
+      // Never a complete body: a fill that failed before the first byte answers 502 UNAVAILABLE,
+      // one that fails later cuts the connection.
+      if (result.outcome === 'complete') expect(result).toMatchObject({ status: 502, code: 'UNAVAILABLE' });
+      else expect(result.outcome).toBe('cut');
+      await wharf.server.proxy.settle();
       await expectNothingKept(repo);
       expect(wharf.server.proxy.fills.stats.failed).toBeGreaterThan(failedBefore);
     },
   );
+
+  it('wrong bytes arriving slowly: the client receives all but the held-back end, then the cut', async () => {
+    const result = await fetchBlob('wrong-slowly');
+    expect(result).toEqual({ status: 200, outcome: 'cut' });
+    await wharf.server.proxy.settle();
+    await expectNothingKept('wrong-slowly');
+  });
 
   it('slow first byte: the upstream timeout fires and the client gets 503 UNAVAILABLE', async () => {
     const result = await fetchBlob('slow');

@@ -94,6 +94,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     closing ??= (async () => {
       clearInterval(cleaner);
       await stopListening(server, options.shutdownGraceMs ?? 10_000);
+      await proxy.settle();
       await Promise.all(clients.map(({ client }) => client.close()));
       store.close();
     })();

@@ -22,6 +22,11 @@ import type { UpstreamBlob } from './upstream-client.js';
 
 /** Bytes per read from the growing file: large enough for few syscalls, small enough to stream promptly. */
 const readChunkBytes = 1024 * 1024;
+/**
+ * Upstream chunks are gathered into writes of about this size: one write per
+ * 64 KiB chunk held a cold fill near 130 MB/s; batching lets it run at disk speed.
+ */
+const writeBatchBytes = 1024 * 1024;
 
 export interface FillStats {
   started: number;
@@ -31,7 +36,11 @@ export interface FillStats {
 
 class Fill {
   readonly names = new Set<RepoName>();
-  state: 'running' | 'done' | 'failed' = 'running';
+  /**
+   * running → verified (digest matched: readers may finish) → done (file committed and indexed);
+   * or → failed at any point before done.
+   */
+  state: 'running' | 'verified' | 'done' | 'failed' = 'running';
   error: unknown;
   private waiters: (() => void)[] = [];
 
@@ -45,16 +54,30 @@ class Fill {
   /** Copies the upstream body into the file; never rejects (the verdict is in `state`). */
   async pump(upstream: UpstreamBlob): Promise<void> {
     try {
+      let batch: Uint8Array[] = [];
+      let batched = 0;
       for await (const chunk of upstream.body) {
-        if (this.file.written + chunk.byteLength > this.size) {
+        if (this.file.written + batched + chunk.byteLength > this.size) {
           throw new OciError('SIZE_INVALID', 'upstream sent more bytes than it announced', {
             detail: { digest: this.digest, size: this.size },
           });
         }
-        await this.file.append(chunk);
-        this.wake();
+        batch.push(chunk);
+        batched += chunk.byteLength;
+        if (batched >= writeBatchBytes) {
+          await this.file.append(batch);
+          batch = [];
+          batched = 0;
+          this.wake();
+        }
       }
-      const info = await this.file.finish(this.size);
+      if (batched > 0) await this.file.append(batch);
+      this.file.verify(this.size);
+      // The bytes are proven: let readers finish while the file is fsynced and committed (the
+      // fsync of a large file is the slowest step of a fill, and no reader needs to wait for it).
+      this.state = 'verified';
+      this.wake();
+      const info = await this.file.commit();
       this.store.recordFill(this.names, info.digest, info.size);
       this.state = 'done';
     } catch (error) {
@@ -70,7 +93,7 @@ class Fill {
   async *read(range: ByteRange | undefined): AsyncGenerator<Uint8Array> {
     if (this.state === 'done' || !this.file.acquire()) {
       // Committed already (or the temp file is gone): read the blob file itself.
-      if (this.state === 'failed') throw this.error;
+      if (this.state === 'failed') throw this.failure();
       yield* this.store.readContent(this.digest, range);
       return;
     }
@@ -80,9 +103,9 @@ class Fill {
       while (position < end) {
         // Re-read each turn: the pump moves the state on while this generator waits.
         const state = this.currentState();
-        if (state === 'failed') throw this.error;
+        if (state === 'failed') throw this.failure();
         // Hold back the last byte until the verdict: a complete body means a verified body.
-        const limit = state === 'done' ? this.size : Math.min(this.file.written, this.size - 1);
+        const limit = state === 'running' ? Math.min(this.file.written, this.size - 1) : this.size;
         const available = Math.min(limit, end) - position;
         if (available <= 0) {
           await this.progress();
@@ -95,6 +118,15 @@ class Fill {
     } finally {
       await this.file.release();
     }
+  }
+
+  /** What a reader of a failed fill sees: the upstream's fault, never the client's (a DIGEST_INVALID would read as one). */
+  private failure(): OciError {
+    return new OciError('UNAVAILABLE', 'the upstream blob failed verification or transfer; nothing was kept', {
+      status: 502,
+      cause: this.error,
+      detail: { digest: this.digest },
+    });
   }
 
   private currentState(): Fill['state'] {
@@ -115,6 +147,7 @@ class Fill {
 export class FillRegistry {
   readonly stats: FillStats = { started: 0, completed: 0, failed: 0 };
   private readonly fills = new Map<Digest, Promise<Fill | undefined>>();
+  private readonly pumps = new Set<Promise<void>>();
 
   constructor(
     private readonly store: LocalStore,
@@ -123,6 +156,11 @@ export class FillRegistry {
 
   get inFlight(): number {
     return this.fills.size;
+  }
+
+  /** Waits for every fill to finish or fail (shutdown: the index must stay open until they are recorded). */
+  async settle(): Promise<void> {
+    while (this.pumps.size > 0) await Promise.all([...this.pumps]);
   }
 
   /**
@@ -167,7 +205,7 @@ export class FillRegistry {
     }
     const fill = new Fill(digest, upstream.size, file, this.store);
     this.stats.started++;
-    void fill.pump(upstream).then(() => {
+    const pump = fill.pump(upstream).then(() => {
       this.fills.delete(digest);
       if (fill.state === 'done') {
         this.stats.completed++;
@@ -177,6 +215,8 @@ export class FillRegistry {
         this.logger.warn({ err: fill.error, digest }, 'blob fill from upstream failed; nothing kept');
       }
     });
+    this.pumps.add(pump);
+    void pump.finally(() => this.pumps.delete(pump));
     return fill;
   }
 }

@@ -57,6 +57,11 @@ export class ProxySource implements ImageSource {
     this.fills = new FillRegistry(store, options.logger);
   }
 
+  /** Shutdown: lets fills in progress finish and be recorded before the index closes. */
+  settle(): Promise<void> {
+    return this.fills.settle();
+  }
+
   async openBlob(name: RepoName, digest: Digest, options?: ReadOptions): Promise<BlobHandle | undefined> {
     const route = this.router.resolve(name, options?.namespace);
     if (route.kind === 'local') return this.store.openBlob(name, digest);

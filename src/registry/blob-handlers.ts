@@ -57,10 +57,15 @@ export async function getBlob(
   }
   if (req.method === 'HEAD' || headers['Content-Length'] === '0') return { status, headers };
 
+  // The first chunk is read before the status line, so a blob that cannot be read at all (a fill
+  // that already failed) still gets a proper error answer rather than a cut connection.
+  const body = blob.open(range.kind === 'partial' ? range.range : undefined)[Symbol.asyncIterator]();
+  const first = await body.next();
   // Straight from the file to the socket: no web-stream layer on the hot path.
   req.outgoing.writeHead(status, headers);
   try {
-    await pipeline(blob.open(range.kind === 'partial' ? range.range : undefined), req.outgoing);
+    if (first.done !== true) req.outgoing.write(first.value);
+    await pipeline(rest(body), req.outgoing);
   } catch (error) {
     // The status line is gone already; cutting the connection is the only honest signal left.
     req.outgoing.destroy();
@@ -76,4 +81,9 @@ export async function deleteBlob(deps: RegistryDeps, rawName: string, rawDigest:
   const deleted = await requireSink(deps).deleteBlob(name, digest);
   if (!deleted) throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
   return emptyReply(202);
+}
+
+/** The rest of an iterator whose first value was taken already. */
+async function* rest(iterator: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
+  for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) yield next.value;
 }

@@ -37,14 +37,31 @@ export class BlobFill {
     return new BlobFill(digest, files, temp, handle);
   }
 
-  async append(chunk: Uint8Array): Promise<void> {
-    this.hash.update(chunk);
-    let offset = 0;
-    while (offset < chunk.byteLength) {
-      const { bytesWritten } = await this.handle.write(chunk, offset, chunk.byteLength - offset, this.written + offset);
-      offset += bytesWritten;
+  /** Appends chunks with one writev: upstream bodies arrive in small pieces, and a syscall each would cap the fill rate. */
+  async append(chunks: readonly Uint8Array[]): Promise<void> {
+    let total = 0;
+    for (const chunk of chunks) {
+      this.hash.update(chunk);
+      total += chunk.byteLength;
     }
-    this.written += chunk.byteLength;
+    const { bytesWritten } = await this.handle.writev(chunks, this.written);
+    if (bytesWritten < total) {
+      // A short write (rare on regular files): write the rest from where it stopped.
+      const rest = Buffer.concat(chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength))).subarray(
+        bytesWritten,
+      );
+      let offset = 0;
+      while (offset < rest.byteLength) {
+        const result = await this.handle.write(
+          rest,
+          offset,
+          rest.byteLength - offset,
+          this.written + bytesWritten + offset,
+        );
+        offset += result.bytesWritten;
+      }
+    }
+    this.written += total;
   }
 
   /** Reads bytes already written; the caller never asks past `written`. */
@@ -54,19 +71,23 @@ export class BlobFill {
     return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
   }
 
-  /** Verifies size and digest, then commits the file under blobs/ (file first: the caller adds the index row). */
-  async finish(expectedSize: number | undefined): Promise<BlobInfo> {
-    const computed = formatDigest(digestAlgorithm(this.digest), this.hash);
+  /** Checks size and digest of what was written; throws SIZE_INVALID or DIGEST_INVALID. */
+  verify(expectedSize: number | undefined): void {
     if (expectedSize !== undefined && this.written !== expectedSize) {
       throw new OciError('SIZE_INVALID', `received ${this.written} bytes, expected ${expectedSize}`, {
         detail: { digest: this.digest, expected: expectedSize, received: this.written },
       });
     }
+    const computed = formatDigest(digestAlgorithm(this.digest), this.hash);
     if (computed !== this.digest) {
       throw new OciError('DIGEST_INVALID', 'content did not match its digest', {
         detail: { expected: this.digest, computed },
       });
     }
+  }
+
+  /** Commits a verified file under blobs/: fsync, rename, directory fsync (file first: the caller adds the index row). */
+  async commit(): Promise<BlobInfo> {
     await this.handle.sync();
     await this.files.commitFile(this.temp, this.digest);
     this.settled = true;

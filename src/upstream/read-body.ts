@@ -74,16 +74,59 @@ export async function readPrefix(body: ResponseBody, limit: number): Promise<Buf
   return Buffer.concat(chunks, total).subarray(0, limit);
 }
 
+/** Past this many buffered bytes the socket is paused until the consumer catches up. */
+const maxQueuedBytes = 4 * 1024 * 1024;
+
 /**
- * The body as an async iterable of raw chunks. Socket errors and idle timeouts surface as
- * UNAVAILABLE with the undici error as cause; leaving the loop early (break, throw) destroys the
- * body so the connection is not left half-read.
+ * The body as an async iterable of raw bytes. Chunks that arrive while the
+ * consumer is busy are handed over together: one iteration per 64 KiB socket
+ * read held a fill to half of what undici can deliver. Socket errors and idle
+ * timeouts surface as UNAVAILABLE with the undici error as cause; leaving the
+ * loop early (break, throw) destroys the body so the connection is not left half-read.
  */
 export async function* streamBody(body: ResponseBody, where: string): AsyncGenerator<Uint8Array, void, undefined> {
+  const queue: Buffer[] = [];
+  let queued = 0;
+  let ended = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const notify = (): void => {
+    const resolve = wake;
+    wake = undefined;
+    resolve?.();
+  };
+  body.on('data', (chunk: Buffer) => {
+    queue.push(chunk);
+    queued += chunk.byteLength;
+    if (queued >= maxQueuedBytes) body.pause();
+    notify();
+  });
+  body.on('end', () => {
+    ended = true;
+    notify();
+  });
+  body.on('error', (error: unknown) => {
+    failure = error;
+    notify();
+  });
+  body.on('close', () => {
+    if (!ended && failure === undefined) failure = new Error('upstream body closed before its end');
+    notify();
+  });
   try {
-    for await (const chunk of body as AsyncIterable<Buffer>) yield chunk;
-  } catch (error) {
-    throw unavailable(where, error);
+    for (;;) {
+      if (queue.length > 0) {
+        const batch = queue.length === 1 ? (queue[0] as Buffer) : Buffer.concat(queue, queued);
+        queue.length = 0;
+        queued = 0;
+        if (body.isPaused()) body.resume();
+        yield batch;
+        continue;
+      }
+      if (failure !== undefined) throw unavailable(where, failure);
+      if (ended) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
   } finally {
     if (!body.destroyed) body.destroy();
   }
