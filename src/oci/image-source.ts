@@ -23,6 +23,17 @@ export interface BlobInfo {
 /** A blob that exists; its bytes are read only when asked for. */
 export interface BlobHandle extends BlobInfo {
   open(range?: ByteRange): AsyncIterable<Uint8Array>;
+  /**
+   * Random access, for blobs that are whole files: fills `buffer` from
+   * `position`, returns the bytes read. Lets the HTTP layer serve from two
+   * reused buffers instead of a fresh one per chunk (flat memory under load).
+   */
+  openFile?(): Promise<BlobFile>;
+}
+
+export interface BlobFile {
+  read(buffer: Uint8Array, position: number): Promise<number>;
+  close(): Promise<void>;
 }
 
 export interface ManifestInfo {

@@ -2,9 +2,11 @@
  * @module registry/blob-handlers
  * GET, HEAD and DELETE /v2/<name>/blobs/<digest> (spec end-2, end-10), with Range.
  */
+import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { requireDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
+import type { BlobFile, ByteRange } from '../oci/image-source.js';
 import { parseByteRange } from '../oci/ranges.js';
 import {
   apiVersionHeader,
@@ -57,6 +59,11 @@ export async function getBlob(
   }
   if (req.method === 'HEAD' || headers['Content-Length'] === '0') return { status, headers };
 
+  const byteRange = range.kind === 'partial' ? range.range : { start: 0, end: blob.size - 1 };
+  if (blob.openFile !== undefined) {
+    await sendFile(req, await blob.openFile(), byteRange, status, headers, deps, digest);
+    return sent;
+  }
   // The first chunk is read before the status line, so a blob that cannot be read at all (a fill
   // that already failed) still gets a proper error answer rather than a cut connection.
   const body = blob.open(range.kind === 'partial' ? range.range : undefined)[Symbol.asyncIterator]();
@@ -67,10 +74,7 @@ export async function getBlob(
     if (first.done !== true) req.outgoing.write(first.value);
     await pipeline(rest(body), req.outgoing);
   } catch (error) {
-    // The status line is gone already; cutting the connection is the only honest signal left.
-    req.outgoing.destroy();
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'ERR_STREAM_PREMATURE_CLOSE') deps.logger.warn({ err: error, digest }, 'blob read failed mid-stream');
+    failMidStream(req, deps, error, digest);
   }
   return sent;
 }
@@ -86,4 +90,83 @@ export async function deleteBlob(deps: RegistryDeps, rawName: string, rawDigest:
 /** The rest of an iterator whose first value was taken already. */
 async function* rest(iterator: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
   for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) yield next.value;
+}
+
+/** The status line is gone already; cutting the connection is the only honest signal left. */
+function failMidStream(req: RegistryRequest, deps: RegistryDeps, error: unknown, digest: string): void {
+  req.outgoing.destroy();
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code !== 'ERR_STREAM_PREMATURE_CLOSE' && code !== 'ERR_STREAM_DESTROYED') {
+    deps.logger.warn({ err: error, digest }, 'blob read failed mid-stream');
+  }
+}
+
+/** Bytes per read; two such buffers per response, reused until the end. */
+const sendChunkBytes = 1024 * 1024;
+
+/**
+ * Serves a file range from two reused buffers: while one is being written to
+ * the socket the next is read into the other, and a buffer is reused only once
+ * the socket took it (the write callback). Memory per response stays at two
+ * buffers whatever the blob size or the client's speed; a fresh buffer per chunk
+ * had 20 clients of one blob peak at 250 MB RSS.
+ */
+async function sendFile(
+  req: RegistryRequest,
+  file: BlobFile,
+  range: ByteRange,
+  status: number,
+  headers: Record<string, string>,
+  deps: RegistryDeps,
+  digest: string,
+): Promise<void> {
+  const { outgoing } = req;
+  const buffers = [Buffer.allocUnsafe(sendChunkBytes), Buffer.allocUnsafe(sendChunkBytes)];
+  const readAt = (index: number, position: number): Promise<number> => {
+    const length = Math.min(sendChunkBytes, range.end + 1 - position);
+    return file.read((buffers[index] as Buffer).subarray(0, length), position);
+  };
+  let position = range.start;
+  let index = 0;
+  let pending = readAt(index, position);
+  try {
+    // A file that cannot be read at all still gets an error answer before the status line.
+    let bytes = await pending;
+    outgoing.writeHead(status, headers);
+    for (;;) {
+      if (bytes === 0) throw new Error(`blob file ended early at byte ${position}`);
+      const chunk = (buffers[index] as Buffer).subarray(0, bytes);
+      position += bytes;
+      const more = position <= range.end;
+      index ^= 1;
+      if (more) pending = readAt(index, position);
+      await writeFlushed(outgoing, chunk);
+      if (!more) break;
+      bytes = await pending;
+    }
+    outgoing.end();
+  } catch (error) {
+    if (!outgoing.headersSent) throw error;
+    failMidStream(req, deps, error, digest);
+  } finally {
+    await pending.catch(() => 0);
+    await file.close();
+  }
+}
+
+/** Resolves once the socket has taken the chunk, so its buffer may be reused. */
+function writeFlushed(outgoing: ServerResponse, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (outgoing.destroyed) {
+      reject(Object.assign(new Error('client went away'), { code: 'ERR_STREAM_DESTROYED' }));
+      return;
+    }
+    const onClose = (): void => reject(Object.assign(new Error('client went away'), { code: 'ERR_STREAM_DESTROYED' }));
+    outgoing.once('close', onClose);
+    outgoing.write(chunk, (error) => {
+      outgoing.off('close', onClose);
+      if (error) reject(error);
+      else resolve();
+    });
+  });
 }

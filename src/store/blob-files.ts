@@ -25,7 +25,7 @@ import {
   type DigestAlgorithm,
 } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import type { BlobInfo, ByteRange } from '../oci/image-source.js';
+import type { BlobFile, BlobInfo, ByteRange } from '../oci/image-source.js';
 
 /** Large reads mean fewer syscalls and event-loop turns per blob served (1 MiB: ~0.97 GB/s against ~0.86 GB/s at 256 KiB, one client on loopback). */
 const readChunkBytes = 1024 * 1024;
@@ -81,6 +81,15 @@ export class BlobFiles {
       highWaterMark: readChunkBytes,
       ...(range === undefined ? {} : { start: range.start, end: range.end }),
     });
+  }
+
+  /** A read-only descriptor on a committed blob, for positioned reads into caller-owned buffers. */
+  async openFile(digest: Digest): Promise<BlobFile> {
+    const handle = await open(this.pathOf(digest), 'r');
+    return {
+      read: async (buffer, position) => (await handle.read(buffer, 0, buffer.byteLength, position)).bytesRead,
+      close: () => handle.close(),
+    };
   }
 
   readAll(digest: Digest): Promise<Buffer> {

@@ -81,7 +81,7 @@ export class LocalStore implements ImageSource, ImageSink {
     const size = this.index.linkedBlobSize(name, digest);
     if (size === undefined) return undefined;
     const files = this.files;
-    return { digest, size, open: (range) => files.openRead(digest, range) };
+    return { digest, size, open: (range) => files.openRead(digest, range), openFile: () => files.openFile(digest) };
   }
 
   async getManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestContent | undefined> {
