@@ -4,7 +4,8 @@
  * at once, lets requests in flight finish (up to a grace period), then closes
  * the index.
  */
-import { createAdaptorServer } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
+import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
@@ -69,7 +70,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const proxy = new ProxySource(store, router, { offline: options.offline ?? false, logger });
   // Reads go through the mirror; writes (pushes) go to the store under the name as sent.
   const app = createRegistryApp({ source: proxy, sink: store, logger });
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  // getRequestListener rather than createAdaptorServer, which does not pass errorHandler on: a
+  // request the adaptor cannot read (a backslash in the path, a bad Host) still gets an OCI body.
+  const listener = getRequestListener(app.fetch, {
+    errorHandler: () =>
+      new Response(
+        JSON.stringify({ errors: [{ code: 'UNSUPPORTED', message: 'malformed request target or Host header' }] }),
+        {
+          status: 400,
+          headers: { 'Content-Type': 'application/json' },
+        },
+      ),
+  });
+  const server = createServer((incoming, outgoing) => void listener(incoming, outgoing));
   // Blob uploads can take as long as they take; only the headers have a deadline.
   server.requestTimeout = 0;
   server.headersTimeout = 60_000;

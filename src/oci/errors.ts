@@ -68,3 +68,19 @@ export class OciError extends Error {
 export function isOciError(value: unknown): value is OciError {
   return value instanceof OciError;
 }
+
+/** A full disk or quota (fs ENOSPC/EDQUOT, SQLite's SQLITE_FULL), as the error clients should see. */
+export function isOutOfSpace(error: unknown): boolean {
+  for (let e: unknown = error; e !== undefined && e !== null; e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL') return true;
+  }
+  return false;
+}
+
+export function outOfSpace(cause: unknown): OciError {
+  return new OciError('UNAVAILABLE', "no space left on the registry's storage; nothing was kept", {
+    status: 507,
+    cause,
+  });
+}

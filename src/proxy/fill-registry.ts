@@ -12,7 +12,7 @@
  * cache. N simultaneous cold pulls of a blob cost exactly one upstream GET.
  */
 import type { Digest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { OciError, isOutOfSpace, outOfSpace } from '../oci/errors.js';
 import type { BlobHandle, ByteRange } from '../oci/image-source.js';
 import type { Logger } from '../oci/logger.js';
 import type { RepoName } from '../oci/reference.js';
@@ -122,6 +122,7 @@ class Fill {
 
   /** What a reader of a failed fill sees: the upstream's fault, never the client's (a DIGEST_INVALID would read as one). */
   private failure(): OciError {
+    if (isOutOfSpace(this.error)) return outOfSpace(this.error);
     return new OciError('UNAVAILABLE', 'the upstream blob failed verification or transfer; nothing was kept', {
       status: 502,
       cause: this.error,

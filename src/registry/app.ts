@@ -6,7 +6,7 @@
  */
 import { Hono, type Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
-import { OciError, isOciError } from '../oci/errors.js';
+import { OciError, isOciError, isOutOfSpace, outOfSpace } from '../oci/errors.js';
 import { deleteBlob, getBlob } from './blob-handlers.js';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { errorReply, jsonReply, writeReply, type RegistryDeps, type RegistryRequest, type Reply } from './http.js';
@@ -102,10 +102,10 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
       outgoing.destroy();
       return RESPONSE_ALREADY_SENT;
     }
-    writeReply(
-      outgoing,
-      errorReply(isOciError(error) ? error : new OciError('UNKNOWN', 'internal error', { cause: error })),
-    );
+    // A request body left unread must not stay on a keep-alive connection: the client's next request would queue behind it.
+    if (!c.env.incoming.complete) outgoing.setHeader('Connection', 'close');
+    const known = isOciError(error) ? error : isOutOfSpace(error) ? outOfSpace(error) : undefined;
+    writeReply(outgoing, errorReply(known ?? new OciError('UNKNOWN', 'internal error', { cause: error })));
     return RESPONSE_ALREADY_SENT;
   });
 

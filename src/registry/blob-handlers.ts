@@ -121,9 +121,13 @@ async function sendFile(
   digest: string,
 ): Promise<void> {
   const { outgoing } = req;
-  const buffers = [Buffer.allocUnsafe(sendChunkBytes), Buffer.allocUnsafe(sendChunkBytes)];
+  // Small blobs (most configs and many layers) get buffers of their own size; a second buffer
+  // only exists when there is a second chunk to read ahead.
+  const chunkBytes = Math.min(sendChunkBytes, range.end + 1 - range.start);
+  const second = range.end + 1 - range.start > chunkBytes;
+  const buffers = [Buffer.allocUnsafe(chunkBytes), second ? Buffer.allocUnsafe(chunkBytes) : Buffer.alloc(0)];
   const readAt = (index: number, position: number): Promise<number> => {
-    const length = Math.min(sendChunkBytes, range.end + 1 - position);
+    const length = Math.min(chunkBytes, range.end + 1 - position);
     return file.read((buffers[index] as Buffer).subarray(0, length), position);
   };
   let position = range.start;

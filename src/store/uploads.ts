@@ -12,7 +12,7 @@ import { OciError } from '../oci/errors.js';
 import type { BlobInfo, ChunkRange, UploadState } from '../oci/image-source.js';
 import { formatUploadRange } from '../oci/ranges.js';
 import type { RepoName } from '../oci/reference.js';
-import type { BlobFiles } from './blob-files.js';
+import { isNotFound, type BlobFiles } from './blob-files.js';
 import type { StoreIndex, UploadRow } from './store-index.js';
 
 interface RunningHash {
@@ -108,7 +108,14 @@ export class Uploads {
   async truncateAll(): Promise<void> {
     for (const id of this.index.uploadIds()) {
       const size = this.index.uploadSize(id);
-      if (size !== undefined) await this.files.truncateUpload(id, size).catch(() => undefined);
+      if (size === undefined) continue;
+      try {
+        await this.files.truncateUpload(id, size);
+      } catch (error) {
+        // Its closing PUT had moved the file into blobs/ when the process died, before the rows
+        // changed: the session is over (the file is unindexed, for gc; the client pushes again).
+        if (isNotFound(error)) this.index.deleteUpload(id);
+      }
     }
   }
 
