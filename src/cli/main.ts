@@ -10,6 +10,7 @@ import { ConfigError, loadConfig, logLevels } from './config.js';
 import { startServer } from './start-server.js';
 import { formatMirrorConfig, mirrorClients, type MirrorClient } from './mirror-config.js';
 import { defaultUpstreamUrls } from './config-values.js';
+import { runVerify, type VerifyFlags } from './verify-command.js';
 
 const program = new Command('wharf')
   .description('A caching pull-through OCI registry mirror')
@@ -122,6 +123,18 @@ program
     }
     if (config.files.length === 1) process.stderr.write(`note: write the above to ${config.files[0]?.path}\n`);
     for (const note of config.notes) process.stderr.write(`note: ${note}\n`);
+  });
+
+storeOptions(
+  program
+    .command('verify')
+    .description(
+      'check the store: re-hash every blob file and check the index against the files (reports, never repairs)',
+    ),
+)
+  .option('--quick', 'check file sizes only, no hashing')
+  .action(async (flags: VerifyFlags) => {
+    process.exitCode = await runVerify(flags, process.env);
   });
 
 /** One plain line, `error: CODE: message`, and exit 1; --debug adds the cause chain. */

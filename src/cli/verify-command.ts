@@ -1,0 +1,74 @@
+/**
+ * @module cli/verify-command
+ * `wharf verify`: runs store/verify and prints one summary line per category
+ * (stdout) and one `error: ...` line per problem (stderr). Exit 0 when the store
+ * is consistent, 1 otherwise. Unindexed blob files and temp files are reported
+ * on stdout but are not problems: a crash is allowed to leave them.
+ */
+import { loadConfig } from './config.js';
+import { verifyStore, type VerifyReport } from '../store/verify.js';
+
+export interface VerifyFlags {
+  config?: string;
+  data?: string;
+  quick?: boolean;
+}
+
+export interface VerifyOutput {
+  stdout: string[];
+  stderr: string[];
+}
+
+/** Runs the check and writes its report; resolves to the exit code. */
+export async function runVerify(flags: VerifyFlags, env: Record<string, string | undefined>): Promise<number> {
+  const startedAt = Date.now();
+  const config = loadConfig({ file: flags.config ?? env.WHARF_CONFIG, env, flags: { data: flags.data } });
+  const report = await verifyStore(config.dataDir, { quick: flags.quick === true, startedAt });
+  const output = formatVerifyReport(report, config.dataDir, Date.now() - startedAt);
+  for (const line of output.stdout) process.stdout.write(`${line}\n`);
+  for (const line of output.stderr) process.stderr.write(`${line}\n`);
+  return report.problems.length === 0 ? 0 : 1;
+}
+
+export function formatVerifyReport(report: VerifyReport, dataDir: string, elapsedMs: number): VerifyOutput {
+  const count = (kinds: string[]): number => report.problems.filter((p) => kinds.includes(p.kind)).length;
+  const status = (n: number, good: string): string => (n === 0 ? good : plural(n, 'problem'));
+  const { blobs, index, uploads } = report;
+  const blobProblems = count(['missing-file', 'size-mismatch', 'digest-mismatch', 'unreadable', 'bad-row']);
+  const checked = report.quick ? 'sizes checked (quick: no hashing)' : `sizes and digests checked`;
+  const stdout = [
+    `store: ${dataDir}`,
+    `index: ${status(count(['index-corrupt']), 'integrity ok')}`,
+    `blobs: ${plural(blobs.rows, 'row')}, ${formatBytes(blobs.bytes)}, ${checked}: ${status(blobProblems, 'ok')}`,
+    `files: ${status(count(['unexpected-file']), 'every file under blobs/ is named by its digest')}`,
+    `unindexed: ${plural(report.unindexed.length, 'file')} under blobs/ without an index row` +
+      (report.unindexed.length === 0 ? '' : ' (harmless: a crash between rename and index insert leaves them)'),
+    ...report.unindexed.map((f) => `unindexed: ${f.digest} (${f.path}, ${f.size} bytes)`),
+    `references: ${plural(index.manifests, 'manifest')}, ${plural(index.tags, 'tag')}, ${plural(index.links, 'link')}: ${status(count(['broken-reference']), 'ok')}`,
+    `uploads: ${plural(uploads.sessions, 'session')}, ${plural(uploads.filesWithoutSession, 'file')} without a session: ` +
+      status(count(['upload-file-missing', 'upload-file-short']), 'ok'),
+    `temp: ${plural(report.temp.length, '.part file')} older than this run` +
+      (report.temp.length === 0 ? '' : ' (a write in progress, or left by a crash: removed at the next start)'),
+    ...report.temp.map((t) => `temp: ${t.path}, ${t.size} bytes, last written ${Math.round(t.idleMs / 1000)} s ago`),
+    report.problems.length === 0
+      ? `result: consistent (${formatBytes(blobs.hashedBytes)} hashed in ${(elapsedMs / 1000).toFixed(1)} s)`
+      : `result: ${plural(report.problems.length, 'problem')}`,
+  ];
+  return { stdout, stderr: report.problems.map((p) => `error: ${p.message}`) };
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}

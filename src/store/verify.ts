@@ -1,0 +1,285 @@
+/**
+ * @module store/verify
+ * Checks a store against itself and changes nothing: every `blobs` row has its
+ * file with the right size (and, unless quick, the right digest), every file
+ * under blobs/ has a row, manifests, tags and links point at rows that exist,
+ * upload files hold their committed bytes. It opens the index read-only, so it
+ * may run beside a serving wharf (WAL lets a reader in); rows are read in small
+ * pages and files hashed outside any transaction, so a long run holds back
+ * no checkpoint. It reports; it never repairs.
+ *
+ * Two findings are harmless and not problems: a file under blobs/ with no row
+ * (a crash between rename and index insert leaves one; gc removes it) and a
+ * tmp/*.part file (a write in progress, or left by a crash: removed at start).
+ */
+import Database from 'better-sqlite3';
+import { lstat, readdir } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { createDigester, digestAlgorithm, formatDigest, isDigestAlgorithm, parseDigest } from '../oci/digest.js';
+import type { Digest } from '../oci/digest.js';
+import { BlobFiles, isNotFound } from './blob-files.js';
+import { checkIndexRows, type IndexCounts } from './verify-index.js';
+
+export type ProblemKind =
+  | 'missing-file'
+  | 'size-mismatch'
+  | 'digest-mismatch'
+  | 'unreadable'
+  | 'unexpected-file'
+  | 'bad-row'
+  | 'broken-reference'
+  | 'index-corrupt'
+  | 'upload-file-missing'
+  | 'upload-file-short';
+
+export interface VerifyProblem {
+  kind: ProblemKind;
+  /** One line, naming the digest or path concerned. */
+  message: string;
+}
+
+export interface UnindexedFile {
+  digest: Digest;
+  /** Relative to the store root. */
+  path: string;
+  size: number;
+}
+
+export interface TempFile {
+  path: string;
+  size: number;
+  /** How long before the check started the file was last written. */
+  idleMs: number;
+}
+
+export interface VerifyReport {
+  quick: boolean;
+  blobs: { rows: number; bytes: number; hashedBytes: number };
+  index: IndexCounts;
+  uploads: { sessions: number; filesWithoutSession: number };
+  unindexed: UnindexedFile[];
+  temp: TempFile[];
+  problems: VerifyProblem[];
+}
+
+export interface VerifyOptions {
+  /** Sizes only, no hashing. */
+  quick?: boolean;
+  /** Temp files last written before this moment are reported (default: now). */
+  startedAt?: number;
+}
+
+export class StoreNotFoundError extends Error {
+  readonly code = 'STORE_NOT_FOUND';
+}
+
+/** Rows per page: small read transactions, so the writer's checkpoints are never held back for long. */
+const pageRows = 500;
+
+export async function verifyStore(root: string, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const quick = options.quick === true;
+  const startedAt = options.startedAt ?? Date.now();
+  const indexPath = join(root, 'index.db');
+  try {
+    await lstat(indexPath);
+  } catch (error) {
+    if (isNotFound(error)) throw new StoreNotFoundError(`no wharf store at ${root}: index.db not found`);
+    throw error;
+  }
+  const db = new Database(indexPath, { readonly: true, fileMustExist: true });
+  try {
+    db.pragma('busy_timeout = 5000');
+    const files = new BlobFiles(root);
+    const problems: VerifyProblem[] = [];
+    const report: VerifyReport = {
+      quick,
+      blobs: { rows: 0, bytes: 0, hashedBytes: 0 },
+      index: checkIndexRows(db, (kind, message) => problems.push({ kind, message })),
+      uploads: { sessions: 0, filesWithoutSession: 0 },
+      unindexed: [],
+      temp: [],
+      problems,
+    };
+    const rowSize = db.prepare<[string], { size: number }>('SELECT size FROM blobs WHERE digest = ?');
+    await checkBlobRows(db, files, report);
+    await checkBlobFiles(files, root, report, (digest) => rowSize.get(digest) !== undefined);
+    await checkUploads(db, files, root, report);
+    report.temp = await staleTempFiles(files, root, startedAt);
+    return report;
+  } finally {
+    db.close();
+  }
+}
+
+/** Every row has its file, of the row's size and (unless quick) hashing to the row's digest. */
+async function checkBlobRows(db: Database.Database, files: BlobFiles, report: VerifyReport): Promise<void> {
+  const page = db.prepare<[string, number], { digest: string; size: number }>(
+    'SELECT digest, size FROM blobs WHERE digest > ? ORDER BY digest LIMIT ?',
+  );
+  const stillThere = db.prepare<[string], { size: number }>('SELECT size FROM blobs WHERE digest = ?');
+  const problem = (kind: ProblemKind, message: string): void => void report.problems.push({ kind, message });
+  for (let last = '', rows = page.all(last, pageRows); rows.length > 0; rows = page.all(last, pageRows)) {
+    for (const row of rows) {
+      last = row.digest;
+      report.blobs.rows++;
+      report.blobs.bytes += row.size;
+      const digest = parseDigest(row.digest);
+      if (digest === undefined) {
+        problem('bad-row', `blob row ${JSON.stringify(row.digest.slice(0, 200))} is not a valid digest`);
+        continue;
+      }
+      const path = files.pathOf(digest);
+      const size = await fileSize(path);
+      // A row removed meanwhile (gc on a live server) is not a missing file.
+      if (size === undefined && stillThere.get(digest) === undefined) continue;
+      if (size === undefined) problem('missing-file', `blob ${digest}: file ${path} is missing`);
+      else if (size === 'not-a-file') problem('unexpected-file', `blob ${digest}: ${path} is not a regular file`);
+      else if (size !== row.size) {
+        problem('size-mismatch', `blob ${digest}: file is ${size} bytes, the index says ${row.size}`);
+      } else if (!report.quick) {
+        const computed = await hashFile(files, digest, report);
+        if (computed !== undefined && computed !== digest) {
+          problem('digest-mismatch', `blob ${digest}: file content hashes to ${computed}`);
+        }
+      }
+    }
+  }
+}
+
+/** Every file under blobs/ is named blobs/<alg>/<xx>/<hex> and has a row; one without is unindexed. */
+async function checkBlobFiles(
+  files: BlobFiles,
+  root: string,
+  report: VerifyReport,
+  isIndexed: (digest: Digest) => boolean,
+): Promise<void> {
+  for await (const entry of walk(files.blobsDir)) {
+    const parts = relative(files.blobsDir, entry.path).split(sep);
+    const [algorithm, prefix, encoded] = parts;
+    const digest =
+      parts.length === 3 && algorithm !== undefined && isDigestAlgorithm(algorithm)
+        ? parseDigest(`${algorithm}:${encoded ?? ''}`)
+        : undefined;
+    if (digest === undefined || encoded?.slice(0, 2) !== prefix || !entry.isFile) {
+      report.problems.push({
+        kind: 'unexpected-file',
+        message: `${relative(root, entry.path)}: not a blob file wharf writes (blobs/<alg>/<xx>/<hex>)`,
+      });
+      continue;
+    }
+    if (isIndexed(digest)) continue;
+    const size = await fileSize(entry.path);
+    if (typeof size !== 'number') continue;
+    report.unindexed.push({ digest, path: relative(root, entry.path), size });
+    if (report.quick) continue;
+    const computed = await hashFile(files, digest, report);
+    if (computed !== undefined && computed !== digest) {
+      report.problems.push({
+        kind: 'digest-mismatch',
+        message: `unindexed ${relative(root, entry.path)}: content hashes to ${computed}`,
+      });
+    }
+  }
+}
+
+/** An upload file holds at least the bytes its session row has committed (more is a cut-off chunk). */
+async function checkUploads(
+  db: Database.Database,
+  files: BlobFiles,
+  root: string,
+  report: VerifyReport,
+): Promise<void> {
+  const rows = db.prepare<[], { id: string; size: number }>('SELECT id, size FROM uploads').all();
+  const current = db.prepare<[string], { size: number }>('SELECT size FROM uploads WHERE id = ?');
+  const ids = new Set<string>();
+  for (const row of rows) {
+    report.uploads.sessions++;
+    ids.add(row.id);
+    if (!/^[\w-]+$/.test(row.id)) {
+      report.problems.push({ kind: 'bad-row', message: `upload row ${JSON.stringify(row.id)} is not a session id` });
+      continue;
+    }
+    const path = files.uploadPath(row.id);
+    const size = await fileSize(path);
+    // A session closed or cancelled meanwhile (live server) has rightly lost its file.
+    const committed = current.get(row.id)?.size;
+    if (committed === undefined) continue;
+    if (size === undefined) {
+      report.problems.push({ kind: 'upload-file-missing', message: `upload ${row.id}: file ${path} is missing` });
+    } else if (size === 'not-a-file' || size < committed) {
+      report.problems.push({
+        kind: 'upload-file-short',
+        message: `upload ${row.id}: ${relative(root, path)} holds ${size === 'not-a-file' ? 'no file' : `${size} bytes`}, ${committed} committed`,
+      });
+    }
+  }
+  for (const file of await readdirIfAny(files.uploadsDir)) if (!ids.has(file)) report.uploads.filesWithoutSession++;
+}
+
+async function staleTempFiles(files: BlobFiles, root: string, startedAt: number): Promise<TempFile[]> {
+  const stale: TempFile[] = [];
+  for (const name of await readdirIfAny(files.tmpDir)) {
+    if (!name.endsWith('.part')) continue;
+    const path = join(files.tmpDir, name);
+    try {
+      const info = await lstat(path);
+      if (info.mtimeMs < startedAt) {
+        stale.push({ path: relative(root, path), size: info.size, idleMs: startedAt - info.mtimeMs });
+      }
+    } catch (error) {
+      // Finished (renamed or removed) between readdir and lstat.
+      if (!isNotFound(error)) throw error;
+    }
+  }
+  return stale;
+}
+
+/** Streams the file through its digest's algorithm; undefined (and a problem) when it cannot be read. */
+async function hashFile(files: BlobFiles, digest: Digest, report: VerifyReport): Promise<Digest | undefined> {
+  const hash = createDigester(digestAlgorithm(digest));
+  try {
+    for await (const chunk of files.openRead(digest)) {
+      hash.update(chunk);
+      report.blobs.hashedBytes += chunk.byteLength;
+    }
+  } catch (error) {
+    report.problems.push({ kind: 'unreadable', message: `blob ${digest}: cannot read: ${(error as Error).message}` });
+    return undefined;
+  }
+  return formatDigest(digestAlgorithm(digest), hash);
+}
+
+async function fileSize(path: string): Promise<number | 'not-a-file' | undefined> {
+  try {
+    const info = await lstat(path);
+    return info.isFile() ? info.size : 'not-a-file';
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+async function readdirIfAny(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+}
+
+/** Every non-directory under dir, depth first; directories that vanish meanwhile are skipped. */
+async function* walk(dir: string): AsyncGenerator<{ path: string; isFile: boolean }> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    if (isNotFound(error)) return;
+    throw error;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* walk(path);
+    else yield { path, isFile: entry.isFile() };
+  }
+}
