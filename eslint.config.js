@@ -14,7 +14,7 @@ export default defineConfig(
 
   // The project's TypeScript, type-checked through tsconfig.json.
   {
-    files: ['{src,test,bench,scripts}/**/*.{ts,mts,cts}', 'vitest.config.ts'],
+    files: ['{src,test,bench,scripts}/**/*.{ts,mts,cts}', 'vitest.config.ts', 'vitest.faults.config.ts'],
     extends: [js.configs.recommended, tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: {
