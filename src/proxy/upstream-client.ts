@@ -1,26 +1,13 @@
 /**
  * @module proxy/upstream-client
- * What the proxy needs from an upstream registry. upstream/UpstreamRegistry
- * implements it; the proxy depends on this shape only, so its policy can be
- * read (and tested) without the HTTP details.
+ * What the proxy needs from an upstream registry: upstream/UpstreamRegistry
+ * implements it (the answer types are upstream's own); the proxy depends on
+ * this port only, so its policy reads without the HTTP details.
  */
 import type { Digest } from '../oci/digest.js';
+import type { UpstreamBlob, UpstreamManifest, UpstreamManifestInfo } from '../upstream/upstream-registry.js';
 
-export interface UpstreamManifestInfo {
-  mediaType: string;
-  digest: Digest;
-  size: number;
-}
-
-export interface UpstreamManifest extends UpstreamManifestInfo {
-  bytes: Buffer;
-}
-
-export interface UpstreamBlob {
-  size: number | undefined;
-  body: AsyncIterable<Uint8Array>;
-  cancel(): Promise<void>;
-}
+export type { UpstreamBlob, UpstreamManifest, UpstreamManifestInfo } from '../upstream/upstream-registry.js';
 
 export interface UpstreamClient {
   readonly host: string;
