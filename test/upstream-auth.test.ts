@@ -5,48 +5,24 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mediaTypes } from '../src/oci/media-types.js';
-import {
-  UpstreamRegistry,
-  type UpstreamConfig,
-  type UpstreamRegistryOptions,
-} from '../src/upstream/upstream-registry.js';
+
 import {
   basicCredentials,
   sendBasicChallenge,
   sendBearerChallenge,
   sendManifest,
   sendToken,
-  startScriptedRegistry,
-  type Script,
   type ScriptedRegistry,
 } from './support/scripted-registry.js';
+import { upstreamHarness } from './support/upstream-harness.js';
 
 const accept = [mediaTypes.ociManifest];
 const manifestBytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociManifest }));
 const manifestPath = '/v2/library/alpine/manifests/latest';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function serve(script: Script): Promise<ScriptedRegistry> {
-  const server = await startScriptedRegistry(script);
-  cleanups.push(() => server.close());
-  return server;
-}
-
-function connect(
-  server: ScriptedRegistry,
-  extra: Partial<UpstreamConfig> = {},
-  options: UpstreamRegistryOptions = {},
-): UpstreamRegistry {
-  const upstream = new UpstreamRegistry({ host: server.host, url: server.url, ...extra }, options);
-  cleanups.push(() => upstream.close());
-  return upstream;
-}
+const { serve, connect } = upstreamHarness();
 
 /** A registry wanting a Bearer token it `accepted`, and a token service issuing tok-1, tok-2, … on each request. */
 async function tokenRegistry(

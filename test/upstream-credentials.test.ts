@@ -6,52 +6,28 @@
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mediaTypes } from '../src/oci/media-types.js';
-import {
-  UpstreamRegistry,
-  type UpstreamConfig,
-  type UpstreamRegistryOptions,
-} from '../src/upstream/upstream-registry.js';
+import { UpstreamRegistry } from '../src/upstream/upstream-registry.js';
 import {
   basicCredentials,
   sendBasicChallenge,
   sendBearerChallenge,
   sendManifest,
   sendToken,
-  startScriptedRegistry,
-  type Script,
   type ScriptedRegistry,
 } from './support/scripted-registry.js';
+import { upstreamHarness } from './support/upstream-harness.js';
 
 const accept = [mediaTypes.ociManifest];
 const manifestBytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociManifest }));
 const manifestPath = '/v2/library/alpine/manifests/latest';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function serve(script: Script): Promise<ScriptedRegistry> {
-  const server = await startScriptedRegistry(script);
-  cleanups.push(() => server.close());
-  return server;
-}
-
-function connect(
-  server: ScriptedRegistry,
-  extra: Partial<UpstreamConfig> = {},
-  options: UpstreamRegistryOptions = {},
-): UpstreamRegistry {
-  const upstream = new UpstreamRegistry({ host: server.host, url: server.url, ...extra }, options);
-  cleanups.push(() => upstream.close());
-  return upstream;
-}
+const { serve, connect, defer } = upstreamHarness();
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-upstream-credentials-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  defer(() => rm(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -78,7 +54,7 @@ describe('Docker config credentials', () => {
       { host: 'docker.io', url: server.url, useDockerConfig: true },
       { env: { DOCKER_CONFIG: dir } },
     );
-    cleanups.push(() => upstream.close());
+    defer(() => upstream.close());
     expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
   });
 

@@ -3,11 +3,11 @@
  * an upstream that stalls before its headers or in the middle of a body, a reset mid-body, a broken
  * token service, a refused connection.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Digest } from '../src/oci/digest.js';
 import { isOciError } from '../src/oci/errors.js';
 import { mediaTypes } from '../src/oci/media-types.js';
-import { UpstreamRegistry, type UpstreamBlob, type UpstreamConfig } from '../src/upstream/upstream-registry.js';
+import { type UpstreamBlob } from '../src/upstream/upstream-registry.js';
 import {
   sendBearerChallenge,
   sendServerError,
@@ -20,6 +20,7 @@ import {
   type Script,
   type ScriptedRegistry,
 } from './support/scripted-registry.js';
+import { upstreamHarness } from './support/upstream-harness.js';
 
 const accept = [mediaTypes.ociManifest];
 const blobBytes = Buffer.alloc(256 * 1024, 0x61);
@@ -29,22 +30,7 @@ const manifestPath = '/v2/a/b/manifests/latest';
 /** Small, so a stall is detected quickly; the test deadlines below are many times larger. */
 const fast = { connectMs: 1_000, headersMs: 300, bodyIdleMs: 300 };
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function serve(script: Script): Promise<ScriptedRegistry> {
-  const server = await startScriptedRegistry(script);
-  cleanups.push(() => server.close());
-  return server;
-}
-
-function connect(server: { host: string; url: string }, extra: Partial<UpstreamConfig> = {}): UpstreamRegistry {
-  const upstream = new UpstreamRegistry({ host: server.host, url: server.url, timeouts: fast, ...extra });
-  cleanups.push(() => upstream.close());
-  return upstream;
-}
+const { serve, connect } = upstreamHarness({ timeouts: fast });
 
 /** The error a promise rejects with, and how long that took. */
 async function failure(promise: Promise<unknown>): Promise<{ error: unknown; ms: number }> {

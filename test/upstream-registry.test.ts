@@ -3,10 +3,10 @@
  * User-Agent), what it makes of the answers (404 as undefined, digests, caps, tags pages), and
  * redirects that must not leak credentials to another host.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Digest } from '../src/oci/digest.js';
 import { mediaTypes } from '../src/oci/media-types.js';
-import { UpstreamRegistry, type UpstreamBlob, type UpstreamConfig } from '../src/upstream/upstream-registry.js';
+import { type UpstreamBlob } from '../src/upstream/upstream-registry.js';
 import {
   basicCredentials,
   sendBasicChallenge,
@@ -15,10 +15,9 @@ import {
   sendManifest,
   sendRedirect,
   sha256,
-  startScriptedRegistry,
-  type Script,
   type ScriptedRegistry,
 } from './support/scripted-registry.js';
+import { upstreamHarness } from './support/upstream-harness.js';
 
 const accept = [mediaTypes.ociManifest, mediaTypes.ociIndex, mediaTypes.dockerManifest];
 const manifestBytes = Buffer.from(
@@ -28,22 +27,7 @@ const manifestDigest = sha256(manifestBytes) as Digest;
 const blobBytes = Buffer.from('a layer, as far as anyone can tell');
 const blobDigest = sha256(blobBytes) as Digest;
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function serve(script: Script): Promise<ScriptedRegistry> {
-  const server = await startScriptedRegistry(script);
-  cleanups.push(() => server.close());
-  return server;
-}
-
-function connect(server: ScriptedRegistry, extra: Partial<UpstreamConfig> = {}): UpstreamRegistry {
-  const upstream = new UpstreamRegistry({ host: server.host, url: server.url, ...extra });
-  cleanups.push(() => upstream.close());
-  return upstream;
-}
+const { serve, connect } = upstreamHarness();
 
 async function readAll(blob: UpstreamBlob | undefined): Promise<Buffer> {
   if (blob === undefined) throw new Error('expected a blob, got undefined (a 404)');
