@@ -63,11 +63,13 @@ export const defaultUpstreamUrls: Record<string, string> = {
   'gcr.io': 'https://gcr.io',
 };
 
-const hostPattern = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:\d{1,5})?$/;
+/** A registry host as image references name it: dot-separated DNS labels, optional port. */
+export const registryHostPattern =
+  /^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::\d{1,5})?$/;
 
 function checkHost(host: string, from: string): string {
   const lower = host.trim().toLowerCase();
-  if (!hostPattern.test(lower)) throw new ConfigError(from, `invalid registry host ${JSON.stringify(host)}`);
+  if (!registryHostPattern.test(lower)) throw new ConfigError(from, `invalid registry host ${JSON.stringify(host)}`);
   return lower;
 }
 

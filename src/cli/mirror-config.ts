@@ -9,6 +9,7 @@
  * - podman / CRI-O `registries.conf` mirror: any registry; the mirror location's path prefix names
  *   the upstream, so wharf sees `/v2/<registry host>/<repository>/…`.
  */
+import { registryHostPattern } from './config-values.js';
 
 export const mirrorClients = ['docker', 'containerd', 'podman'] as const;
 export type MirrorClient = (typeof mirrorClients)[number];
@@ -43,9 +44,6 @@ const dockerHub = 'docker.io';
 /** What containerd and docker really talk to for `docker.io`. */
 const dockerHubServer = 'https://registry-1.docker.io';
 
-// A registry host as the reference grammar allows it: dot-separated DNS labels, optional port.
-const hostPattern = /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*(?::[0-9]{1,5})?$/;
-
 interface WharfUrl {
   /** scheme://host[:port], no trailing slash */
   origin: string;
@@ -79,7 +77,7 @@ function checkRegistries(registries: readonly string[]): string[] {
   const seen = new Set<string>();
   for (const registry of registries) {
     // The host ends up in a file path and in TOML strings: reject anything but a plain host[:port].
-    if (!hostPattern.test(registry)) {
+    if (!registryHostPattern.test(registry)) {
       throw new MirrorConfigError(
         `registries: ${JSON.stringify(registry)} is not a lowercase registry host (e.g. docker.io, ghcr.io, registry.local:5000)`,
       );
