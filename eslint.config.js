@@ -4,7 +4,7 @@ import { defineConfig, globalIgnores } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  globalIgnores(['dist/', 'node_modules/', 'coverage/', 'bench/.work/']),
+  globalIgnores(['dist/', 'node_modules/', 'coverage/', 'bench/.work/', '.scratch/']),
 
   // Plain JavaScript (this file): the recommended rules, without type information.
   {

@@ -33,6 +33,8 @@ export interface BlobHandle extends BlobInfo {
 
 export interface BlobFile {
   read(buffer: Uint8Array, position: number): Promise<number>;
+  /** The read size this file serves best, when it differs from the caller's default. */
+  readonly chunkBytes?: number;
   close(): Promise<void>;
 }
 

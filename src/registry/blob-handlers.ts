@@ -121,14 +121,14 @@ async function sendFile(
   digest: string,
 ): Promise<void> {
   const { outgoing } = req;
-  // Small blobs (most configs and many layers) get buffers of their own size; a second buffer
-  // only exists when there is a second chunk to read ahead.
-  const chunkBytes = Math.min(sendChunkBytes, range.end + 1 - range.start);
-  const second = range.end + 1 - range.start > chunkBytes;
-  const buffers = [Buffer.allocUnsafe(chunkBytes), second ? Buffer.allocUnsafe(chunkBytes) : Buffer.alloc(0)];
+  // Small blobs (most configs and many layers) get buffers of their own size; the second buffer
+  // is made only when a second read comes (a whole small file never needs one; a growing fill may).
+  const chunkBytes = Math.min(file.chunkBytes ?? sendChunkBytes, range.end + 1 - range.start);
+  const buffers: (Buffer | undefined)[] = [undefined, undefined];
   const readAt = (index: number, position: number): Promise<number> => {
     const length = Math.min(chunkBytes, range.end + 1 - position);
-    return file.read((buffers[index] as Buffer).subarray(0, length), position);
+    const buffer = (buffers[index] ??= Buffer.allocUnsafe(chunkBytes));
+    return file.read(buffer.subarray(0, length), position);
   };
   let position = range.start;
   let index = 0;

@@ -64,11 +64,10 @@ export class BlobFill {
     this.written += total;
   }
 
-  /** Reads bytes already written; the caller never asks past `written`. */
-  async read(position: number, length: number): Promise<Buffer> {
-    const buffer = Buffer.allocUnsafe(length);
-    const { bytesRead } = await this.handle.read(buffer, 0, length, position);
-    return bytesRead === length ? buffer : buffer.subarray(0, bytesRead);
+  /** Positioned read of bytes already written (the caller never asks past `written`). */
+  async readInto(buffer: Uint8Array, position: number): Promise<number> {
+    const { bytesRead } = await this.handle.read(buffer, 0, buffer.byteLength, position);
+    return bytesRead;
   }
 
   /** Checks size and digest of what was written; throws SIZE_INVALID or DIGEST_INVALID. */

@@ -9,9 +9,9 @@ import { digestAlgorithm, digestOf, parseDigest, type Digest } from '../oci/dige
 import type { Descriptor } from '../oci/descriptor.js';
 import { OciError } from '../oci/errors.js';
 import type {
+  BlobFile,
   BlobHandle,
   BlobInfo,
-  ByteRange,
   ChunkRange,
   ImageSink,
   ImageSource,
@@ -268,9 +268,9 @@ export class LocalStore implements ImageSource, ImageSink {
     return BlobFill.create(this.files, digest);
   }
 
-  /** Reads a committed blob file, whoever links it. */
-  readContent(digest: Digest, range?: ByteRange): AsyncIterable<Uint8Array> {
-    return this.files.openRead(digest, range);
+  /** Positioned reads of a committed blob file, whoever links it. */
+  openContentFile(digest: Digest): Promise<BlobFile> {
+    return this.files.openFile(digest);
   }
 
   /** After a fill's file is committed: the index row and the link into each name that asked for it. */

@@ -1,0 +1,206 @@
+/**
+ * FillRegistry on a real LocalStore (temp dir, SQLite): the upstream body is an
+ * in-process stream this test releases piece by piece, so the moments the
+ * mirror tests cannot pin down are exact here — a reader far behind the shared
+ * memory window, the held-back last byte, a range across the window's edge.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { requireDigest, type Digest } from '../src/oci/digest.js';
+import type { BlobFile, BlobHandle } from '../src/oci/image-source.js';
+import type { Logger } from '../src/oci/logger.js';
+import { requireRepoName } from '../src/oci/reference.js';
+import { FillRegistry } from '../src/proxy/fill-registry.js';
+import type { UpstreamBlob } from '../src/proxy/upstream-client.js';
+import { LocalStore } from '../src/store/local-store.js';
+
+const quiet: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+const name = requireRepoName('mirror.test/fill');
+const chunkBytes = 64 * 1024;
+
+let root: string;
+let store: LocalStore;
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'wharf-fill-'));
+  store = await LocalStore.open(root);
+});
+afterEach(async () => {
+  store.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+function digestOf(bytes: Buffer): Digest {
+  return requireDigest(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+}
+
+/** An upstream body that sends 64 KiB chunks of `content` only as far as `release(upTo)` allows. */
+function gatedUpstream(content: Buffer): { blob: UpstreamBlob; release(upTo: number): void; end(): void } {
+  let allowed = 0;
+  let ended = false;
+  let wake: (() => void) | undefined;
+  const poke = (): void => {
+    const resolve = wake;
+    wake = undefined;
+    resolve?.();
+  };
+  async function* body(): AsyncGenerator<Uint8Array> {
+    let sent = 0;
+    for (;;) {
+      if (sent < allowed) {
+        const next = Math.min(allowed, sent + chunkBytes);
+        yield content.subarray(sent, next);
+        sent = next;
+        continue;
+      }
+      if (ended) return;
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  }
+  return {
+    blob: { size: content.byteLength, body: body(), cancel: async () => undefined },
+    release(upTo) {
+      allowed = Math.max(allowed, upTo);
+      poke();
+    },
+    end() {
+      ended = true;
+      poke();
+    },
+  };
+}
+
+/** Reads [position, end) with one reused buffer, as the HTTP layer does. */
+async function readRange(file: BlobFile, position: number, end: number): Promise<Buffer> {
+  const buffer = Buffer.alloc(file.chunkBytes ?? chunkBytes);
+  const parts: Buffer[] = [];
+  while (position < end) {
+    const bytes = await file.read(buffer.subarray(0, Math.min(buffer.byteLength, end - position)), position);
+    if (bytes === 0) throw new Error(`read 0 bytes at ${position}`);
+    parts.push(Buffer.from(buffer.subarray(0, bytes)));
+    position += bytes;
+  }
+  return Buffer.concat(parts);
+}
+
+async function openFill(
+  fills: FillRegistry,
+  content: Buffer,
+  upstream: UpstreamBlob,
+  digest = digestOf(content),
+): Promise<BlobHandle> {
+  const handle = await fills.open(digest, name, async () => upstream);
+  if (handle?.openFile === undefined) throw new Error('fill handle without openFile');
+  return handle;
+}
+
+/** Resolves when `promise` settles within `ms`, else 'pending'. */
+async function settledWithin<T>(promise: Promise<T>, ms: number): Promise<T | 'pending'> {
+  return Promise.race([promise, new Promise<'pending'>((resolve) => setTimeout(() => resolve('pending'), ms))]);
+}
+
+describe('FillRegistry', () => {
+  it('serves a reader far behind the memory window from the file, byte for byte', async () => {
+    const content = randomBytes(12 * 1024 * 1024 + 12_345);
+    const fills = new FillRegistry(store, quiet);
+    const upstream = gatedUpstream(content);
+    const handle = await openFill(fills, content, upstream.blob);
+    const fast = await handle.openFile!();
+    const slow = await handle.openFile!();
+
+    // The fast reader keeps up with 10 MiB of upstream; the slow one has read nothing yet.
+    upstream.release(10 * 1024 * 1024);
+    const head = await readRange(fast, 0, 10 * 1024 * 1024);
+    expect(head.equals(content.subarray(0, 10 * 1024 * 1024))).toBe(true);
+
+    // Now the slow reader starts at 0: most of that has left the window and comes from the temp file.
+    const slowHead = await readRange(slow, 0, 10 * 1024 * 1024);
+    expect(slowHead.equals(content.subarray(0, 10 * 1024 * 1024))).toBe(true);
+
+    upstream.release(content.byteLength);
+    upstream.end();
+    const [fastTail, slowTail] = await Promise.all([
+      readRange(fast, 10 * 1024 * 1024, content.byteLength),
+      readRange(slow, 10 * 1024 * 1024, content.byteLength),
+    ]);
+    expect(Buffer.concat([head, fastTail]).equals(content)).toBe(true);
+    expect(Buffer.concat([slowHead, slowTail]).equals(content)).toBe(true);
+    await fast.close();
+    await slow.close();
+    await fills.settle();
+    expect(fills.stats).toEqual({ started: 1, completed: 1, failed: 0 });
+    const kept = await store.openBlob(name, digestOf(content));
+    expect(kept?.size).toBe(content.byteLength);
+  });
+
+  it('holds the last byte back until the upstream body ended and the digest matched', async () => {
+    const content = randomBytes(300_000);
+    const fills = new FillRegistry(store, quiet);
+    const upstream = gatedUpstream(content);
+    const file = await (await openFill(fills, content, upstream.blob)).openFile!();
+    upstream.release(content.byteLength);
+    const allButLast = await readRange(file, 0, content.byteLength - 1);
+    expect(allButLast.equals(content.subarray(0, -1))).toBe(true);
+
+    // Every byte has arrived, but the body has not ended: the last byte waits.
+    const last = readRange(file, content.byteLength - 1, content.byteLength);
+    expect(await settledWithin(last, 100)).toBe('pending');
+    upstream.end();
+    expect((await last).equals(content.subarray(-1))).toBe(true);
+    await file.close();
+    await fills.settle();
+  });
+
+  it('fails every reader of a body that does not match its digest and keeps nothing', async () => {
+    const content = randomBytes(6 * 1024 * 1024);
+    const claimed = digestOf(randomBytes(16));
+    const fills = new FillRegistry(store, quiet);
+    const upstream = gatedUpstream(content);
+    const file = await (await openFill(fills, content, upstream.blob, claimed)).openFile!();
+    upstream.release(content.byteLength);
+    upstream.end();
+    const read = readRange(file, 0, content.byteLength);
+    await expect(read).rejects.toMatchObject({ code: 'UNAVAILABLE', status: 502 });
+    await file.close();
+    await fills.settle();
+    expect(fills.stats).toEqual({ started: 1, completed: 0, failed: 1 });
+    expect(await store.openBlob(name, claimed)).toBeUndefined();
+    expect((await readdir(join(root, 'tmp'))).filter((f) => f.endsWith('.part'))).toEqual([]);
+  });
+
+  it('answers a range that straddles the memory window while the fill runs', async () => {
+    const content = randomBytes(9 * 1024 * 1024);
+    const fills = new FillRegistry(store, quiet);
+    const upstream = gatedUpstream(content);
+    const handle = await openFill(fills, content, upstream.blob);
+    const leader = await handle.openFile!();
+    upstream.release(8 * 1024 * 1024);
+    await readRange(leader, 0, 8 * 1024 * 1024);
+    const start = 1024 * 1024 + 17;
+    const end = 8 * 1024 * 1024 - 3;
+    const ranged = handle.open({ start, end: end - 1 });
+    const parts: Buffer[] = [];
+    for await (const part of ranged) parts.push(Buffer.from(part));
+    expect(Buffer.concat(parts).equals(content.subarray(start, end))).toBe(true);
+    upstream.release(content.byteLength);
+    upstream.end();
+    await readRange(leader, 8 * 1024 * 1024, content.byteLength);
+    await leader.close();
+    await fills.settle();
+  });
+
+  it('lets a reader that arrives after the commit read the stored file', async () => {
+    const content = randomBytes(200_000);
+    const fills = new FillRegistry(store, quiet);
+    const upstream = gatedUpstream(content);
+    const handle = await openFill(fills, content, upstream.blob);
+    upstream.release(content.byteLength);
+    upstream.end();
+    await fills.settle();
+    const late = await handle.openFile!();
+    expect((await readRange(late, 0, content.byteLength)).equals(content)).toBe(true);
+    await late.close();
+  });
+});
