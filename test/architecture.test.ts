@@ -69,6 +69,21 @@ describe('architecture', () => {
     expect(violations).toEqual([]);
   });
 
+  it('keeps file access in store/ to the modules that own the files', async () => {
+    // blob-files owns blobs/ and tmp/, blob-fill its one temp file, database the index file:
+    // another storage backend replaces those three and nothing else.
+    const owners = new Set(['store/blob-files.ts', 'store/blob-fill.ts', 'store/database.ts']);
+    const offenders: string[] = [];
+    for (const file of await sourceFiles(join(src, 'store'))) {
+      if (owners.has(relative(src, file))) continue;
+      const text = await readFile(file, 'utf8');
+      if (importsOf(text).some((s) => s === 'node:fs' || s === 'node:fs/promises')) {
+        offenders.push(relative(repoRoot, file));
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+
   it('lets only cli/ read process.env or argv, or exit', async () => {
     const offenders: string[] = [];
     for (const file of await sourceFiles(src)) {

@@ -12,15 +12,17 @@
  * filesystem, after fsync and after its size and digest matched.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { randomUUID, type Hash } from 'node:crypto';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import {
   createDigester,
   digestAlgorithm,
   digestEncoded,
   formatDigest,
+  isDigestAlgorithm,
+  parseDigest,
   type Digest,
   type DigestAlgorithm,
 } from '../oci/digest.js';
@@ -36,6 +38,22 @@ export interface WriteExpectation {
   algorithm?: DigestAlgorithm;
   /** Refuse past this many bytes (manifests). */
   maxSize?: number;
+}
+
+/** What a path holds: a regular file of this many bytes, something else, or nothing. */
+export type FileSize = number | 'not-a-file' | undefined;
+
+/** A file found under blobs/: its digest when it is named as wharf names blob files, else undefined. */
+export interface FoundBlobFile {
+  path: string;
+  digest: Digest | undefined;
+  isFile: boolean;
+}
+
+export interface TempFileInfo {
+  path: string;
+  size: number;
+  mtimeMs: number;
 }
 
 export class BlobFiles {
@@ -177,8 +195,47 @@ export class BlobFiles {
     await rm(this.uploadPath(id), { force: true });
   }
 
+  /** Names of the upload files present (none when the directory is missing). */
   async listUploadFiles(): Promise<string[]> {
-    return readdir(this.uploadsDir);
+    return readdirIfAny(this.uploadsDir);
+  }
+
+  blobFileSize(digest: Digest): Promise<FileSize> {
+    return fileSize(this.pathOf(digest));
+  }
+
+  uploadFileSize(id: string): Promise<FileSize> {
+    return fileSize(this.uploadPath(id));
+  }
+
+  /** Every file under blobs/, depth first, with the digest its path names (blobs/<alg>/<xx>/<hex>). */
+  async *listBlobFiles(): AsyncGenerator<FoundBlobFile> {
+    for await (const entry of walk(this.blobsDir)) {
+      const parts = relative(this.blobsDir, entry.path).split(sep);
+      const [algorithm, prefix, encoded] = parts;
+      const digest =
+        parts.length === 3 && algorithm !== undefined && isDigestAlgorithm(algorithm)
+          ? parseDigest(`${algorithm}:${encoded ?? ''}`)
+          : undefined;
+      yield { path: entry.path, isFile: entry.isFile, digest: encoded?.slice(0, 2) === prefix ? digest : undefined };
+    }
+  }
+
+  /** The tmp/*.part files of writes in progress (or left by a crash), with size and last write. */
+  async listTempFiles(): Promise<TempFileInfo[]> {
+    const found: TempFileInfo[] = [];
+    for (const name of await readdirIfAny(this.tmpDir)) {
+      if (!name.endsWith('.part')) continue;
+      const path = join(this.tmpDir, name);
+      try {
+        const info = await lstat(path);
+        found.push({ path, size: info.size, mtimeMs: info.mtimeMs });
+      } catch (error) {
+        // Finished (renamed or removed) between readdir and lstat.
+        if (!isNotFound(error)) throw error;
+      }
+    }
+    return found;
   }
 
   async remove(digest: Digest): Promise<void> {
@@ -234,4 +291,39 @@ function verify(expect: WriteExpectation, digest: Digest, size: number): void {
 
 export function isNotFound(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
+
+async function fileSize(path: string): Promise<FileSize> {
+  try {
+    const info = await lstat(path);
+    return info.isFile() ? info.size : 'not-a-file';
+  } catch (error) {
+    if (isNotFound(error)) return undefined;
+    throw error;
+  }
+}
+
+async function readdirIfAny(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (error) {
+    if (isNotFound(error)) return [];
+    throw error;
+  }
+}
+
+/** Every non-directory under dir, depth first; directories that vanish meanwhile are skipped. */
+async function* walk(dir: string): AsyncGenerator<{ path: string; isFile: boolean }> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (error) {
+    if (isNotFound(error)) return;
+    throw error;
+  }
+  for (const entry of entries) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) yield* walk(path);
+    else yield { path, isFile: entry.isFile() };
+  }
 }

@@ -4,11 +4,21 @@
  * tracked in PRAGMA user_version. Migrations are never edited once landed.
  */
 import Database from 'better-sqlite3';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
 export type Db = Database.Database;
+
+/** The index file of the store at `root`. */
+export function indexPath(root: string): string {
+  return join(root, 'index.db');
+}
+
+/** Whether a store's index exists (a check before opening it read-only, which cannot create it). */
+export function indexExists(root: string): boolean {
+  return existsSync(indexPath(root));
+}
 
 /** migrations/ sits at the package root, beside both src/ and dist/. */
 export const migrationsDir = fileURLToPath(new URL('../../migrations/', import.meta.url));

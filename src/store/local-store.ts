@@ -4,7 +4,6 @@
  * ImageSource and an ImageSink. Errors are OciErrors or absence (undefined);
  * nothing here knows HTTP.
  */
-import { join } from 'node:path';
 import { digestAlgorithm, digestOf, parseDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { OciError } from '../oci/errors.js';
@@ -25,7 +24,7 @@ import { maxManifestBytes, parseManifest, type ParsedManifest } from '../oci/man
 import { isNondistributable } from '../oci/media-types.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import { BlobFiles } from './blob-files.js';
-import { openDatabase, type Db } from './database.js';
+import { indexPath, openDatabase, type Db } from './database.js';
 import { ManifestCache } from './manifest-cache.js';
 import { StoreIndex, toManifestInfo, type ManifestRow, type TagRow } from './store-index.js';
 import { BlobFill } from './blob-fill.js';
@@ -60,7 +59,7 @@ export class LocalStore implements ImageSource, ImageSink {
   static async open(root: string, options: LocalStoreOptions = {}): Promise<LocalStore> {
     const files = new BlobFiles(root);
     await files.init();
-    const db = openDatabase(join(root, 'index.db'));
+    const db = openDatabase(indexPath(root));
     const store = new LocalStore(root, db, files, new StoreIndex(db), options);
     await store.uploads.truncateAll();
     await store.cleanUploads();

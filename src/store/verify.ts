@@ -13,11 +13,11 @@
  * tmp/*.part file (a write in progress, or left by a crash: removed at start).
  */
 import Database from 'better-sqlite3';
-import { lstat, readdir } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
-import { createDigester, digestAlgorithm, formatDigest, isDigestAlgorithm, parseDigest } from '../oci/digest.js';
+import { relative } from 'node:path';
+import { createDigester, digestAlgorithm, formatDigest, parseDigest } from '../oci/digest.js';
 import type { Digest } from '../oci/digest.js';
-import { BlobFiles, isNotFound } from './blob-files.js';
+import { BlobFiles } from './blob-files.js';
+import { indexExists, indexPath } from './database.js';
 import { checkIndexRows, type IndexCounts } from './verify-index.js';
 
 export type ProblemKind =
@@ -79,14 +79,8 @@ const pageRows = 500;
 export async function verifyStore(root: string, options: VerifyOptions = {}): Promise<VerifyReport> {
   const quick = options.quick === true;
   const startedAt = options.startedAt ?? Date.now();
-  const indexPath = join(root, 'index.db');
-  try {
-    await lstat(indexPath);
-  } catch (error) {
-    if (isNotFound(error)) throw new StoreNotFoundError(`no wharf store at ${root}: index.db not found`);
-    throw error;
-  }
-  const db = new Database(indexPath, { readonly: true, fileMustExist: true });
+  if (!indexExists(root)) throw new StoreNotFoundError(`no wharf store at ${root}: index.db not found`);
+  const db = new Database(indexPath(root), { readonly: true, fileMustExist: true });
   try {
     db.pragma('busy_timeout = 5000');
     const files = new BlobFiles(root);
@@ -129,7 +123,7 @@ async function checkBlobRows(db: Database.Database, files: BlobFiles, report: Ve
         continue;
       }
       const path = files.pathOf(digest);
-      const size = await fileSize(path);
+      const size = await files.blobFileSize(digest);
       // A row removed meanwhile (gc on a live server) is not a missing file.
       if (size === undefined && stillThere.get(digest) === undefined) continue;
       if (size === undefined) problem('missing-file', `blob ${digest}: file ${path} is missing`);
@@ -153,14 +147,9 @@ async function checkBlobFiles(
   report: VerifyReport,
   isIndexed: (digest: Digest) => boolean,
 ): Promise<void> {
-  for await (const entry of walk(files.blobsDir)) {
-    const parts = relative(files.blobsDir, entry.path).split(sep);
-    const [algorithm, prefix, encoded] = parts;
-    const digest =
-      parts.length === 3 && algorithm !== undefined && isDigestAlgorithm(algorithm)
-        ? parseDigest(`${algorithm}:${encoded ?? ''}`)
-        : undefined;
-    if (digest === undefined || encoded?.slice(0, 2) !== prefix || !entry.isFile) {
+  for await (const entry of files.listBlobFiles()) {
+    const { digest } = entry;
+    if (digest === undefined || !entry.isFile) {
       report.problems.push({
         kind: 'unexpected-file',
         message: `${relative(root, entry.path)}: not a blob file wharf writes (blobs/<alg>/<xx>/<hex>)`,
@@ -168,7 +157,7 @@ async function checkBlobFiles(
       continue;
     }
     if (isIndexed(digest)) continue;
-    const size = await fileSize(entry.path);
+    const size = await files.blobFileSize(digest);
     if (typeof size !== 'number') continue;
     report.unindexed.push({ digest, path: relative(root, entry.path), size });
     if (report.quick) continue;
@@ -200,7 +189,7 @@ async function checkUploads(
       continue;
     }
     const path = files.uploadPath(row.id);
-    const size = await fileSize(path);
+    const size = await files.uploadFileSize(row.id);
     // A session closed or cancelled meanwhile (live server) has rightly lost its file.
     const committed = current.get(row.id)?.size;
     if (committed === undefined) continue;
@@ -213,25 +202,13 @@ async function checkUploads(
       });
     }
   }
-  for (const file of await readdirIfAny(files.uploadsDir)) if (!ids.has(file)) report.uploads.filesWithoutSession++;
+  for (const file of await files.listUploadFiles()) if (!ids.has(file)) report.uploads.filesWithoutSession++;
 }
 
 async function staleTempFiles(files: BlobFiles, root: string, startedAt: number): Promise<TempFile[]> {
-  const stale: TempFile[] = [];
-  for (const name of await readdirIfAny(files.tmpDir)) {
-    if (!name.endsWith('.part')) continue;
-    const path = join(files.tmpDir, name);
-    try {
-      const info = await lstat(path);
-      if (info.mtimeMs < startedAt) {
-        stale.push({ path: relative(root, path), size: info.size, idleMs: startedAt - info.mtimeMs });
-      }
-    } catch (error) {
-      // Finished (renamed or removed) between readdir and lstat.
-      if (!isNotFound(error)) throw error;
-    }
-  }
-  return stale;
+  return (await files.listTempFiles())
+    .filter((file) => file.mtimeMs < startedAt)
+    .map((file) => ({ path: relative(root, file.path), size: file.size, idleMs: startedAt - file.mtimeMs }));
 }
 
 /** Streams the file through its digest's algorithm; undefined (and a problem) when it cannot be read. */
@@ -247,39 +224,4 @@ async function hashFile(files: BlobFiles, digest: Digest, report: VerifyReport):
     return undefined;
   }
   return formatDigest(digestAlgorithm(digest), hash);
-}
-
-async function fileSize(path: string): Promise<number | 'not-a-file' | undefined> {
-  try {
-    const info = await lstat(path);
-    return info.isFile() ? info.size : 'not-a-file';
-  } catch (error) {
-    if (isNotFound(error)) return undefined;
-    throw error;
-  }
-}
-
-async function readdirIfAny(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (error) {
-    if (isNotFound(error)) return [];
-    throw error;
-  }
-}
-
-/** Every non-directory under dir, depth first; directories that vanish meanwhile are skipped. */
-async function* walk(dir: string): AsyncGenerator<{ path: string; isFile: boolean }> {
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch (error) {
-    if (isNotFound(error)) return;
-    throw error;
-  }
-  for (const entry of entries) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) yield* walk(path);
-    else yield { path, isFile: entry.isFile() };
-  }
 }
