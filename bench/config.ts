@@ -30,8 +30,20 @@ export interface BenchConfig {
   rssClients: number;
   /** Images in the generated index (scenario 7). */
   startupImages: number;
+  /** Scenario numbers to run (BENCH_ONLY=6 or 5,6); 1-4 run together (3 and 4 use 1's warm mirrors). */
+  only: ReadonlySet<number> | undefined;
   out: string;
   repoRoot: string;
+}
+
+function scenariosFromEnv(): ReadonlySet<number> | undefined {
+  const raw = process.env['BENCH_ONLY'];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const picked = raw.split(',').map((part) => Number(part.trim()));
+  if (picked.some((n) => !Number.isInteger(n) || n < 1 || n > 7)) {
+    throw new Error(`bench: BENCH_ONLY must list scenario numbers 1-7, got "${raw}"`);
+  }
+  return new Set(picked.some((n) => n <= 4) ? [...picked, 1, 2, 3, 4] : picked);
 }
 
 const MB = 1_000_000;
@@ -66,9 +78,15 @@ export function readConfig(): BenchConfig {
     rssBlobBytes: intFromEnv('BENCH_RSS_BLOB_MIB', quick ? 256 : 1024, 1) * MiB,
     rssClients: intFromEnv('BENCH_RSS_CLIENTS', 20, 1),
     startupImages: intFromEnv('BENCH_STARTUP_IMAGES', 10_000, 1),
+    only: scenariosFromEnv(),
     out:
       process.env['BENCH_OUT'] ??
-      fileURLToPath(new URL(quick ? '.work/results-quick.md' : 'results.md', import.meta.url)),
+      fileURLToPath(
+        new URL(
+          quick ? '.work/results-quick.md' : process.env['BENCH_ONLY'] ? '.work/results-partial.md' : 'results.md',
+          import.meta.url,
+        ),
+      ),
     repoRoot,
   };
 }

@@ -3,7 +3,8 @@
  * `npm run bench`: wharf against CNCF distribution 2.8, both as pull-through caches of one
  * upstream distribution on loopback, with nginx as the static-file ceiling (issue #4). Writes
  * bench/results.md (one table: median [min–max] per scenario, ratios, targets) and prints it.
- * Env: BENCH_RUNS, BENCH_QUICK=1 (smoke run), see bench/config.ts for the rest.
+ * Env: BENCH_RUNS, BENCH_QUICK=1 (smoke run), BENCH_ONLY=6 (some scenarios; written to
+ * bench/.work/results-partial.md), see bench/config.ts for the rest.
  */
 import { createWriteStream } from 'node:fs';
 import { chmod, cp, mkdir, writeFile } from 'node:fs/promises';
@@ -106,24 +107,33 @@ async function main(): Promise<number> {
   const ctx: BenchContext = { config, distDir, upstream, images, notes: [] };
   const rows: Row[] = [];
 
-  log('scenarios 1-3 (cold): cold and warm pulls, cold blob GET');
-  const pulls = await runColdWarmPulls(ctx);
-  rows.push(...pulls.rows);
-  const { root, path } = await nginxRoot(images);
-  const nginx = await startNginx(root);
-  log('scenario 3: cached blob throughput');
-  rows.push(...(await runBlobThroughput(ctx, pulls.warm, nginx, path)));
-  await nginx.close({ removeData: true });
-  await removeTempDir(root);
-  log('scenario 4: manifest load');
-  rows.push(...(await runManifestLoad(ctx, pulls.warm)));
-  for (const server of Object.values(pulls.warm)) await server.close({ removeData: true });
-  log('scenario 5: concurrent cold pulls');
-  rows.push(...(await runConcurrentPulls(ctx)));
-  log('scenario 6: peak RSS');
-  rows.push(...(await runPeakRss(ctx)));
-  log('scenario 7: startup');
-  rows.push(...(await runStartup(ctx)));
+  const selected = (n: number): boolean => config.only === undefined || config.only.has(n);
+  if (selected(1)) {
+    log('scenarios 1-3 (cold): cold and warm pulls, cold blob GET');
+    const pulls = await runColdWarmPulls(ctx);
+    rows.push(...pulls.rows);
+    const { root, path } = await nginxRoot(images);
+    const nginx = await startNginx(root);
+    log('scenario 3: cached blob throughput');
+    rows.push(...(await runBlobThroughput(ctx, pulls.warm, nginx, path)));
+    await nginx.close({ removeData: true });
+    await removeTempDir(root);
+    log('scenario 4: manifest load');
+    rows.push(...(await runManifestLoad(ctx, pulls.warm)));
+    for (const server of Object.values(pulls.warm)) await server.close({ removeData: true });
+  }
+  if (selected(5)) {
+    log('scenario 5: concurrent cold pulls');
+    rows.push(...(await runConcurrentPulls(ctx)));
+  }
+  if (selected(6)) {
+    log('scenario 6: peak RSS');
+    rows.push(...(await runPeakRss(ctx)));
+  }
+  if (selected(7)) {
+    log('scenario 7: startup');
+    rows.push(...(await runStartup(ctx)));
+  }
   await upstream.close({ removeData: true });
   const foreign = foreignCpuShare(cpuAtStart, await cpuSnapshot());
 
@@ -137,7 +147,7 @@ async function main(): Promise<number> {
   const markdown = [
     '# wharf benchmark: results',
     '',
-    `Written by \`${config.quick ? 'BENCH_QUICK=1 ' : ''}npm run bench\` (bench/run.ts) in ${minutes.toFixed(1)} min.` +
+    `Written by \`${config.quick ? 'BENCH_QUICK=1 ' : ''}${config.only ? `BENCH_ONLY=${[...config.only].sort().join(',')} ` : ''}npm run bench\` (bench/run.ts) in ${minutes.toFixed(1)} min.` +
       (config.quick ? ' **Smoke run: one run each, short durations, a smaller RSS blob. Not a measurement.**' : ''),
     '',
     ...environment,

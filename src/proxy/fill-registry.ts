@@ -33,14 +33,16 @@ const writeBatchBytes = 1024 * 1024;
  * waiting for the temp file write or reading it back. Readers further behind
  * read the file. Per fill, not per reader, so 20 clients cost one window.
  */
-const memoryWindowBytes = 4 * 1024 * 1024;
+const memoryWindowBytes = 2 * 1024 * 1024;
 /**
  * Read size offered to the HTTP layer for a fill: its readers mostly copy from
  * the window, so small buffers cost little speed, and one cold layer often has
- * many readers at once (20 clients of a 1 GiB fill peaked at 167 MiB RSS with
- * 1 MiB buffers each, 134 MiB with these).
+ * many readers at once. 20 clients of a cold 1 GiB blob (bench scenario 6)
+ * peaked at 141-149 MiB RSS with 256 KiB buffers, a 4 MiB window and 4 MiB of
+ * upstream read-ahead, and at 129-131 MiB with these, 2 MiB and 1 MiB, with no
+ * measurable change in a single client's cold GET (~400 MB/s here).
  */
-const fillReadBytes = 256 * 1024;
+const fillReadBytes = 128 * 1024;
 
 export interface FillStats {
   started: number;

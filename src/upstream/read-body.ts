@@ -74,8 +74,11 @@ export async function readPrefix(body: ResponseBody, limit: number): Promise<Buf
   return Buffer.concat(chunks, total).subarray(0, limit);
 }
 
-/** Past this many buffered bytes the socket is paused until the consumer catches up. */
-const maxQueuedBytes = 4 * 1024 * 1024;
+/**
+ * Past this many buffered bytes the socket is paused until the consumer catches up. The
+ * kernel's socket buffer reads ahead as well, so more here only adds memory per fill.
+ */
+const maxQueuedBytes = 1024 * 1024;
 
 /**
  * The body as an async iterable of raw bytes, chunk by chunk as undici read
