@@ -135,8 +135,24 @@ describe('FillRegistry', () => {
     expect(kept?.size).toBe(content.byteLength);
   });
 
-  it('holds the last byte back until the upstream body ended and the digest matched', async () => {
+  it('hands out nothing before the first bytes reached the temp file (a full disk is then a clean 507)', async () => {
+    // Smaller than one write batch: the file is written when the body ends.
     const content = randomBytes(300_000);
+    const fills = new FillRegistry(store, quiet);
+    const upstream = gatedUpstream(content);
+    const file = await (await openFill(fills, content, upstream.blob)).openFile!();
+    upstream.release(content.byteLength);
+    const first = readRange(file, 0, content.byteLength);
+    expect(await settledWithin(first, 100)).toBe('pending');
+    upstream.end();
+    expect((await first).equals(content)).toBe(true);
+    await file.close();
+    await fills.settle();
+  });
+
+  it('holds the last byte back until the upstream body ended and the digest matched', async () => {
+    // Larger than one write batch, so the first write lands while the body is still open.
+    const content = randomBytes(1536 * 1024);
     const fills = new FillRegistry(store, quiet);
     const upstream = gatedUpstream(content);
     const file = await (await openFill(fills, content, upstream.blob)).openFile!();

@@ -93,7 +93,8 @@ class Fill {
         if (batched >= writeBatchBytes) {
           await writing;
           this.trimWindow();
-          writing = this.file.append(batch);
+          // Readers wait for the first write (see readInto): wake them when one lands.
+          writing = this.file.append(batch).then(() => this.wake());
           // Awaited on the next batch or at the end; this only keeps a failure from counting as unhandled meanwhile.
           writing.catch(() => undefined);
           batch = [];
@@ -170,7 +171,10 @@ class Fill {
       // Re-read each turn: the pump moves the state on while this reader waits.
       const state = this.currentState();
       if (state === 'failed') throw this.failure();
-      const limit = state === 'running' ? Math.min(this.received, this.size - 1) : this.size;
+      // Nothing leaves before the first bytes reached the temp file, so a full disk is answered with
+      // 507 before the status line rather than a cut mid-body; then the held-back last byte.
+      const limit =
+        state !== 'running' ? this.size : this.file.written === 0 ? 0 : Math.min(this.received, this.size - 1);
       if (position < limit) {
         const wanted = Math.min(buffer.byteLength, limit - position);
         if (position >= this.windowStart) return this.copyFromWindow(buffer, position, wanted);
