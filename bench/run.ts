@@ -151,7 +151,7 @@ async function main(): Promise<number> {
       (config.quick ? ' **Smoke run: one run each, short durations, a smaller RSS blob. Not a measurement.**' : ''),
     '',
     ...environment,
-    `- Runs: ${config.runs} per scenario (${config.rssRuns} for scenario 6); cells are median [min–max]; ratios compare medians.`,
+    `- Runs: ${config.runs} per scenario${config.rssRuns === config.runs ? '' : ` (${config.rssRuns} for scenario 6)`}; cells are median [min–max]; ratios compare medians.`,
     `- Load average (1/5/15 min) at start ${formatLoad(loadAtStart)}, at end ${formatLoad(loadavg())}: anything above ~2 means other work shared the two cores and the numbers are noisier.`,
     `- CPU used by processes outside the benchmark during the run: ${(foreign * 100).toFixed(0)}% of the machine${foreign > 0.1 ? ' — **the machine was shared; treat the figures as noisy**' : ''}.`,
     '',
@@ -188,7 +188,7 @@ function methodNotes(config: BenchConfig): string[] {
     `Scenario 3: cold = one curl GET of the blob on a fresh mirror (the curl's own speed figure); cached = wrk for ${config.blobSeconds} s per run, 1 connection/1 thread and 16 connections/2 threads, bytes read / duration. MB = 10^6 bytes.`,
     `Scenario 4: wrk --latency (GET) and ab -i -k (HEAD; wrk 4.1 hangs on HEAD answers with Content-Length), ${config.manifestConnections} connections, ${config.manifestSeconds} s, with an Accept header listing OCI and Docker manifest types (distribution refuses OCI manifests to clients that do not accept them). ab reports latency in whole milliseconds. wharf's tag TTL is its default 5 min, so its by-tag answers are cached; distribution asks the upstream on every by-tag request.`,
     "Scenario 5: each client fetches the manifest by tag, then config and layers three at a time, hashing every body (undici, in the benchmark process). Upstream requests are counted from the upstream's access log.",
-    `Scenario 6: ${config.rssClients} concurrent curl GETs of the ${(config.rssBlobBytes / 1024 ** 3).toFixed(2)} GiB blob; peak RSS is VmHWM of the server process (a restart between the cold and warm phases resets it). Target check uses the highest run. Only ${config.rssRuns} run(s) by default (BENCH_RSS_RUNS), not 5: each run moves 4 × 20 GiB over loopback and the whole benchmark must stay near 15 minutes.`,
+    `Scenario 6: ${config.rssClients} concurrent curl GETs of the ${(config.rssBlobBytes / 1024 ** 3).toFixed(2)} GiB blob; peak RSS is VmHWM of the server process (a restart between the cold and warm phases resets it). Target check uses the highest run.`,
     'Scenario 7: time from spawn to the first 200 on GET /v2/ (polled every 2 ms). wharf is measured over an index of generated rows (repositories, manifests, config and layer blobs, links, references, a tag each; no files behind them) and over an empty store; distribution is measured on an empty store only (it does not read its storage at startup, and 10,000 repositories of files would take long to build).',
   ];
 }
