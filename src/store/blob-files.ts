@@ -12,7 +12,7 @@
  * filesystem, after fsync and after its size and digest matched.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { randomUUID, type Hash } from 'node:crypto';
 import { dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -83,15 +83,6 @@ export class BlobFiles {
 
   uploadPath(id: string): string {
     return join(this.uploadsDir, id);
-  }
-
-  async size(digest: Digest): Promise<number | undefined> {
-    try {
-      return (await stat(this.pathOf(digest))).size;
-    } catch (error) {
-      if (isNotFound(error)) return undefined;
-      throw error;
-    }
   }
 
   openRead(digest: Digest, range?: ByteRange): AsyncIterable<Uint8Array> {
