@@ -135,16 +135,39 @@ describe('pull-through', () => {
     expect(countRequests(upstream.logs(), 'GET', `/v2/team/big/blobs/${layer}`)).toBe(1);
   });
 
-  it('keeps pushed content under a mirrored name authoritative', async () => {
-    const pushed = await pushImage(wharf.url, `${upstreamHost}/team/app`, 'local-only', 'pushed');
-    const got = await call(wharf.url, `/v2/${upstreamHost}/team/app/manifests/local-only`);
-    expect(got.headers.get('docker-content-digest')).toBe(pushed.digest);
+  // Issue 8, finding 1: an anonymous push under a mirrored name replaced the image every client of the mirror got.
+  it('refuses pushes, mounts and deletes under a mirrored name: it is read-only over HTTP', async () => {
+    const name = `${upstreamHost}/team/app`;
+    const blob = await call(wharf.url, `/v2/${name}/blobs/uploads/?digest=${sha256('evil')}`, {
+      method: 'POST',
+      body: 'evil',
+    });
+    expect(blob.status).toBe(405);
+    expect(await errorCode(blob)).toBe('UNSUPPORTED');
+    const session = await call(wharf.url, `/v2/${name}/blobs/uploads/`, { method: 'POST' });
+    expect(session.status).toBe(405);
+    const manifest = await call(wharf.url, `/v2/${name}/manifests/v1`, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: '{"schemaVersion":2}',
+    });
+    expect(manifest.status).toBe(405);
+    expect(await errorCode(manifest)).toBe('UNSUPPORTED');
+    const deleted = await call(wharf.url, `/v2/${name}/manifests/v1`, { method: 'DELETE' });
+    expect(deleted.status).toBe(405);
+    const deletedBlob = await call(wharf.url, `/v2/${name}/blobs/${image.images[0]?.config.digest}`, {
+      method: 'DELETE',
+    });
+    expect(deletedBlob.status).toBe(405);
+    // The tag still answers with the upstream's digest.
+    const got = await call(wharf.url, `/v2/${name}/manifests/v1`, { headers: { Accept: acceptAll } });
+    expect(got.headers.get('docker-content-digest')).toBe(image.root.digest);
   });
 
-  it('merges upstream and local tags for a mirrored name', async () => {
+  it('lists the upstream tags of a mirrored name', async () => {
     const response = await call(wharf.url, `/v2/${upstreamHost}/team/app/tags/list`);
     const body = (await response.json()) as { tags: string[] };
-    expect(body.tags).toEqual(['local-only', 'v1']);
+    expect(body.tags).toEqual(['v1']);
   });
 });
 
@@ -221,15 +244,48 @@ describe('default upstream', () => {
     const viaDefault = await startWharf({
       upstreams: [{ host: upstreamHost, url: upstream.url }],
       defaultUpstream: upstreamHost,
+      local: ['mine/*'],
     });
     try {
       expect((await pull(viaDefault.url, 'team/app', 'v1'))[0]).toBe(image.root.digest);
       const catalog = (await (await call(viaDefault.url, '/v2/_catalog')).json()) as { repositories: string[] };
       expect(catalog.repositories).toContain(`${upstreamHost}/team/app`);
-      // Pushed content under the name as sent still comes first.
-      const pushed = await pushImage(viaDefault.url, 'team/app', 'mine', 'default-pushed');
-      const got = await call(viaDefault.url, '/v2/team/app/manifests/mine');
-      expect(got.headers.get('docker-content-digest')).toBe(pushed.digest);
+      // A plain name is mirrored: a push there would shadow the upstream for every client.
+      const refused = await call(viaDefault.url, `/v2/team/app/blobs/uploads/?digest=${sha256('x')}`, {
+        method: 'POST',
+        body: 'x',
+      });
+      expect(refused.status).toBe(405);
+      expect(await errorCode(refused)).toBe('UNSUPPORTED');
+    } finally {
+      await viaDefault.close();
+    }
+  });
+
+  // Issue 8, finding 2: with a default upstream, a blob HEAD under a pushed name answered 200 from
+  // elsewhere in the store, the client skipped the upload, and the manifest PUT failed.
+  it('keeps local names local: a second image sharing a layer pushes cleanly, no phantom repositories', async () => {
+    const viaDefault = await startWharf({
+      upstreams: [{ host: upstreamHost, url: upstream.url }],
+      defaultUpstream: upstreamHost,
+      local: ['mine/*'],
+    });
+    try {
+      const base = await pushImage(viaDefault.url, 'mine/base', 'v1', 'shared');
+      const layer = base.layers[0] ?? '';
+      // What a client asks before uploading: the layer is not in mine/derived yet.
+      const head = await call(viaDefault.url, `/v2/mine/derived/blobs/${layer}`, { method: 'HEAD' });
+      expect(head.status).toBe(404);
+      const derived = await pushImage(viaDefault.url, 'mine/derived', 'v1', 'shared');
+      expect(derived.layers).toEqual(base.layers);
+      const got = await call(viaDefault.url, '/v2/mine/derived/manifests/v1');
+      expect(got.headers.get('docker-content-digest')).toBe(derived.digest);
+      const catalog = (await (await call(viaDefault.url, '/v2/_catalog')).json()) as { repositories: string[] };
+      expect(catalog.repositories).toEqual(['mine/base', 'mine/derived']);
+      // Local names are never sent upstream.
+      const before = upstream.logs().length;
+      expect((await call(viaDefault.url, '/v2/mine/nothing/manifests/v1')).status).toBe(404);
+      expect(upstream.logs().length).toBe(before);
     } finally {
       await viaDefault.close();
     }

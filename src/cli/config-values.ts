@@ -46,8 +46,10 @@ export interface UpstreamSettings {
   username?: string;
   password?: string;
   token?: string;
-  /** Look up credentials in ~/.docker/config.json too. */
+  /** Look up credentials in ~/.docker/config.json too (opt-in: that file holds every registry's secrets). */
   dockerConfig: boolean;
+  /** Serve this upstream's content to anonymous clients even though wharf fetches it with credentials. */
+  public: boolean;
   tagTtlMs: number;
   notFoundTtlMs: number;
   /** Per-phase upstream timeouts; unset phases use the upstream layer's defaults (5 s, 30 s, 30 s). */
@@ -119,6 +121,7 @@ const upstreamKeys = new Set([
   'password',
   'token',
   'dockerConfig',
+  'public',
   'tagTtl',
   'notFoundTtl',
   'connectTimeout',
@@ -140,7 +143,8 @@ export function parseUpstreams(sources: {
   const base = (host: string, url: string): UpstreamSettings => ({
     host,
     url,
-    dockerConfig: true,
+    dockerConfig: false,
+    public: false,
     tagTtlMs: sources.defaults.tagTtlMs,
     notFoundTtlMs: sources.defaults.notFoundTtlMs,
   });
@@ -171,10 +175,10 @@ export function parseUpstreams(sources: {
       if (username !== undefined) settings.username = username;
       if (password !== undefined) settings.password = password;
       if (token !== undefined) settings.token = token;
-      if (entry.dockerConfig !== undefined) {
-        if (typeof entry.dockerConfig !== 'boolean')
-          throw new ConfigError(`${from}.dockerConfig`, 'expected true or false');
-        settings.dockerConfig = entry.dockerConfig;
+      for (const key of ['dockerConfig', 'public'] as const) {
+        if (entry[key] === undefined) continue;
+        if (typeof entry[key] !== 'boolean') throw new ConfigError(`${from}.${key}`, 'expected true or false');
+        settings[key] = entry[key];
       }
       for (const [key, field] of [
         ['tagTtl', 'tagTtlMs'],
@@ -199,4 +203,19 @@ export function parseUpstreams(sources: {
   ];
   for (const [host, url] of overrides) byHost.set(host, { ...(byHost.get(host) ?? base(host, url)), url });
   return [...byHost.values()];
+}
+
+/**
+ * Whether an upstream's content is private: wharf may fetch it with credentials
+ * (configured ones, or ones it may find in ~/.docker/config.json), so it is
+ * served only to signed-in clients with pull rights, unless `public: true` says
+ * the operator knows it is public content (Docker Hub with an account for the rate limit).
+ */
+export function isPrivateUpstream(settings: UpstreamSettings): boolean {
+  if (settings.public) return false;
+  return (
+    settings.dockerConfig ||
+    (settings.username !== undefined && settings.password !== undefined) ||
+    (settings.token !== undefined && settings.token !== '')
+  );
 }

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { parseDuration, parseListen, parseUpstreams, ConfigError, type UpstreamSettings } from './config-values.js';
+import { parseAuth, parseLocalPatterns, type AuthSettings } from './auth-config.js';
 
 export { ConfigError, parseDuration, parseListen, type UpstreamSettings } from './config-values.js';
 
@@ -23,6 +24,9 @@ export interface Config {
   upstreams: UpstreamSettings[];
   defaultUpstream: string | undefined;
   offline: boolean;
+  /** Names that stay local (never sent upstream) when a default upstream is set. */
+  local: string[];
+  auth: AuthSettings;
 }
 
 /** Every scalar option by its dotted YAML key, with the environment variable and flag that set it. */
@@ -46,10 +50,15 @@ export interface ConfigSources {
   flags: Record<string, string | undefined>;
   /** `--upstream host=url`, repeatable. */
   upstreamFlags?: string[];
+  /** `--local pattern`, repeatable. */
+  localFlags?: string[];
 }
 
 export function loadConfig(sources: ConfigSources): Config {
-  const file = sources.file === undefined ? { scalars: {}, upstreams: undefined } : readConfigFile(sources.file);
+  const file =
+    sources.file === undefined
+      ? { scalars: {}, upstreams: undefined, auth: undefined, local: undefined }
+      : readConfigFile(sources.file);
   const raw = (key: Key): { value: string; from: string } => {
     const option = options[key];
     const flagName: string | undefined = option.flag;
@@ -81,6 +90,18 @@ export function loadConfig(sources: ConfigSources): Config {
   if (defaultUpstream.value !== '' && !upstreams.some((u) => u.host === defaultUpstream.value.toLowerCase())) {
     throw new ConfigError(defaultUpstream.from, `${defaultUpstream.value} is not a configured upstream`);
   }
+  const local = parseLocalPatterns(file.local, sources.env.WHARF_LOCAL, sources.localFlags ?? []);
+  for (const pattern of local) {
+    const first = pattern.split('/', 1)[0] ?? '';
+    if (upstreams.some((u) => hostComponentOf(u.host) === first)) {
+      throw new ConfigError(
+        'local',
+        `${pattern} is under the mirrored upstream ${first}: a local name never shadows a mirrored one`,
+      );
+    }
+  }
+  const htpasswdFlag = sources.flags.htpasswd ?? (sources.env.WHARF_HTPASSWD || undefined);
+  const auth = parseAuth(file.auth, htpasswdFlag);
   const offline = raw('offline');
   if (!['true', 'false', '1', '0'].includes(offline.value)) {
     throw new ConfigError(offline.from, `expected true or false, got ${JSON.stringify(offline.value)}`);
@@ -94,7 +115,14 @@ export function loadConfig(sources: ConfigSources): Config {
     upstreams,
     defaultUpstream: defaultUpstream.value === '' ? undefined : defaultUpstream.value.toLowerCase(),
     offline: offline.value === 'true' || offline.value === '1',
+    local,
+    auth,
   };
+}
+
+/** As proxy/router.ts names a host in a repository name (no port colon). */
+function hostComponentOf(host: string): string {
+  return host.toLowerCase().replace(/:/g, '-');
 }
 
 /**
@@ -102,7 +130,14 @@ export function loadConfig(sources: ConfigSources): Config {
  * typo should not pass silently). `upstreams` is a map keyed by host names,
  * which have dots of their own, so it is kept whole for parseUpstreams.
  */
-function readConfigFile(path: string): { scalars: Partial<Record<Key, string>>; upstreams: unknown } {
+interface ConfigFile {
+  scalars: Partial<Record<Key, string>>;
+  upstreams: unknown;
+  auth: Record<string, unknown> | undefined;
+  local: unknown;
+}
+
+function readConfigFile(path: string): ConfigFile {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -117,10 +152,21 @@ function readConfigFile(path: string): { scalars: Partial<Record<Key, string>>; 
   }
   const scalars: Partial<Record<Key, string>> = {};
   let upstreams: unknown;
+  let auth: Record<string, unknown> | undefined;
+  let local: unknown;
   const walk = (node: unknown, prefix: string): void => {
     if (node === null || node === undefined) return;
     if (prefix === 'upstreams') {
       upstreams = node;
+      return;
+    }
+    if (prefix === 'local') {
+      local = node;
+      return;
+    }
+    if (prefix === 'auth') {
+      if (typeof node !== 'object' || Array.isArray(node)) throw new ConfigError('auth', 'expected a map');
+      auth = node as Record<string, unknown>;
       return;
     }
     if (typeof node === 'object' && !Array.isArray(node)) {
@@ -134,5 +180,5 @@ function readConfigFile(path: string): { scalars: Partial<Record<Key, string>>; 
     scalars[prefix as Key] = String(node);
   };
   walk(doc, '');
-  return { scalars, upstreams };
+  return { scalars, upstreams, auth, local };
 }

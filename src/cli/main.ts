@@ -33,7 +33,12 @@ function upstreamOptions(command: Command): Command {
       (value: string, previous: string[] = []) => [...previous, value],
     )
     .option('--default-upstream <host>', 'upstream for clients that name none (env WHARF_DEFAULT_UPSTREAM)')
-    .option('--offline', 'serve only what is local; never dial out (env WHARF_OFFLINE)');
+    .option('--offline', 'serve only what is local; never dial out (env WHARF_OFFLINE)')
+    .option(
+      '--local <pattern>',
+      'with --default-upstream: plain names that stay local, e.g. "team/*" (repeatable; env WHARF_LOCAL)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    );
 }
 
 interface ServeFlags {
@@ -44,6 +49,8 @@ interface ServeFlags {
   upstream?: string[];
   defaultUpstream?: string;
   offline?: boolean;
+  local?: string[];
+  htpasswd?: string;
 }
 
 upstreamOptions(
@@ -51,6 +58,7 @@ upstreamOptions(
 )
   .option('-l, --listen <addr>', 'host:port to listen on (env WHARF_LISTEN, default :5000)')
   .addOption(new Option('--log-level <level>', 'log level (env WHARF_LOG_LEVEL, default info)').choices(logLevels))
+  .option('--htpasswd <file>', 'users who may sign in: an htpasswd file of bcrypt entries (env WHARF_HTPASSWD)')
   .action(async (flags: ServeFlags) => {
     const config = loadConfig({
       file: flags.config ?? process.env.WHARF_CONFIG,
@@ -61,8 +69,10 @@ upstreamOptions(
         logLevel: flags.logLevel,
         defaultUpstream: flags.defaultUpstream,
         offline: flags.offline === true ? 'true' : undefined,
+        htpasswd: flags.htpasswd,
       },
       upstreamFlags: flags.upstream ?? [],
+      localFlags: flags.local ?? [],
     });
     const logger = pino({ level: config.logLevel });
     const server = await startServer({
@@ -76,6 +86,8 @@ upstreamOptions(
       upstreams: config.upstreams,
       defaultUpstream: config.defaultUpstream,
       offline: config.offline,
+      local: config.local,
+      auth: config.auth,
     });
     const shown = server.host.includes(':') ? `[${server.host}]` : server.host;
     logger.info(
@@ -85,6 +97,8 @@ upstreamOptions(
         upstreams: config.upstreams.map((u) => `${u.host}=${u.url}`),
         defaultUpstream: config.defaultUpstream,
         offline: config.offline,
+        local: config.local,
+        users: config.auth.users.size,
       },
       'wharf is serving',
     );

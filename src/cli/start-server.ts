@@ -15,6 +15,10 @@ import { createRegistryApp } from '../registry/app.js';
 import { LocalStore } from '../store/local-store.js';
 import { UpstreamRegistry } from '../upstream/upstream-registry.js';
 import type { LogLevel, UpstreamSettings } from './config.js';
+import type { AuthSettings } from './auth-config.js';
+import { createClientAuth, createNameResolver, warnAboutAccess } from './client-auth-setup.js';
+import { isPrivateUpstream } from './config-values.js';
+import { compileNamePattern, matchesAny } from '../registry/auth/name-pattern.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -27,6 +31,10 @@ export interface ServerOptions {
   upstreams?: UpstreamSettings[];
   defaultUpstream?: string;
   offline?: boolean;
+  /** Names kept local when a default upstream is set (patterns, see registry/auth/name-pattern.ts). */
+  local?: string[];
+  /** Users, access rules, tokens; absent: nobody signs in and anonymous clients may push to local names. */
+  auth?: AuthSettings;
 }
 
 export interface RunningServer {
@@ -42,6 +50,7 @@ const uploadCleanIntervalMs = 60 * 60 * 1000;
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: options.logLevel });
   const store = await LocalStore.open(options.dataDir, { uploadMaxAgeMs: options.uploadMaxAgeMs });
+  const localPatterns = (options.local ?? []).map(compileNamePattern);
   const clients = (options.upstreams ?? []).map((settings) => ({
     settings,
     client: new UpstreamRegistry(
@@ -64,12 +73,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       client,
       tagTtlMs: settings.tagTtlMs,
       notFoundTtlMs: settings.notFoundTtlMs,
+      private: isPrivateUpstream(settings),
     })),
     options.defaultUpstream,
+    (name) => matchesAny(localPatterns, name),
   );
   const proxy = new ProxySource(store, router, { offline: options.offline ?? false, logger });
-  // Reads go through the mirror; writes (pushes) go to the store under the name as sent.
-  const app = createRegistryApp({ source: proxy, sink: store, logger });
+  const auth = createClientAuth(options.auth);
+  warnAboutAccess(
+    logger,
+    auth,
+    options.host,
+    clients.filter(({ settings }) => isPrivateUpstream(settings)).map(({ settings }) => settings.host),
+  );
+  // Reads go through the mirror; writes (pushes) go to the store, to local names (or, by an admin,
+  // to a mirrored name's canonical name).
+  const app = createRegistryApp({ source: proxy, sink: store, logger, auth, names: createNameResolver(router) });
   // getRequestListener rather than createAdaptorServer, which does not pass errorHandler on: a
   // request the adaptor cannot read (a backslash in the path, a bad Host) still gets an OCI body.
   const listener = getRequestListener(app.fetch, {

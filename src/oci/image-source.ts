@@ -107,8 +107,16 @@ export interface ImageSink {
   cancelUpload(name: RepoName, id: string): Promise<boolean>;
   /** Monolithic push of a whole blob whose digest is known up front. */
   putBlob(name: RepoName, digest: Digest, body: AsyncIterable<Uint8Array>, size?: number): Promise<BlobInfo>;
-  /** Links a blob into name; from undefined means "wherever it is". undefined if not found. */
-  mountBlob(name: RepoName, digest: Digest, from?: RepoName): Promise<BlobInfo | undefined>;
+  /**
+   * Links a blob into name from the repository `from`, or, given a predicate,
+   * from any repository holding it that the predicate accepts (automatic content
+   * discovery, limited to what the client may read). undefined if not found.
+   */
+  mountBlob(
+    name: RepoName,
+    digest: Digest,
+    from: RepoName | ((candidate: RepoName) => boolean),
+  ): Promise<BlobInfo | undefined>;
   deleteBlob(name: RepoName, digest: Digest): Promise<boolean>;
   putManifest(
     name: RepoName,

@@ -3,7 +3,8 @@
  * The pull-through mirror as an ImageSource: a decorator over the local store
  * and the configured upstreams, and the only place that knows both.
  *
- * - Local content (pushed, imported) is authoritative and never replaced by upstream content.
+ * - A name is local or mirrored (router.ts); content an admin pushed or imported under a mirrored
+ *   name is authoritative there and never replaced by upstream content.
  * - Manifests by digest are immutable: fetched once, verified, kept.
  * - Tags are served from cache within the upstream's TTL; after it they are
  *   revalidated with a HEAD (free on Docker Hub) and refetched only if the digest
@@ -65,10 +66,6 @@ export class ProxySource implements ImageSource {
   async openBlob(name: RepoName, digest: Digest, options?: ReadOptions): Promise<BlobHandle | undefined> {
     const route = this.router.resolve(name, options?.namespace);
     if (route.kind === 'local') return this.store.openBlob(name, digest);
-    if (route.local !== undefined) {
-      const pushed = await this.store.openBlob(route.local, digest);
-      if (pushed !== undefined) return pushed;
-    }
     const cached = await this.store.openBlob(route.canonical, digest);
     if (cached !== undefined) return cached;
     // Content is global: a blob fetched through another name only needs a link.
@@ -87,10 +84,6 @@ export class ProxySource implements ImageSource {
   ): Promise<ManifestContent | undefined> {
     const route = this.router.resolve(name, options?.namespace);
     if (route.kind === 'local') return this.store.getManifest(name, reference);
-    if (route.local !== undefined) {
-      const pushed = await this.store.getManifest(route.local, reference);
-      if (pushed !== undefined) return pushed;
-    }
     const digest = parseDigest(reference);
     const accept = options?.accept ?? [];
     return digest === undefined

@@ -8,10 +8,18 @@
  *   3. the default upstream, for clients that send neither (docker's registry-mirrors).
  * Only configured upstreams are ever routed to: an unknown `ns` is refused and
  * an unknown prefix is just a local name. wharf never dials a host it was not told about.
+ *
+ * With a default upstream every plain name is mirrored (docker's registry-mirrors
+ * sends plain names, so a push there must not shadow Docker Hub for every docker
+ * client) except the names the `local` patterns match, which are never sent upstream.
+ * A name is one or the other, never both: a local name never shadows a mirrored one.
  */
 import { OciError } from '../oci/errors.js';
 import { parseRepoName, type RepoName } from '../oci/reference.js';
 import type { UpstreamClient } from './upstream-client.js';
+
+/** Which plain names stay local when a default upstream is set; see registry/auth/name-pattern.ts for the grammar. */
+export type LocalNameTest = (name: string) => boolean;
 
 export interface MirrorUpstream {
   /** The registry host as clients name it: docker.io, ghcr.io, registry.example.test. */
@@ -21,6 +29,8 @@ export interface MirrorUpstream {
   tagTtlMs: number;
   /** How long "not found" from the upstream is remembered. */
   notFoundTtlMs: number;
+  /** Content fetched with credentials: served only to signed-in clients with pull rights. */
+  private: boolean;
 }
 
 export type Route =
@@ -32,8 +42,6 @@ export type Route =
       canonical: RepoName;
       /** The repository path on the upstream. */
       remote: string;
-      /** For default-upstream routes: the name as sent, whose pushed content comes first. */
-      local?: RepoName;
     };
 
 /** A host in a repository name cannot carry a port (':' is not in the name grammar). */
@@ -50,7 +58,11 @@ export class Router {
   private readonly byComponent = new Map<string, MirrorUpstream>();
   private readonly defaultUpstream: MirrorUpstream | undefined;
 
-  constructor(upstreams: readonly MirrorUpstream[], defaultHost?: string) {
+  constructor(
+    upstreams: readonly MirrorUpstream[],
+    defaultHost?: string,
+    private readonly isLocal: LocalNameTest = () => false,
+  ) {
     for (const upstream of upstreams) {
       this.byHost.set(upstream.host.toLowerCase(), upstream);
       this.byComponent.set(hostComponent(upstream.host), upstream);
@@ -87,7 +99,7 @@ export class Router {
       const upstream = looksLikeHost(first) ? this.byComponent.get(first) : undefined;
       if (upstream !== undefined) return this.mirror(upstream, name.slice(slash + 1));
     }
-    if (this.defaultUpstream !== undefined) return { ...this.mirror(this.defaultUpstream, name), local: name };
+    if (this.defaultUpstream !== undefined && !this.isLocal(name)) return this.mirror(this.defaultUpstream, name);
     return { kind: 'local', name };
   }
 

@@ -14,6 +14,15 @@ import { listCatalog, listReferrers, listTags } from './listing-handlers.js';
 import { deleteManifest, getManifest, putManifest } from './manifest-handlers.js';
 import { parseRoutePath, type RoutePath } from './route-path.js';
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from './upload-handlers.js';
+import type { TLSSocket } from 'node:tls';
+import { AccessPolicy, defaultRules, type Action } from './auth/access-policy.js';
+import { ClientAuth, type ChallengeContext, type Identity } from './auth/client-auth.js';
+import { LoginLimiter } from './auth/login-limiter.js';
+import { localNames, type NameResolver } from './auth/name-resolver.js';
+import { tokenHandler } from './auth/token-endpoint.js';
+import { TokenIssuer } from './auth/tokens.js';
+import { UserTable } from './auth/user-table.js';
+import { requireRepoName, type RepoName } from '../oci/reference.js';
 
 type Handler = (deps: RegistryDeps, req: RegistryRequest) => Promise<Reply>;
 
@@ -71,11 +80,44 @@ function toRequest(c: Context<{ Bindings: HttpBindings }>): RegistryRequest {
       const value = incoming.headers[name];
       return Array.isArray(value) ? value.join(', ') : value;
     },
+    identity: { kind: 'anonymous' },
+    readable: () => undefined,
   };
+}
+
+/** What a request to a repository needs, by endpoint and method (the handler table above decides which exist). */
+function neededActions(route: RoutePath, method: string): Action[] {
+  const read = method === 'GET' || method === 'HEAD';
+  switch (route.kind) {
+    case 'uploads':
+    case 'upload':
+      return ['push'];
+    case 'blob':
+    case 'manifest':
+      return read ? ['pull'] : method === 'DELETE' ? ['delete'] : ['push'];
+    default:
+      return ['pull'];
+  }
+}
+
+/** Without users in the config: nobody signs in, anonymous clients get the ecosystem's default rights. */
+export function createOpenAuth(): ClientAuth {
+  return new ClientAuth({
+    users: new UserTable(new Map()),
+    policy: new AccessPolicy(defaultRules(false)),
+    tokens: new TokenIssuer('wharf', 300),
+    limiter: new LoginLimiter(),
+  });
 }
 
 export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBindings }> {
   const app = new Hono<{ Bindings: HttpBindings }>();
+  const auth = deps.auth ?? createOpenAuth();
+  const names = deps.names ?? localNames;
+
+  const token = tokenHandler(auth, names);
+  app.get('/token', token);
+  app.post('/token', token);
 
   app.all('*', async (c) => {
     const req = toRequest(c);
@@ -89,6 +131,7 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
         headers: { Allow: allowed[route.kind] },
       });
     }
+    await authorizeRequest(auth, names, req, route);
     writeReply(req.outgoing, await handler(deps, req));
     return RESPONSE_ALREADY_SENT;
   });
@@ -110,4 +153,50 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
   });
 
   return app;
+}
+
+/**
+ * Authenticates the request and checks its rights before any handler runs. A
+ * write that an admin makes to a mirrored name goes to the store under the
+ * canonical name the mirror reads, so it is what every client then pulls.
+ */
+async function authorizeRequest(
+  auth: ClientAuth,
+  names: NameResolver,
+  req: RegistryRequest,
+  route: RoutePath,
+): Promise<void> {
+  const context: ChallengeContext = {
+    host: req.header('host'),
+    secure: (req.incoming.socket as TLSSocket | undefined)?.encrypted === true,
+  };
+  const identity: Identity = await auth.identify(
+    req.header('authorization'),
+    req.incoming.socket?.remoteAddress ?? 'unknown',
+    context,
+  );
+  req.identity = identity;
+  req.readable = (name: RepoName) => {
+    try {
+      const cls = names.classify(name);
+      return auth.rights(identity, cls).has('pull') ? cls.storeName : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  if (route.kind === 'base') {
+    auth.requireSignInForBase(identity, context);
+    return;
+  }
+  if (route.kind === 'catalog') return;
+  const name = requireRepoName(route.name);
+  const namespace = req.query.get('ns');
+  const cls = names.classify(name, namespace === null || namespace === '' ? undefined : namespace);
+  const needed = neededActions(route, req.method);
+  auth.authorize(identity, cls, name, needed, context);
+  if (cls.mirrored && (needed.includes('push') || needed.includes('delete'))) {
+    // Only an admin gets here (authorize refused everyone else): write where the mirror reads.
+    // The handler closures read route.name when they run, after this.
+    route.name = cls.storeName;
+  }
 }

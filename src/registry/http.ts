@@ -9,12 +9,18 @@ import { OciError } from '../oci/errors.js';
 import type { Logger } from '../oci/logger.js';
 import type { ImageSink, ImageSource, ReadOptions } from '../oci/image-source.js';
 import { requireRepoName, type RepoName } from '../oci/reference.js';
+import type { ClientAuth, Identity } from './auth/client-auth.js';
+import type { NameResolver } from './auth/name-resolver.js';
 
 export interface RegistryDeps {
   source: ImageSource;
   /** Absent on a read-only registry: every write is UNSUPPORTED. */
   sink?: ImageSink;
   logger: Logger;
+  /** Client authentication and rights; default: no users, anyone may pull and push (local names only). */
+  auth?: ClientAuth;
+  /** Which names are mirrored (read-only, maybe private); default: every name is local. */
+  names?: NameResolver;
 }
 
 export interface RegistryRequest {
@@ -25,6 +31,13 @@ export interface RegistryRequest {
   incoming: IncomingMessage;
   outgoing: ServerResponse;
   header(name: string): string | undefined;
+  /** Who sent it (set once authenticated). */
+  identity: Identity;
+  /**
+   * The store name of `name` when this client may pull it, else undefined: what
+   * a mount may take from and what _catalog may list.
+   */
+  readable(name: RepoName): string | undefined;
 }
 
 export const apiVersionHeader = { 'Docker-Distribution-API-Version': 'registry/2.0' } as const;

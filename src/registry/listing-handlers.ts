@@ -5,6 +5,7 @@
 import { requireDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { mediaTypes } from '../oci/media-types.js';
+import { parseRepoName } from '../oci/reference.js';
 import {
   jsonReply,
   type Reply,
@@ -58,11 +59,37 @@ export async function listCatalog(deps: RegistryDeps, req: RegistryRequest): Pro
   const page = await paginate(
     req,
     '/v2/_catalog',
-    (n, last) => deps.source.listRepositories({ n, last }),
+    (n, last) => readableRepositories(deps, req, n, last),
     defaultCatalogPage,
   );
   const items = page?.items ?? [];
   return jsonReply(200, { repositories: items }, page?.link === undefined ? {} : { Link: page.link });
+}
+
+/**
+ * The catalog lists only what this client may pull (private upstream content is
+ * not even named to others). Filtering can leave a page short: read on until it is full.
+ */
+async function readableRepositories(
+  deps: RegistryDeps,
+  req: RegistryRequest,
+  n: number | undefined,
+  last: string | undefined,
+): Promise<string[]> {
+  const out: string[] = [];
+  if (n === 0) return out;
+  let cursor = last;
+  const batch = Math.max(n ?? defaultCatalogPage, 100);
+  for (;;) {
+    const names = await deps.source.listRepositories({ n: batch, last: cursor });
+    for (const name of names) {
+      const repo = parseRepoName(name);
+      if (repo !== undefined && req.readable(repo) !== undefined) out.push(name);
+      if (n !== undefined && out.length >= n) return out;
+    }
+    if (names.length < batch) return out;
+    cursor = names[names.length - 1];
+  }
 }
 
 export async function listReferrers(

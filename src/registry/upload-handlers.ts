@@ -53,9 +53,17 @@ export async function startUpload(deps: RegistryDeps, req: RegistryRequest, rawN
   if (mount !== null) {
     const from = req.query.get('from');
     const digest = requireDigest(mount);
-    const mounted = await sink.mountBlob(name, digest, from === null ? undefined : requireRepoName(from));
+    // A client mounts only what it could pull: from a named repository it may read, or, without
+    // `from` (automatic content discovery), from any repository it may read.
+    const source = from === null ? undefined : req.readable(requireRepoName(from));
+    const mounted =
+      from === null
+        ? await sink.mountBlob(name, digest, (candidate) => req.readable(candidate) === candidate)
+        : source === undefined
+          ? undefined
+          : await sink.mountBlob(name, digest, requireRepoName(source));
     if (mounted !== undefined) return blobCreated(name, digest);
-    // Not mountable: the spec's answer is an ordinary upload session.
+    // Not mountable (or not readable by this client): the spec's answer is an ordinary upload session.
   }
   const digestParam = req.query.get('digest');
   if (digestParam !== null && mount === null) {

@@ -148,8 +148,13 @@ export class LocalStore implements ImageSource, ImageSink {
     return info;
   }
 
-  async mountBlob(name: RepoName, digest: Digest, from?: RepoName): Promise<BlobInfo | undefined> {
-    const size = from === undefined ? this.index.blobSize(digest) : this.index.linkedBlobSize(from, digest);
+  async mountBlob(
+    name: RepoName,
+    digest: Digest,
+    from: RepoName | ((candidate: RepoName) => boolean),
+  ): Promise<BlobInfo | undefined> {
+    const source = typeof from === 'function' ? this.index.blobHolders(digest).find(from) : from;
+    const size = source === undefined ? undefined : this.index.linkedBlobSize(source, digest);
     if (size === undefined) return undefined;
     this.index.linkBlob(name, digest);
     return { digest, size };

@@ -63,6 +63,10 @@ export class StoreIndex {
       link: db.prepare(
         'INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
       ),
+      holders: db.prepare<[string], { name: string }>(
+        `SELECT r.name FROM repository_blobs l JOIN repositories r ON r.id = l.repository_id
+         WHERE l.digest = ? ORDER BY r.name LIMIT 1000`,
+      ),
       unlink: db.prepare(
         'DELETE FROM repository_blobs WHERE repository_id = (SELECT id FROM repositories WHERE name = ?) AND digest = ?',
       ),
@@ -159,6 +163,11 @@ export class StoreIndex {
 
   linkedBlobSize(name: RepoName, digest: Digest): number | undefined {
     return this.q.linkedBlob.get(name, digest)?.size;
+  }
+
+  /** Repositories that link the blob (bounded: a mount needs one that the client may read). */
+  blobHolders(digest: Digest): RepoName[] {
+    return this.q.holders.all(digest).map((r) => r.name as RepoName);
   }
 
   blobSize(digest: Digest): number | undefined {

@@ -25,9 +25,18 @@ export async function errorCode(response: Response): Promise<string | undefined>
 }
 
 /** Monolithic push (POST ?digest=) of a blob; returns its digest. */
-export async function pushBlob(base: string, name: string, data: Uint8Array | string): Promise<string> {
+export async function pushBlob(
+  base: string,
+  name: string,
+  data: Uint8Array | string,
+  headers: Record<string, string> = {},
+): Promise<string> {
   const digest = sha256(data);
-  const response = await call(base, `/v2/${name}/blobs/uploads/?digest=${digest}`, { method: 'POST', body: data });
+  const response = await call(base, `/v2/${name}/blobs/uploads/?digest=${digest}`, {
+    method: 'POST',
+    body: data,
+    headers,
+  });
   if (response.status !== 201) throw new Error(`push blob to ${name}: ${response.status} ${await response.text()}`);
   return digest;
 }
@@ -39,18 +48,19 @@ export interface PushedImage {
   layers: string[];
 }
 
-/** Pushes a config, one layer and an OCI image manifest under reference. */
+/** Pushes a config, one layer and an OCI image manifest under reference; `headers` may carry Authorization. */
 export async function pushImage(
   base: string,
   name: string,
   reference: string,
   seed = 'x',
   extra: object = {},
+  headers: Record<string, string> = {},
 ): Promise<PushedImage> {
   const configBytes = JSON.stringify({ architecture: 'amd64', os: 'linux', seed });
   const layerBytes = `layer-${seed}`;
-  const config = await pushBlob(base, name, configBytes);
-  const layer = await pushBlob(base, name, layerBytes);
+  const config = await pushBlob(base, name, configBytes, headers);
+  const layer = await pushBlob(base, name, layerBytes, headers);
   const manifest = {
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
@@ -61,7 +71,7 @@ export async function pushImage(
   const bytes = Buffer.from(JSON.stringify(manifest));
   const response = await call(base, `/v2/${name}/manifests/${reference}`, {
     method: 'PUT',
-    headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+    headers: { ...headers, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
     body: bytes,
   });
   if (response.status !== 201) throw new Error(`push manifest: ${response.status} ${await response.text()}`);

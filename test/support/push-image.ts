@@ -8,11 +8,16 @@ import type { ManifestBlob, TestImage } from './make-image.js';
 
 const timeoutMs = 30_000;
 
-async function put(url: string, init: { method: 'POST' | 'PUT'; body: Buffer; contentType: string }): Promise<void> {
+type Headers = Record<string, string>;
+
+async function put(
+  url: string,
+  init: { method: 'POST' | 'PUT'; body: Buffer; contentType: string; headers?: Headers },
+): Promise<void> {
   const response = await request(url, {
     method: init.method,
     body: init.body,
-    headers: { 'content-type': init.contentType, 'content-length': String(init.body.length) },
+    headers: { ...init.headers, 'content-type': init.contentType, 'content-length': String(init.body.length) },
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
   });
@@ -20,11 +25,18 @@ async function put(url: string, init: { method: 'POST' | 'PUT'; body: Buffer; co
   if (response.statusCode !== 201) throw new Error(`${init.method} ${url}: ${response.statusCode} ${text}`);
 }
 
-async function putManifest(base: string, name: string, reference: string, manifest: ManifestBlob): Promise<void> {
+async function putManifest(
+  base: string,
+  name: string,
+  reference: string,
+  manifest: ManifestBlob,
+  headers: Headers,
+): Promise<void> {
   await put(`${base}/v2/${name}/manifests/${reference}`, {
     method: 'PUT',
     body: manifest.bytes,
     contentType: manifest.mediaType,
+    headers,
   });
 }
 
@@ -32,11 +44,11 @@ async function putManifest(base: string, name: string, reference: string, manife
  * Monolithic blob push: POST with ?digest= and the body; a registry that does
  * not take single-POST uploads (distribution) answers 202 and gets a PUT.
  */
-async function pushBlob(base: string, name: string, digest: string, bytes: Buffer): Promise<void> {
+async function pushBlob(base: string, name: string, digest: string, bytes: Buffer, headers: Headers): Promise<void> {
   const response = await request(`${base}/v2/${name}/blobs/uploads/?digest=${digest}`, {
     method: 'POST',
     body: bytes,
-    headers: { 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
+    headers: { ...headers, 'content-type': 'application/octet-stream', 'content-length': String(bytes.length) },
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
   });
@@ -48,12 +60,20 @@ async function pushBlob(base: string, name: string, digest: string, bytes: Buffe
   }
   const target = new URL(location, base);
   target.searchParams.set('digest', digest);
-  await put(target.toString(), { method: 'PUT', body: bytes, contentType: 'application/octet-stream' });
+  await put(target.toString(), { method: 'PUT', body: bytes, contentType: 'application/octet-stream', headers });
 }
 
-/** Pushes every blob, every platform manifest by digest, then the root under `tag`. */
-export async function pushTestImage(base: string, name: string, tag: string, image: TestImage): Promise<void> {
-  for (const [digest, bytes] of image.blobs) await pushBlob(base, name, digest, bytes);
-  for (const platform of image.images) await putManifest(base, name, platform.manifest.digest, platform.manifest);
-  await putManifest(base, name, tag, image.root);
+/** Pushes every blob, every platform manifest by digest, then the root under `tag`; `headers` may carry Authorization. */
+export async function pushTestImage(
+  base: string,
+  name: string,
+  tag: string,
+  image: TestImage,
+  headers: Headers = {},
+): Promise<void> {
+  for (const [digest, bytes] of image.blobs) await pushBlob(base, name, digest, bytes, headers);
+  for (const platform of image.images) {
+    await putManifest(base, name, platform.manifest.digest, platform.manifest, headers);
+  }
+  await putManifest(base, name, tag, image.root, headers);
 }

@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { AuthSettings } from '../../src/cli/auth-config.js';
 import type { UpstreamSettings } from '../../src/cli/config.js';
 import { startServer, type RunningServer } from '../../src/cli/start-server.js';
 
@@ -26,6 +27,8 @@ export interface WharfOptions {
   upstreams?: Array<Partial<UpstreamSettings> & { host: string; url: string }>;
   defaultUpstream?: string;
   offline?: boolean;
+  local?: string[];
+  auth?: AuthSettings;
 }
 
 export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
@@ -37,12 +40,15 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
     logLevel: 'silent',
     upstreams: (options.upstreams ?? []).map((u) => ({
       dockerConfig: false,
+      public: false,
       tagTtlMs: 60_000,
       notFoundTtlMs: 1_000,
       ...u,
     })),
     defaultUpstream: options.defaultUpstream,
     offline: options.offline,
+    local: options.local,
+    auth: options.auth,
   });
   const host = `127.0.0.1:${server.port}`;
   return {

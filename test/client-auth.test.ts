@@ -1,0 +1,349 @@
+/**
+ * Client authentication and authorization over HTTP (issue 8): the docker token flow and Basic,
+ * roles per repository pattern, mirrored names read-only except for admins, private upstream
+ * content behind credentials (finding 3), mounts limited to what a client may read, failed
+ * sign-ins rate limited. Real wharf, real CNCF distribution upstreams (one behind htpasswd).
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import bcrypt from 'bcryptjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AuthSettings } from '../src/cli/auth-config.js';
+import type { Digest } from '../src/oci/digest.js';
+import type { RepoName } from '../src/oci/reference.js';
+import { startDistribution, type DistributionHandle } from './support/distribution.js';
+import { call, errorCode, pushImage, sha256 } from './support/http.js';
+import { makeImage, testSeed, type TestImage } from './support/make-image.js';
+import { pushTestImage } from './support/push-image.js';
+import { startWharf, type WharfHandle } from './support/wharf.js';
+
+const privateHost = 'private.example.test';
+const publicHost = 'public.example.test';
+const accept = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+].join(', ');
+
+function basic(user: string, password: string): Record<string, string> {
+  return { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
+}
+
+function bearer(token: string): Record<string, string> {
+  return { Authorization: `Bearer ${token}` };
+}
+
+/** The docker token flow's second step: GET /token with optional Basic credentials. */
+async function fetchToken(base: string, scopes: string[], credentials?: [string, string]): Promise<string> {
+  const query = new URLSearchParams({ service: 'wharf' });
+  for (const scope of scopes) query.append('scope', scope);
+  const response = await call(base, `/token?${query.toString()}`, {
+    headers: credentials === undefined ? {} : basic(...credentials),
+  });
+  expect(response.status, await response.clone().text()).toBe(200);
+  return ((await response.json()) as { token: string }).token;
+}
+
+function grantedActions(token: string, name: string): string[] {
+  const payload = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString()) as {
+    access: { name: string; actions: string[] }[];
+  };
+  return payload.access.find((entry) => entry.name === name)?.actions ?? [];
+}
+
+const users = {
+  alice: 'alice-pw',
+  reader: 'reader-pw',
+  intern: 'intern-pw',
+  root: 'root-pw',
+};
+
+function authSettings(extra: Partial<AuthSettings> = {}): AuthSettings {
+  return {
+    users: new Map(Object.entries(users).map(([user, password]) => [user, bcrypt.hashSync(password, 4)])),
+    access: [
+      { repositories: ['**'], users: ['root'], allow: ['admin'] },
+      { repositories: ['team/**'], users: ['alice'], allow: ['pull', 'push', 'delete'] },
+      { repositories: ['team/**'], users: ['intern'], allow: ['pull', 'push'] },
+      { repositories: ['**'], users: ['alice', 'reader'], allow: ['pull'] },
+      { repositories: ['**'], users: ['anonymous'], allow: ['pull'] },
+    ],
+    tokenTtlMs: 60_000,
+    realm: undefined,
+    ...extra,
+  };
+}
+
+let dir: string;
+let privateUpstream: DistributionHandle;
+let publicUpstream: DistributionHandle;
+let wharf: WharfHandle;
+let secret: TestImage;
+let open: TestImage;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wharf-client-auth-'));
+  const { stdout } = await promisify(execFile)('htpasswd', ['-Bbn', 'user', 'pass'], { timeout: 30_000 });
+  await writeFile(join(dir, 'htpasswd'), stdout);
+  privateUpstream = await startDistribution({
+    config: { auth: { htpasswd: { realm: 'wharf-test', path: join(dir, 'htpasswd') } } },
+  });
+  publicUpstream = await startDistribution();
+  secret = await makeImage({ seed: testSeed('client-auth-secret'), layers: 1 });
+  open = await makeImage({ seed: testSeed('client-auth-open'), layers: 1 });
+  await pushTestImage(privateUpstream.url, 'team/secret', 'v1', secret, basic('user', 'pass'));
+  await pushTestImage(publicUpstream.url, 'team/open', 'v1', open);
+  wharf = await startWharf({
+    upstreams: [
+      { host: privateHost, url: privateUpstream.url, username: 'user', password: 'pass' },
+      { host: publicHost, url: publicUpstream.url },
+    ],
+    auth: authSettings(),
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await wharf?.close();
+  await privateUpstream?.close();
+  await publicUpstream?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('signing in', () => {
+  it('challenges anonymous clients at /v2/ with the token realm, and lets Basic and tokens in', async () => {
+    const anonymous = await call(wharf.url, '/v2/');
+    expect(anonymous.status).toBe(401);
+    expect(await errorCode(anonymous)).toBe('UNAUTHORIZED');
+    expect(anonymous.headers.get('www-authenticate')).toBe(`Bearer realm="${wharf.url}/token",service="wharf"`);
+    expect((await call(wharf.url, '/v2/', { headers: basic('alice', users.alice) })).status).toBe(200);
+    const token = await fetchToken(wharf.url, [], ['alice', users.alice]);
+    expect((await call(wharf.url, '/v2/', { headers: bearer(token) })).status).toBe(200);
+  });
+
+  it('answers wrong credentials with 401, on /v2/ and at /token', async () => {
+    const wrong = await call(wharf.url, '/v2/', { headers: basic('alice', 'nope') });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('www-authenticate')).toContain('Bearer realm=');
+    const token = await call(wharf.url, '/token?service=wharf', { headers: basic('alice', 'nope') });
+    expect(token.status).toBe(401);
+    expect(await errorCode(token)).toBe('UNAUTHORIZED');
+  });
+
+  it('refuses a tampered or foreign token with invalid_token', async () => {
+    const token = await fetchToken(wharf.url, ['repository:team/app:pull'], ['alice', users.alice]);
+    const [header, payload, signature] = token.split('.');
+    const claims = JSON.parse(Buffer.from(payload ?? '', 'base64url').toString()) as Record<string, unknown>;
+    claims['sub'] = 'root';
+    const forged = `${header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${signature}`;
+    const response = await call(wharf.url, '/v2/team/app/tags/list', { headers: bearer(forged) });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('www-authenticate')).toContain('error="invalid_token"');
+  });
+
+  it('takes containerd-style OAuth2 password grants by POST', async () => {
+    const response = await call(wharf.url, '/token', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: 'password',
+        username: 'alice',
+        password: users.alice,
+        service: 'wharf',
+        scope: 'repository:team/app:pull,push',
+        client_id: 'containerd-client',
+      }).toString(),
+    });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { access_token: string; scope: string };
+    expect(body.scope).toBe('repository:team/app:pull,push');
+    expect(grantedActions(body.access_token, 'team/app')).toEqual(['pull', 'push']);
+  });
+});
+
+describe('rights per repository', () => {
+  it('lets anonymous clients pull public local content and asks them to sign in to push', async () => {
+    const pushed = await pushImage(wharf.url, 'team/app', 'v1', 'anon-pull', {}, basic('alice', users.alice));
+    const pulled = await call(wharf.url, '/v2/team/app/manifests/v1');
+    expect(pulled.status).toBe(200);
+    expect(pulled.headers.get('docker-content-digest')).toBe(pushed.digest);
+    const push = await call(wharf.url, `/v2/team/app/blobs/uploads/`, { method: 'POST' });
+    expect(push.status).toBe(401);
+    expect(push.headers.get('www-authenticate')).toBe(
+      `Bearer realm="${wharf.url}/token",service="wharf",scope="repository:team/app:pull,push"`,
+    );
+  });
+
+  it('answers a signed-in client without the right with 403 DENIED (Basic) or insufficient_scope (token)', async () => {
+    const denied = await call(wharf.url, '/v2/team/app/blobs/uploads/', {
+      method: 'POST',
+      headers: basic('reader', users.reader),
+    });
+    expect(denied.status).toBe(403);
+    expect(await errorCode(denied)).toBe('DENIED');
+    const token = await fetchToken(wharf.url, ['repository:team/app:pull,push'], ['reader', users.reader]);
+    expect(grantedActions(token, 'team/app')).toEqual(['pull']);
+    const withToken = await call(wharf.url, '/v2/team/app/blobs/uploads/', { method: 'POST', headers: bearer(token) });
+    expect(withToken.status).toBe(401);
+    expect(withToken.headers.get('www-authenticate')).toContain('error="insufficient_scope"');
+    // alice may push under team/ only.
+    const elsewhere = await call(wharf.url, '/v2/other/app/blobs/uploads/', {
+      method: 'POST',
+      headers: basic('alice', users.alice),
+    });
+    expect(elsewhere.status).toBe(403);
+  });
+
+  it('pushes and deletes through the token flow with the rights granted', async () => {
+    const token = await fetchToken(wharf.url, ['repository:team/flow:pull,push,delete'], ['alice', users.alice]);
+    expect(grantedActions(token, 'team/flow')).toEqual(['pull', 'push', 'delete']);
+    const pushed = await pushImage(wharf.url, 'team/flow', 'v1', 'flow', {}, bearer(token));
+    const deleted = await call(wharf.url, `/v2/team/flow/manifests/${pushed.digest}`, {
+      method: 'DELETE',
+      headers: bearer(token),
+    });
+    expect(deleted.status).toBe(202);
+  });
+
+  it('keeps mirrored names read-only for everyone but an admin, whose push is what clients then get', async () => {
+    const name = `${publicHost}/team/open`;
+    expect((await call(wharf.url, `/v2/${name}/manifests/v1`, { headers: { Accept: accept } })).status).toBe(200);
+    const refused = await call(wharf.url, `/v2/${name}/blobs/uploads/`, {
+      method: 'POST',
+      headers: basic('alice', users.alice),
+    });
+    expect(refused.status).toBe(405);
+    expect(await errorCode(refused)).toBe('UNSUPPORTED');
+    const anonymous = await call(wharf.url, `/v2/${name}/manifests/v1`, { method: 'DELETE' });
+    expect(anonymous.status).toBe(401);
+    const hotfix = await pushImage(wharf.url, name, 'hotfix', 'admin-hotfix', {}, basic('root', users.root));
+    const got = await call(wharf.url, `/v2/${name}/manifests/hotfix`);
+    expect(got.headers.get('docker-content-digest')).toBe(hotfix.digest);
+    const tags = (await (await call(wharf.url, `/v2/${name}/tags/list`)).json()) as { tags: string[] };
+    expect(tags.tags).toEqual(['hotfix', 'v1']);
+  });
+});
+
+// Issue 8, finding 3: with credentials for a protected upstream, an anonymous client pulled the
+// private image, listed its tags and saw it in _catalog.
+describe('private upstream content', () => {
+  const name = `${privateHost}/team/secret`;
+
+  it('is served to signed-in clients with pull rights only', async () => {
+    const anonymous = await call(wharf.url, `/v2/${name}/manifests/v1`, { headers: { Accept: accept } });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toContain(`scope="repository:${name}:pull"`);
+    const reader = await call(wharf.url, `/v2/${name}/manifests/v1`, {
+      headers: { Accept: accept, ...basic('reader', users.reader) },
+    });
+    expect(reader.status).toBe(200);
+    expect(reader.headers.get('docker-content-digest')).toBe(secret.root.digest);
+    // Now it is cached: still not for anonymous clients, by tag, digest, blob or listing.
+    expect((await call(wharf.url, `/v2/${name}/manifests/${secret.root.digest}`)).status).toBe(401);
+    const layer = secret.images[0]?.layers[0]?.digest ?? '';
+    expect((await call(wharf.url, `/v2/${name}/blobs/${layer}`)).status).toBe(401);
+    expect((await call(wharf.url, `/v2/${name}/tags/list`)).status).toBe(401);
+    const anonymousToken = await fetchToken(wharf.url, [`repository:${name}:pull`]);
+    expect(grantedActions(anonymousToken, name)).toEqual([]);
+  });
+
+  it('cannot be mounted by a client that may push elsewhere but not read it', async () => {
+    const layer = secret.images[0]?.layers[0]?.digest ?? '';
+    // reader fetches the layer: it is in the store now.
+    const fetched = await call(wharf.url, `/v2/${name}/blobs/${layer}`, { headers: basic('reader', users.reader) });
+    expect(sha256(Buffer.from(await fetched.arrayBuffer()))).toBe(layer);
+    // The link into the name is recorded once the fill's file is committed, just after the body ends.
+    const deadline = Date.now() + 10_000;
+    while ((await wharf.server.store.openBlob(name as RepoName, layer as Digest)) === undefined) {
+      if (Date.now() > deadline) throw new Error('the filled layer was never linked into its name');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const intern = basic('intern', users.intern);
+    const named = await call(wharf.url, `/v2/team/intern/blobs/uploads/?mount=${layer}&from=${name}`, {
+      method: 'POST',
+      headers: intern,
+    });
+    expect(named.status).toBe(202);
+    const automatic = await call(wharf.url, `/v2/team/intern/blobs/uploads/?mount=${layer}`, {
+      method: 'POST',
+      headers: intern,
+    });
+    expect(automatic.status).toBe(202);
+    expect((await call(wharf.url, `/v2/team/intern/blobs/${layer}`, { headers: intern })).status).toBe(404);
+    // alice may read it, so she may mount it.
+    const alice = await call(wharf.url, `/v2/team/alice/blobs/uploads/?mount=${layer}`, {
+      method: 'POST',
+      headers: basic('alice', users.alice),
+    });
+    expect(alice.status).toBe(201);
+  });
+
+  it('is left out of the catalog for clients that may not pull it', async () => {
+    await call(wharf.url, `/v2/${name}/manifests/v1`, {
+      headers: { Accept: accept, ...basic('reader', users.reader) },
+    });
+    const anonymous = (await (await call(wharf.url, '/v2/_catalog')).json()) as { repositories: string[] };
+    expect(anonymous.repositories).not.toContain(name);
+    const reader = (await (
+      await call(wharf.url, '/v2/_catalog', { headers: basic('reader', users.reader) })
+    ).json()) as { repositories: string[] };
+    expect(reader.repositories).toContain(name);
+  });
+});
+
+describe('without users', () => {
+  let bare: WharfHandle;
+  beforeAll(async () => {
+    bare = await startWharf({
+      upstreams: [
+        { host: privateHost, url: privateUpstream.url, username: 'user', password: 'pass' },
+        { host: publicHost, url: publicUpstream.url, username: 'user', password: 'pass', public: true },
+      ],
+    });
+  });
+  afterAll(async () => bare?.close());
+
+  it('serves private upstream content to nobody (403), and public: true opts out', async () => {
+    const denied = await call(bare.url, `/v2/${privateHost}/team/secret/manifests/v1`, { headers: { Accept: accept } });
+    expect(denied.status).toBe(403);
+    expect(await errorCode(denied)).toBe('DENIED');
+    const opted = await call(bare.url, `/v2/${publicHost}/team/open/manifests/v1`, { headers: { Accept: accept } });
+    expect(opted.status).toBe(200);
+  });
+});
+
+describe('failed sign-ins', () => {
+  it('are rate limited per address: past the limit even the right password waits (429, Retry-After)', async () => {
+    const limited = await startWharf({ auth: authSettings() });
+    try {
+      for (let i = 0; i < 10; i++) {
+        expect((await call(limited.url, '/v2/', { headers: basic('alice', `wrong-${i}`) })).status).toBe(401);
+      }
+      const locked = await call(limited.url, '/v2/', { headers: basic('alice', users.alice) });
+      expect(locked.status).toBe(429);
+      expect(await errorCode(locked)).toBe('TOOMANYREQUESTS');
+      expect(Number(locked.headers.get('retry-after'))).toBeGreaterThan(0);
+      const token = await call(limited.url, '/token?service=wharf', { headers: basic('alice', users.alice) });
+      expect(token.status).toBe(429);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it('expired tokens are refused with invalid_token', async () => {
+    const quick = await startWharf({ auth: authSettings({ tokenTtlMs: 1000 }) });
+    try {
+      const token = await fetchToken(quick.url, [], ['alice', users.alice]);
+      expect((await call(quick.url, '/v2/', { headers: bearer(token) })).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 2100));
+      const expired = await call(quick.url, '/v2/', { headers: bearer(token) });
+      expect(expired.status).toBe(401);
+      expect(expired.headers.get('www-authenticate')).toContain('error="invalid_token"');
+    } finally {
+      await quick.close();
+    }
+  });
+});
