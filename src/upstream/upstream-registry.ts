@@ -115,8 +115,11 @@ export class UpstreamRegistry {
       maxManifestBytes,
       contentLength(response.headers),
       this.host,
+      // UNAVAILABLE 502, not MANIFEST_INVALID (a 400 telling a client its own manifest is wrong):
+      // the client asked correctly, the upstream answered something wharf will not take.
       () =>
-        new OciError('MANIFEST_INVALID', `upstream ${this.host}: ${what} is larger than ${maxManifestBytes} bytes`, {
+        new OciError('UNAVAILABLE', `upstream ${this.host}: ${what} is larger than ${maxManifestBytes} bytes`, {
+          status: 502,
           detail: { upstream: this.host, limit: maxManifestBytes },
         }),
     );
