@@ -109,8 +109,14 @@ describe('requests', () => {
       },
     });
     const upstream = connect(server);
-    await expect(upstream.getManifest('a/b', 'announced', accept)).rejects.toMatchObject({ code: 'MANIFEST_INVALID' });
-    await expect(upstream.getManifest('a/b', 'chunked', accept)).rejects.toMatchObject({ code: 'MANIFEST_INVALID' });
+    await expect(upstream.getManifest('a/b', 'announced', accept)).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      status: 502,
+    });
+    await expect(upstream.getManifest('a/b', 'chunked', accept)).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      status: 502,
+    });
   });
 
   it('follows Link pagination of tags/list', async () => {

@@ -19,13 +19,20 @@ type KnownChallenge = { scheme: 'basic' } | ({ scheme: 'bearer' } & TokenChallen
 export class RegistryAuth {
   private challenge: KnownChallenge | undefined;
 
+  private readonly host: string;
+  private readonly registry: URL;
+
+  /** `upstream.url` is the configured registry URL: the realm of its challenges is checked against it. */
   constructor(
-    private readonly host: string,
+    upstream: { host: string; url: URL },
     private readonly http: UpstreamHttp,
     private readonly credentials: () => Promise<Credentials | undefined>,
     private readonly tokens: TokenCache,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.host = upstream.host;
+    this.registry = upstream.url;
+  }
 
   /** The header for a first attempt at a request needing `scope`; undefined sends it anonymously. */
   async authorizationFor(scope: string): Promise<string | undefined> {
@@ -87,7 +94,7 @@ export class RegistryAuth {
       return credentials?.kind === 'basic' ? basicAuthorization(credentials.username, credentials.password) : undefined;
     }
     const token = await this.tokens.get(this.tokenKey(challenge, scope), () =>
-      requestToken(this.http, challenge, scope, credentials, this.host),
+      requestToken(this.http, challenge, scope, credentials, { host: this.host, url: this.registry }, this.logger),
     );
     return `Bearer ${token}`;
   }

@@ -5,12 +5,16 @@
  * the upstream said no (DENIED 403), asked us to slow down (TOOMANYREQUESTS 429 with its
  * Retry-After), is down (UNAVAILABLE 503), or answered something unusable (UNAVAILABLE with 502,
  * Bad Gateway, because the fault is upstream's, not the client's).
+ * What the upstream wrote in its error body goes to the log, never to the client: it is the
+ * upstream's text (it may hold internal names, tokens, or words aimed at the client), so the
+ * client learns the upstream host, the operation and the status only.
  */
 import { OciError } from '../oci/errors.js';
-import { headerValue, type HttpResponse } from './upstream-http.js';
+import type { Logger } from './logger.js';
 import { readPrefix } from './read-body.js';
+import { headerValue, type HttpResponse } from './upstream-http.js';
 
-/** Enough of an error body to show the upstream's own error codes and message. */
+/** Enough of an error body to show the upstream's own error codes and message in the log. */
 const errorBodyPrefixBytes = 8 * 1024;
 
 interface UpstreamErrorEntry {
@@ -39,13 +43,21 @@ function parseErrorBody(bytes: Buffer): UpstreamErrorEntry[] | string | undefine
 }
 
 /**
- * Consumes the response body (a prefix of it) and returns the error to throw.
+ * Consumes the response body (a prefix of it), logs what it says and returns the error to throw.
  * `host` names the upstream in the message; `what` names the operation ("GET manifest library/alpine:3").
  */
-export async function errorFromResponse(response: HttpResponse, host: string, what: string): Promise<OciError> {
+export async function errorFromResponse(
+  response: HttpResponse,
+  host: string,
+  what: string,
+  logger: Logger,
+): Promise<OciError> {
   const upstream = parseErrorBody(await readPrefix(response.body, errorBodyPrefixBytes));
   const status = response.status;
-  const detail = { upstream: host, status, ...(upstream === undefined ? {} : { response: upstream }) };
+  // 401/403 are routine (Docker Hub answers 401 for a repository that does not exist): debug only.
+  const level = status === 401 || status === 403 ? 'debug' : 'warn';
+  logger[level]({ upstream: host, operation: what, status, response: upstream }, 'upstream error answer');
+  const detail = { upstream: host, status };
   if (status === 429) {
     const retryAfter = headerValue(response.headers, 'retry-after');
     return new OciError('TOOMANYREQUESTS', `upstream ${host} is rate limiting: ${what}`, {

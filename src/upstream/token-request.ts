@@ -3,10 +3,13 @@
  * Asks a Bearer challenge's token service for a pull token (distribution docs/spec/auth/token.md):
  * GET realm?service=…&scope=… with Basic credentials when we have them, or, for an identity token,
  * the OAuth2 refresh-token grant by POST (auth/oauth.md). A failing service is an error naming the
- * realm, never a wait: the request runs under the same timeouts as any other.
+ * realm, never a wait: the request runs under the same timeouts as any other. The realm comes from
+ * the upstream's answer, so it is checked as a redirect from the registry would be (AddressGuard):
+ * no https registry sends wharf, with its credentials, to a plain-http or non-public token service.
  */
 import { OciError } from '../oci/errors.js';
 import { basicAuthorization, type Credentials } from './credentials.js';
+import type { Logger } from './logger.js';
 import { readCapped } from './read-body.js';
 import { errorFromResponse } from './response-errors.js';
 import type { IssuedToken } from './token-cache.js';
@@ -45,8 +48,9 @@ async function send(
   credentials: Credentials | undefined,
   scope: string,
   challenge: TokenChallenge,
+  registry: URL,
 ): Promise<HttpResponse> {
-  const base = { url, trustedOrigin: url.origin, headers: { accept: 'application/json' } };
+  const base = { url, from: registry, trustedOrigin: url.origin, headers: { accept: 'application/json' } };
   try {
     if (credentials?.kind === 'identity') {
       const form = new URLSearchParams({
@@ -73,23 +77,26 @@ async function send(
       authorization: basicAuthorization(credentials.username, credentials.password),
     });
   } catch (error) {
+    // A 502 is a refusal already explained (a realm or a redirect wharf does not follow), not an outage.
+    if (error instanceof OciError && error.status === 502) throw error;
     throw new OciError('UNAVAILABLE', `token service ${realm} unreachable`, { cause: error });
   }
 }
 
-/** Fetches a token for `scope`; `host` names the upstream in DENIED messages. */
+/** Fetches a token for `scope` from the challenge of `upstream` (its host names it in DENIED messages). */
 export async function requestToken(
   http: UpstreamHttp,
   challenge: TokenChallenge,
   scope: string,
   credentials: Credentials | undefined,
-  host: string,
+  upstream: { host: string; url: URL },
+  logger: Logger,
 ): Promise<IssuedToken> {
   const url = parseRealm(challenge.realm);
   const realm = describeUrl(url);
-  const response = await send(http, url, realm, credentials, scope, challenge);
+  const response = await send(http, url, realm, credentials, scope, challenge, upstream.url);
   if (response.status !== 200) {
-    const error = await errorFromResponse(response, host, `token for ${scope} from ${realm}`);
+    const error = await errorFromResponse(response, upstream.host, `token for ${scope} from ${realm}`, logger);
     // Refused credentials and rate limits keep their meaning; anything else means the service is broken.
     if (error.code === 'DENIED' || error.code === 'TOOMANYREQUESTS') throw error;
     throw new OciError('UNAVAILABLE', `token service ${realm} answered ${response.status}`, { cause: error });

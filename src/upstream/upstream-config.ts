@@ -4,6 +4,7 @@
  * upstream, and a blob answer whose body the caller streams or cancels.
  */
 import type { Dispatcher } from 'undici';
+import type { AddressClass } from './address-class.js';
 import type { Environment } from './docker-config.js';
 import type { Logger } from './logger.js';
 import type { UpstreamTimeouts } from './timeouts.js';
@@ -30,6 +31,13 @@ export interface UpstreamRegistryOptions {
   env?: Environment;
   /** Milliseconds since the epoch, for token expiry; tests move it forward instead of sleeping. */
   now?: () => number;
+  /**
+   * The network the upstream is taken to be on, which decides where its redirects and token realms
+   * may send wharf (see address-guard.ts). By default its address says: an IP literal's class,
+   * loopback for localhost, what its name resolves to. Tests set 'public' to give an upstream on
+   * loopback the guard a public one gets.
+   */
+  network?: AddressClass;
 }
 
 export interface UpstreamBlob {

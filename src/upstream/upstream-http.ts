@@ -2,11 +2,13 @@
  * @module upstream/upstream-http
  * One HTTP exchange with an upstream (or its token service, or the CDN it redirects to) over an
  * undici dispatcher: fixed identity headers, per-phase timeouts, manual redirects that never carry
- * Authorization to another origin, and transport failures turned into UNAVAILABLE.
+ * Authorization to another origin and go only where the AddressGuard allows, and transport failures
+ * turned into UNAVAILABLE.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Agent, Dispatcher } from 'undici';
 import { OciError } from '../oci/errors.js';
+import { forbiddenAddressCode, type AddressGuard } from './address-guard.js';
 import type { Logger } from './logger.js';
 import { discardBody, type ResponseBody } from './read-body.js';
 import type { UpstreamTimeouts } from './timeouts.js';
@@ -28,6 +30,11 @@ export interface HttpRequest {
   /** Sent only while the request URL's origin is `trustedOrigin`, on the first hop and after redirects. */
   authorization?: string;
   trustedOrigin: string;
+  /**
+   * The URL whose answer named this one (the registry, for a token realm): the first hop is then
+   * checked as a redirect from it would be. Undefined for URLs built from the configuration.
+   */
+  from?: URL;
 }
 
 export interface HttpResponse {
@@ -67,6 +74,7 @@ export class UpstreamHttp {
     private readonly dispatcher: Dispatcher,
     private readonly timeouts: UpstreamTimeouts,
     private readonly logger: Logger,
+    private readonly guard: AddressGuard,
   ) {}
 
   /** Sends the request, following up to maxRedirects redirects; the caller owns the returned body. */
@@ -74,6 +82,7 @@ export class UpstreamHttp {
     let url = request.url;
     let method = request.method;
     let body = request.body;
+    this.check(url, request.from);
     for (let hop = 0; ; hop++) {
       const headers: Record<string, string> = {
         'user-agent': userAgent,
@@ -95,9 +104,10 @@ export class UpstreamHttp {
         throw new OciError('UNAVAILABLE', `${request.url.host}: more than ${maxRedirects} redirects`, { status: 502 });
       }
       const next = URL.canParse(location, url.href) ? new URL(location, url) : undefined;
-      if (next === undefined || (next.protocol !== 'https:' && next.protocol !== 'http:')) {
+      if (next === undefined) {
         throw new OciError('UNAVAILABLE', `${url.host}: redirect to an unusable location`, { status: 502 });
       }
+      this.check(next, url);
       this.logger.debug(
         { from: describeUrl(url), to: describeUrl(next), status: response.statusCode },
         'upstream redirect',
@@ -109,6 +119,21 @@ export class UpstreamHttp {
       }
       url = next;
     }
+  }
+
+  /**
+   * Throws UNAVAILABLE 502 (the upstream pointed somewhere wharf must not go: its fault, not the
+   * client's) when the guard refuses `target`. The target stays out of the message clients see.
+   */
+  private check(target: URL, from: URL | undefined): void {
+    const why = this.guard.refusal(target, from);
+    if (why === undefined) return;
+    const named = from === undefined ? target.host : from.host;
+    this.logger.warn({ from: from && describeUrl(from), to: describeUrl(target), why }, 'upstream target refused');
+    throw new OciError('UNAVAILABLE', `upstream answer from ${named} points to ${why}: not followed`, {
+      status: 502,
+      detail: { upstream: named },
+    });
   }
 
   private async exchange(
@@ -131,6 +156,17 @@ export class UpstreamHttp {
         ...(method === 'HEAD' ? { reset: false } : {}),
       });
     } catch (error) {
+      if ((error as { code?: unknown } | null)?.code === forbiddenAddressCode) {
+        this.logger.warn({ to: describeUrl(url), why: describeError(error) }, 'upstream target refused');
+        throw new OciError(
+          'UNAVAILABLE',
+          'an upstream answer points to a name with no address wharf may dial: not followed',
+          {
+            status: 502,
+            cause: error,
+          },
+        );
+      }
       throw new OciError('UNAVAILABLE', `${url.host}: ${method} ${url.pathname} failed: ${describeError(error)}`, {
         cause: error,
       });

@@ -10,6 +10,7 @@ import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { maxManifestBytes } from '../oci/manifest.js';
 import { parseReference, requireRepoName, type Reference } from '../oci/reference.js';
+import { AddressGuard } from './address-guard.js';
 import { describeCredentials, resolveCredentials, type Credentials } from './credentials.js';
 import { silentLogger, type Logger } from './logger.js';
 import {
@@ -65,23 +66,32 @@ export class UpstreamRegistry {
     this.base = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
     this.logger = options.logger ?? silentLogger;
     const timeouts = resolveTimeouts(config.timeouts);
+    const guard = new AddressGuard(url, options.network);
     let dispatcher = options.dispatcher;
     if (dispatcher === undefined) {
       this.agent = new Agent({
-        connect: { timeout: timeouts.connectMs },
+        // Every name is resolved through the guard: a redirect to a name that resolves to a
+        // non-public address is refused there. (A dispatcher handed in gets the URL checks only.)
+        connect: { timeout: timeouts.connectMs, lookup: guard.lookup },
         headersTimeout: timeouts.headersMs,
         bodyTimeout: timeouts.bodyIdleMs,
         keepAliveTimeout: keepAliveMs,
       });
       dispatcher = this.agent;
     }
-    this.http = new UpstreamHttp(dispatcher, timeouts, this.logger);
+    this.http = new UpstreamHttp(dispatcher, timeouts, this.logger, guard);
     const resolve = (): Promise<Credentials | undefined> =>
       (this.credentials ??= resolveCredentials(config, options.env, this.logger).then((found) => {
         this.logger.debug({ upstream: this.host, credentials: describeCredentials(found) }, 'upstream credentials');
         return found;
       }));
-    this.auth = new RegistryAuth(this.host, this.http, resolve, new TokenCache(options.now ?? Date.now), this.logger);
+    this.auth = new RegistryAuth(
+      { host: this.host, url },
+      this.http,
+      resolve,
+      new TokenCache(options.now ?? Date.now),
+      this.logger,
+    );
   }
 
   /** HEAD a manifest; undefined on 404. HEAD does not count against Docker Hub's pull limit. */
@@ -115,8 +125,11 @@ export class UpstreamRegistry {
       maxManifestBytes,
       contentLength(response.headers),
       this.host,
+      // UNAVAILABLE 502, not MANIFEST_INVALID (a 400 telling a client its own manifest is wrong):
+      // the client asked correctly, the upstream answered something wharf will not take.
       () =>
-        new OciError('MANIFEST_INVALID', `upstream ${this.host}: ${what} is larger than ${maxManifestBytes} bytes`, {
+        new OciError('UNAVAILABLE', `upstream ${this.host}: ${what} is larger than ${maxManifestBytes} bytes`, {
+          status: 502,
           detail: { upstream: this.host, limit: maxManifestBytes },
         }),
     );
@@ -190,7 +203,7 @@ export class UpstreamRegistry {
   /** true for 2xx; false (body released) for 404; throws the translated error otherwise. */
   private async isFound(response: HttpResponse, what: string): Promise<boolean> {
     if (response.status >= 200 && response.status < 300) return true;
-    if (response.status !== 404) throw await errorFromResponse(response, this.host, what);
+    if (response.status !== 404) throw await errorFromResponse(response, this.host, what, this.logger);
     await discardBody(response.body);
     return false;
   }

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { withDeadline } from './run.js';
 
@@ -35,9 +36,9 @@ export type ScriptedHandler = (req: IncomingMessage, res: ServerResponse, ctx: S
 export type Script = ScriptedHandler | Record<string, ScriptedHandler>;
 
 export interface ScriptedRegistry {
-  /** http://127.0.0.1:<port>, no trailing slash */
+  /** http://127.0.0.1:<port> (http://[::1]:<port> on IPv6), no trailing slash */
   url: string;
-  /** 127.0.0.1:<port> */
+  /** 127.0.0.1:<port> ([::1]:<port>) */
   host: string;
   /** Every request received, in order of arrival. */
   requests: RecordedRequest[];
@@ -64,7 +65,18 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   });
 }
 
-export async function startScriptedRegistry(script: Script): Promise<ScriptedRegistry> {
+export interface ScriptedRegistryOptions {
+  /** The loopback address to listen on: '127.0.0.1' (the default) or '::1'. */
+  address?: '127.0.0.1' | '::1';
+  /** Serve https with this key and certificate (PEM) instead of plain http. */
+  tls?: { key: string; cert: string };
+}
+
+export async function startScriptedRegistry(
+  script: Script,
+  options: ScriptedRegistryOptions = {},
+): Promise<ScriptedRegistry> {
+  const address = options.address ?? '127.0.0.1';
   const requests: RecordedRequest[] = [];
   let connections = 0;
   let base = '';
@@ -72,7 +84,7 @@ export async function startScriptedRegistry(script: Script): Promise<ScriptedReg
   const handlerFor = (path: string): ScriptedHandler | undefined =>
     typeof script === 'function' ? script : script[path];
 
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     void (async () => {
       const parsed = new URL(req.url ?? '/', base);
       const recorded: RecordedRequest = {
@@ -94,19 +106,21 @@ export async function startScriptedRegistry(script: Script): Promise<ScriptedReg
       if (!res.headersSent) sendError(res, 500, 'UNKNOWN', 'scripted handler failed');
       else res.destroy();
     });
-  });
-  server.on('connection', () => connections++);
+  };
+  const server = options.tls === undefined ? createServer(handle) : createTlsServer(options.tls, handle);
+  // For https, count the TLS connections (what a client reuses), not the TCP ones underneath.
+  server.on(options.tls === undefined ? 'connection' : 'secureConnection', () => connections++);
   await withDeadline(
     new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
+      server.listen(0, address, () => resolve());
     }),
     5_000,
     'scripted registry listening',
   );
   const { port } = server.address() as AddressInfo;
-  host = `127.0.0.1:${port}`;
-  base = `http://${host}`;
+  host = address === '::1' ? `[::1]:${port}` : `${address}:${port}`;
+  base = `${options.tls === undefined ? 'http' : 'https'}://${host}`;
   return {
     url: base,
     host,

@@ -9,10 +9,15 @@ import {
   type UpstreamConfig,
   type UpstreamRegistryOptions,
 } from '../../src/upstream/upstream-registry.js';
-import { startScriptedRegistry, type Script, type ScriptedRegistry } from './scripted-registry.js';
+import {
+  startScriptedRegistry,
+  type Script,
+  type ScriptedRegistry,
+  type ScriptedRegistryOptions,
+} from './scripted-registry.js';
 
 export interface UpstreamHarness {
-  serve: (script: Script) => Promise<ScriptedRegistry>;
+  serve: (script: Script, options?: ScriptedRegistryOptions) => Promise<ScriptedRegistry>;
   connect: (
     server: { host: string; url: string },
     extra?: Partial<UpstreamConfig>,
@@ -29,8 +34,8 @@ export function upstreamHarness(defaults: Partial<UpstreamConfig> = {}): Upstrea
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
   return {
-    serve: async (script) => {
-      const server = await startScriptedRegistry(script);
+    serve: async (script, options) => {
+      const server = await startScriptedRegistry(script, options);
       cleanups.push(() => server.close());
       return server;
     },
