@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite drives (see /work/shared/research/real-clients.md): a real
-# upstream registry (CNCF distribution), real clients (skopeo, containerd/ctr, podman), load
-# generators, nginx as the static-file baseline; then the project's npm dependencies.
+# upstream registry (CNCF distribution), real clients (skopeo, containerd/ctr, podman, Docker
+# Engine), load generators, nginx as the static-file baseline; then the project's npm dependencies.
 # Debian 12, run as root. apt is skipped when every binary is already on PATH.
 set -euo pipefail
 
@@ -10,20 +10,24 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 apt_packages=(docker-registry skopeo containerd podman jq busybox-static wrk apache2-utils nginx-light curl openssl)
-needed_binaries=(docker-registry skopeo containerd ctr podman jq wrk ab nginx curl openssl busybox)
+# Docker Engine goes in on its own, without its recommends (apparmor, cgroupfs-mount, needrestart,
+# git...): tests start a private dockerd per test (test/support/dockerd.ts) and need none of them.
+apt_packages_no_recommends=(docker.io)
+needed_binaries=(docker-registry skopeo containerd ctr podman jq wrk ab nginx curl openssl busybox dockerd docker)
 
 missing=()
 for binary in "${needed_binaries[@]}"; do
   command -v "$binary" >/dev/null 2>&1 || missing+=("$binary")
 done
 
-# Servers from the packages must not keep running: distribution's init script binds :5000 and
-# nginx's binds :80. Tests start their own instances on loopback ports.
+# Servers from the packages must not keep running: distribution's init script binds :5000,
+# nginx's binds :80, docker's takes /var/run/docker.sock and starts the system containerd.
+# Tests start their own instances on loopback ports and private sockets.
 stop_package_services() {
   # The init scripts stop only the daemon recorded in their pid file, never a wharf or a
   # test's own registry that happens to use the same binary.
   local service
-  for service in docker-registry nginx containerd; do
+  for service in docker-registry nginx docker containerd; do
     if [[ -x /etc/init.d/$service ]]; then
       /etc/init.d/"$service" stop >/dev/null 2>&1 || true
     fi
@@ -34,7 +38,8 @@ if ((${#missing[@]} == 0)); then
   echo "install-test-deps: system packages already present, skipping apt"
 else
   if [[ $(id -u) -ne 0 ]]; then
-    echo "install-test-deps: missing ${missing[*]}; run as root (or: apt-get install ${apt_packages[*]})" >&2
+    echo "install-test-deps: missing ${missing[*]}; run as root (or: apt-get install ${apt_packages[*]};" \
+      "apt-get install --no-install-recommends ${apt_packages_no_recommends[*]})" >&2
     exit 1
   fi
   echo "install-test-deps: missing ${missing[*]}; installing with apt"
@@ -55,6 +60,8 @@ else
 
   apt-get update
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-upgrade "${apt_packages[@]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-upgrade --no-install-recommends \
+    "${apt_packages_no_recommends[@]}"
 
   remove_policy_rc_d
   trap - EXIT

@@ -134,7 +134,7 @@ async function mountsUnder(dir: string): Promise<string[]> {
  * Unmounts anything left under `dir`. A pull unpacks with overlayfs through short-lived mounts under
  * `<root>/tmpmounts`; a daemon killed mid-unpack can leave one behind, and rm -rf cannot cross it.
  */
-async function unmountAll(dir: string): Promise<void> {
+export async function unmountAll(dir: string): Promise<void> {
   for (const target of await mountsUnder(dir)) {
     try {
       await run('umount', [target], { timeoutMs: 10_000 });

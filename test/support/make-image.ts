@@ -130,7 +130,8 @@ export async function digestOfRandom(seed: Seed, size: number): Promise<string> 
 // Everything a tar header carries that could vary between runs or machines is pinned.
 const fixedOwnership = { mtime: new Date(0), uid: 0, gid: 0, uname: 'root', gname: 'root' } as const;
 
-async function tarOf(files: ReadonlyArray<{ name: string; data: Buffer }>): Promise<Buffer> {
+/** A tar of `files` (with their parent directories) whose bytes depend on nothing but the input. */
+export async function tarOf(files: ReadonlyArray<{ name: string; data: Buffer }>): Promise<Buffer> {
   const archive = pack();
   const dirs = new Set<string>();
   for (const file of files) {
