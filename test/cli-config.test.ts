@@ -6,7 +6,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../src/cli/config.js';
+import bcrypt from 'bcryptjs';
+import { loadConfig, type UpstreamSettings } from '../src/cli/config.js';
+import { isPrivateUpstream } from '../src/cli/config-values.js';
 import { repoRoot as repoRootDir, runWharf } from './support/spawn-wharf.js';
 
 let dir: string;
@@ -168,5 +170,70 @@ describe('upstream settings', () => {
     expect(() => loadConfig({ file: path, env: {}, flags: {} })).toThrow(
       'config: upstreams.ghcr.io.pasword: unknown option',
     );
+  });
+});
+
+describe('auth and local settings', () => {
+  it('reads users from an htpasswd file and the config, rules, and local patterns', async () => {
+    const htpasswd = join(dir, 'htpasswd');
+    const hash = bcrypt.hashSync('pw', 4);
+    await writeFile(htpasswd, `# users\nalice:${hash}\n\n`);
+    const path = join(dir, 'auth.yaml');
+    await writeFile(
+      path,
+      [
+        'defaultUpstream: docker.io',
+        'local: ["team/*", "ci/**"]',
+        'auth:',
+        `  htpasswd: ${htpasswd}`,
+        '  users:',
+        `    ci: "${hash}"`,
+        '  tokenTtl: 2m',
+        '  access:',
+        '    - { repositories: ["team/**"], users: [alice], allow: [pull, push] }',
+      ].join('\n'),
+    );
+    const config = loadConfig({ file: path, env: {}, flags: {} });
+    expect([...config.auth.users.keys()]).toEqual(['alice', 'ci']);
+    expect(config.auth.tokenTtlMs).toBe(120_000);
+    expect(config.auth.access).toEqual([{ repositories: ['team/**'], users: ['alice'], allow: ['pull', 'push'] }]);
+    expect(config.local).toEqual(['team/*', 'ci/**']);
+    expect(loadConfig({ file: path, env: { WHARF_LOCAL: 'x/*' }, flags: {} }).local).toEqual(['x/*']);
+    expect(loadConfig({ file: path, env: {}, flags: {}, localFlags: ['y/*'] }).local).toEqual(['y/*']);
+  });
+
+  it('refuses plain-text passwords, unknown actions and local names under a mirrored host', async () => {
+    const htpasswd = join(dir, 'plain-htpasswd');
+    await writeFile(htpasswd, 'alice:secret\n');
+    expect(() => loadConfig({ env: {}, flags: { htpasswd } })).toThrow(
+      'config: auth.htpasswd: ' + htpasswd + ': line 1 (alice): only bcrypt hashes are accepted',
+    );
+    const path = join(dir, 'bad-auth.yaml');
+    await writeFile(path, 'auth:\n  users:\n    bob: secret\n');
+    expect(() => loadConfig({ file: path, env: {}, flags: {} })).toThrow(
+      'config: auth.users.bob: expected a bcrypt hash',
+    );
+    await writeFile(path, 'auth:\n  access:\n    - { repositories: ["**"], users: [bob], allow: [fly] }\n');
+    expect(() => loadConfig({ file: path, env: {}, flags: {} })).toThrow(
+      'config: auth.access[0].allow: unknown action',
+    );
+    expect(() => loadConfig({ env: { WHARF_LOCAL: 'docker.io/mine/*' }, flags: {} })).toThrow(
+      'config: local: docker.io/mine/* is under the mirrored upstream docker.io',
+    );
+  });
+
+  it('reads ~/.docker/config.json only for upstreams that opt in, and calls credentialed upstreams private', async () => {
+    const path = join(dir, 'private.yaml');
+    await writeFile(
+      path,
+      'upstreams:\n  ghcr.io:\n    token: abc\n  quay.io:\n    dockerConfig: true\n  registry.k8s.io:\n    username: u\n    password: p\n    public: true\n',
+    );
+    const config = loadConfig({ file: path, env: {}, flags: {} });
+    const byHost = new Map(config.upstreams.map((u) => [u.host, u]));
+    expect(byHost.get('docker.io')?.dockerConfig).toBe(false);
+    expect(isPrivateUpstream(byHost.get('docker.io') as UpstreamSettings)).toBe(false);
+    expect(isPrivateUpstream(byHost.get('ghcr.io') as UpstreamSettings)).toBe(true);
+    expect(isPrivateUpstream(byHost.get('quay.io') as UpstreamSettings)).toBe(true);
+    expect(isPrivateUpstream(byHost.get('registry.k8s.io') as UpstreamSettings)).toBe(false);
   });
 });
