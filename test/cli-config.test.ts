@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import bcrypt from 'bcryptjs';
 import { loadConfig, type UpstreamSettings } from '../src/cli/config.js';
 import { isPrivateUpstream } from '../src/cli/config-values.js';
-import { repoRoot as repoRootDir, runWharf } from './support/spawn-wharf.js';
+import { repoRoot as repoRootDir, runWharf, spawnWharf } from './support/spawn-wharf.js';
 
 let dir: string;
 let file: string;
@@ -235,5 +235,31 @@ describe('auth and local settings', () => {
     expect(isPrivateUpstream(byHost.get('ghcr.io') as UpstreamSettings)).toBe(true);
     expect(isPrivateUpstream(byHost.get('quay.io') as UpstreamSettings)).toBe(true);
     expect(isPrivateUpstream(byHost.get('registry.k8s.io') as UpstreamSettings)).toBe(false);
+  });
+});
+
+describe('start-up warnings', () => {
+  it('warns when anyone who can reach a non-loopback address may push, and not once users exist', async () => {
+    const open = await spawnWharf(['--listen', '0.0.0.0:0', '--data', join(dir, 'warn-open')]);
+    try {
+      expect(open.output()).toContain('anyone who can reach this address may push to local names');
+    } finally {
+      await open.kill();
+    }
+    const htpasswd = join(dir, 'warn-htpasswd');
+    await writeFile(htpasswd, `alice:${bcrypt.hashSync('pw', 4)}\n`);
+    const closed = await spawnWharf([
+      '--listen',
+      '0.0.0.0:0',
+      '--data',
+      join(dir, 'warn-closed'),
+      '--htpasswd',
+      htpasswd,
+    ]);
+    try {
+      expect(closed.output()).not.toContain('may push to local names');
+    } finally {
+      await closed.kill();
+    }
   });
 });
