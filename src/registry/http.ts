@@ -51,6 +51,25 @@ export function errorReply(error: OciError): Reply {
   return jsonReply(error.status, error.toBody(), error.headers);
 }
 
+/** Error codes of a connection the peer closed or reset: seen when writing to, or reading from, a client that left. */
+const connectionGoneCodes: ReadonlySet<string> = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'ERR_STREAM_DESTROYED',
+]);
+
+/**
+ * Whether a failure is only the client going away (a reset, a hang-up mid-body): routine for a
+ * registry (a cancelled pull, a killed push), so it is logged at debug, with no stack. The socket
+ * must be gone too, so a server fault that happens to carry such a code still shows.
+ */
+export function isClientGone(error: unknown, incoming: IncomingMessage): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined && connectionGoneCodes.has(code) && incoming.socket?.destroyed !== false;
+}
+
 /** Writes a reply with the API version header; Content-Length from the body unless given (HEAD gives the real size). */
 export function writeReply(outgoing: ServerResponse, reply: Reply): void {
   if ('sent' in reply) return;

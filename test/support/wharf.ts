@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import type { UpstreamSettings } from '../../src/cli/config.js';
 import { startServer, type RunningServer } from '../../src/cli/start-server.js';
 
@@ -26,6 +27,8 @@ export interface WharfOptions {
   upstreams?: Array<Partial<UpstreamSettings> & { host: string; url: string }>;
   defaultUpstream?: string;
   offline?: boolean;
+  /** A logger to capture what the server logs (silent when absent). */
+  logger?: Logger;
 }
 
 export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
@@ -43,6 +46,7 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
     })),
     defaultUpstream: options.defaultUpstream,
     offline: options.offline,
+    logger: options.logger,
   });
   const host = `127.0.0.1:${server.port}`;
   return {
