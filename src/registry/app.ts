@@ -9,15 +9,8 @@ import type { HttpBindings } from '@hono/node-server';
 import { OciError, isOciError, isOutOfSpace, outOfSpace } from '../oci/errors.js';
 import { deleteBlob, getBlob } from './blob-handlers.js';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import {
-  errorReply,
-  isClientGone,
-  jsonReply,
-  writeReply,
-  type RegistryDeps,
-  type RegistryRequest,
-  type Reply,
-} from './http.js';
+import { errorReply, jsonReply, writeReply, type RegistryDeps, type RegistryRequest, type Reply } from './http.js';
+import { isClientGone } from './http.js';
 import { listCatalog, listReferrers, listTags } from './listing-handlers.js';
 import { deleteManifest, getManifest, putManifest } from './manifest-handlers.js';
 import { parseRoutePath, type RoutePath } from './route-path.js';
