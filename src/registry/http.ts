@@ -133,7 +133,7 @@ export function parsePageSize(value: string | null): number | undefined {
 export function readOptions(req: RegistryRequest): ReadOptions {
   const options: ReadOptions = {};
   const namespace = req.query.get('ns');
-  if (namespace !== null && namespace !== '') options.namespace = namespace;
+  if (namespace !== null && namespace !== '') options.namespace = requireRegistryHost(namespace);
   const accept = req.header('accept');
   if (accept !== undefined) {
     options.accept = accept
@@ -142,6 +142,29 @@ export function readOptions(req: RegistryRequest): ReadOptions {
       .filter((type) => type !== '');
   }
   return options;
+}
+
+/**
+ * A registry host as the reference grammar has it (distribution/reference: domain): DNS labels
+ * or an IPv4 address, or a bracketed IPv6 address, and an optional port. ASCII only: a Unicode
+ * character that lower-cases to ASCII (U+212A KELVIN SIGN → k) would otherwise match a configured
+ * upstream and then be echoed raw into the OCI-Namespace header, which Node refuses (a 500).
+ */
+const registryHostPattern =
+  /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$/i;
+
+/** Longest host name DNS allows (RFC 1035), with room for a port. */
+const maxRegistryHostLength = 253 + ':65535'.length;
+
+function requireRegistryHost(value: string): string {
+  if (value.length > maxRegistryHostLength || !registryHostPattern.test(value)) {
+    // The value is not echoed: it is what was wrong, and the client sent it.
+    throw new OciError(
+      'NAME_INVALID',
+      'ns must be a registry host: letters, digits, dots, dashes and an optional port',
+    );
+  }
+  return value;
 }
 
 /** Echo of the namespace a read was scoped to (spec "Registry Proxying": OCI-Namespace). */
