@@ -160,14 +160,20 @@ export class ProxySource implements ImageSource {
     let upstream: string[] | undefined;
     if (!this.offline) {
       try {
-        upstream = await this.tagListings.get(route.canonical, route.upstream.tagTtlMs, () =>
-          route.upstream.client.listTags(route.remote),
-        );
-      } catch (error) {
-        this.logger.warn(
-          { name: route.canonical, ...describeFailure(error) },
-          'upstream tags/list failed; listing local tags only',
-        );
+        upstream = await this.tagListings.get(route.canonical, route.upstream.tagTtlMs, async () => {
+          try {
+            return await route.upstream.client.listTags(route.remote);
+          } catch (error) {
+            // Inside the shared listing: one warning per failed upstream listing, not one per client.
+            this.logger.warn(
+              { name: route.canonical, ...describeFailure(error) },
+              'upstream tags/list failed; listing local tags only',
+            );
+            throw error;
+          }
+        });
+      } catch {
+        // Logged above; the local tags still answer.
       }
     }
     if (upstream === undefined && local === undefined) return undefined;
