@@ -7,9 +7,13 @@
  *   name is authoritative there and never replaced by upstream content.
  * - Manifests by digest are immutable: fetched once, verified, kept.
  * - Tags are served from cache within the upstream's TTL; after it they are
- *   revalidated with a HEAD (free on Docker Hub) and refetched only if the digest
- *   moved. When the upstream fails, the last known tag is served (stale-if-error).
- *   "Not found" is remembered briefly.
+ *   revalidated in the background with a HEAD (free on Docker Hub), one at a time
+ *   per tag, and refetched only if the digest moved (revalidations.ts). A pull
+ *   waits for that at most a short budget, then gets the cached tag: an upstream
+ *   outage never costs a pull its timeout (stale-while-revalidate, stale-if-error).
+ *   A 401/403 is no outage: the tag is dropped and no longer served.
+ *   "Not found" is remembered briefly, per Accept set (accept-key.ts).
+ * - Upstream tag listings are shared and kept briefly (tag-listings.ts).
  * - Blobs are filled once, whatever the concurrency (fill-registry.ts).
  * - Offline: only what is local is served; nothing dials out.
  */
@@ -23,26 +27,51 @@ import type {
   PageRequest,
   ReadOptions,
 } from '../oci/image-source.js';
+import { isOciError } from '../oci/errors.js';
 import type { Logger } from '../oci/logger.js';
+import { mediaTypes } from '../oci/media-types.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import type { LocalStore } from '../store/local-store.js';
+import { acceptKey } from './accept-key.js';
 import { FillRegistry } from './fill-registry.js';
 import { NegativeCache } from './negative-cache.js';
+import {
+  defaultRevalidationPolicy,
+  Revalidations,
+  untilAborted,
+  type RevalidationOutcome,
+  type RevalidationPolicy,
+} from './revalidations.js';
 import type { Route, Router } from './router.js';
 import { SingleFlight } from './single-flight.js';
+import { TagListings } from './tag-listings.js';
 
 type MirrorRoute = Extract<Route, { kind: 'mirror' }>;
+
+/**
+ * What a background revalidation accepts, whichever client triggered it: the cached tag is served
+ * to every client, so the question is where the tag points, not which form one client prefers.
+ */
+const revalidationAccept: readonly string[] = [
+  mediaTypes.ociIndex,
+  mediaTypes.ociManifest,
+  mediaTypes.dockerManifestList,
+  mediaTypes.dockerManifest,
+];
 
 export interface ProxyOptions {
   offline?: boolean;
   logger: Logger;
   now?: () => number;
+  revalidation?: Partial<RevalidationPolicy>;
 }
 
 export class ProxySource implements ImageSource {
   readonly fills: FillRegistry;
   private readonly manifestFlights = new SingleFlight<ManifestContent | undefined>();
   private readonly notFound = new NegativeCache();
+  private readonly revalidations: Revalidations;
+  private readonly tagListings: TagListings;
   private readonly offline: boolean;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -56,11 +85,21 @@ export class ProxySource implements ImageSource {
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
     this.fills = new FillRegistry(store, options.logger);
+    this.revalidations = new Revalidations({ ...defaultRevalidationPolicy, ...options.revalidation }, this.now);
+    this.tagListings = new TagListings(this.now);
   }
 
-  /** Shutdown: lets fills in progress finish and be recorded before the index closes. */
-  settle(): Promise<void> {
-    return this.fills.settle();
+  /** Tag revalidations in flight (at most one per tag). */
+  get revalidating(): number {
+    return this.revalidations.size;
+  }
+
+  /**
+   * Shutdown: lets fills in progress finish and be recorded before the index closes; background
+   * revalidations stop waiting for the upstream and finish what they were writing.
+   */
+  async settle(): Promise<void> {
+    await Promise.all([this.fills.settle(), this.revalidations.settle()]);
   }
 
   async openBlob(name: RepoName, digest: Digest, options?: ReadOptions): Promise<BlobHandle | undefined> {
@@ -114,9 +153,20 @@ export class ProxySource implements ImageSource {
     let upstream: string[] | undefined;
     if (!this.offline) {
       try {
-        upstream = await route.upstream.client.listTags(route.remote);
-      } catch (error) {
-        this.logger.warn({ err: error, name: route.canonical }, 'upstream tags/list failed; listing local tags only');
+        upstream = await this.tagListings.get(route.canonical, route.upstream.tagTtlMs, async () => {
+          try {
+            return await route.upstream.client.listTags(route.remote);
+          } catch (error) {
+            // Inside the shared listing: one warning per failed upstream listing, not one per client.
+            this.logger.warn(
+              { name: route.canonical, ...describeFailure(error) },
+              'upstream tags/list failed; listing local tags only',
+            );
+            throw error;
+          }
+        });
+      } catch {
+        // Logged above; the local tags still answer.
       }
     }
     if (upstream === undefined && local === undefined) return undefined;
@@ -147,7 +197,7 @@ export class ProxySource implements ImageSource {
   ): Promise<ManifestContent | undefined> {
     const cached = await this.store.getManifest(route.canonical, digest);
     if (cached !== undefined || this.offline) return cached;
-    const key = `${route.canonical}@${digest}`;
+    const key = `${route.canonical}@${digest} ${acceptKey(accept)}`;
     if (this.notFound.has(key, this.now())) return undefined;
     return this.manifestFlights.run(key, async () => {
       const fetched = await route.upstream.client.getManifest(route.remote, digest, accept);
@@ -169,55 +219,91 @@ export class ProxySource implements ImageSource {
     if (state !== undefined) {
       const fresh = state.confirmed_at !== null && this.now() - state.confirmed_at < route.upstream.tagTtlMs;
       if (state.source !== 'fetched' || this.offline || fresh) return this.store.getManifest(route.canonical, tag);
-    } else if (this.offline) {
-      return undefined;
+      const outcome = await this.revalidations.revalidate(`${route.canonical}:${tag}`, (signal) =>
+        this.revalidateTag(route, tag, state.digest, signal),
+      );
+      if (outcome?.kind === 'denied') throw outcome.error;
+      // Whatever the revalidation found is in the store; without an answer, this is the cached tag.
+      return this.store.getManifest(route.canonical, tag);
     }
-    const key = `${route.canonical}:${tag}`;
-    if (state === undefined && this.notFound.has(key, this.now())) return undefined;
-    return this.manifestFlights.run(key, () => this.refreshTag(route, tag, accept, state?.digest));
-  }
-
-  /** Asks the upstream where the tag points now; known: the digest served so far, if any. */
-  private async refreshTag(
-    route: MirrorRoute,
-    tag: Tag,
-    accept: readonly string[],
-    known: Digest | undefined,
-  ): Promise<ManifestContent | undefined> {
-    const key = `${route.canonical}:${tag}`;
-    const client = route.upstream.client;
-    try {
-      if (known !== undefined) {
-        // HEAD does not count against Docker Hub's pull limit; GET only if the digest moved.
-        const head = await client.headManifest(route.remote, tag, accept);
-        if (head === undefined) {
-          this.notFound.add(key, route.upstream.notFoundTtlMs, this.now());
-          return undefined;
-        }
-        if (head.digest === known) {
-          this.store.confirmTag(route.canonical, tag, this.now());
-          return this.store.getManifest(route.canonical, tag);
-        }
-        const moved = await this.store.getManifest(route.canonical, head.digest);
-        if (moved !== undefined) {
-          await this.store.putFetchedManifest(route.canonical, moved, tag);
-          return moved;
-        }
-      }
-      const fetched = await client.getManifest(route.remote, tag, accept);
+    if (this.offline) return undefined;
+    // Nothing to serve: this pull waits for the upstream. The answer may depend on Accept.
+    const key = `${route.canonical}:${tag} ${acceptKey(accept)}`;
+    if (this.notFound.has(key, this.now())) return undefined;
+    return this.manifestFlights.run(key, async () => {
+      const fetched = await route.upstream.client.getManifest(route.remote, tag, accept);
       if (fetched === undefined) {
         this.notFound.add(key, route.upstream.notFoundTtlMs, this.now());
         return undefined;
       }
       await this.store.putFetchedManifest(route.canonical, fetched, tag);
       return fetched;
+    });
+  }
+
+  /**
+   * Asks the upstream where a cached tag points now (known: the digest served so far) and records
+   * the answer. Runs in the background (revalidations.ts); each failure is one warning, no stack.
+   */
+  private async revalidateTag(
+    route: MirrorRoute,
+    tag: Tag,
+    known: Digest,
+    signal: AbortSignal,
+  ): Promise<RevalidationOutcome> {
+    const client = route.upstream.client;
+    const context = { name: route.canonical, tag, digest: known };
+    try {
+      // HEAD does not count against Docker Hub's pull limit; GET only if the digest moved.
+      const head = await untilAborted(client.headManifest(route.remote, tag, revalidationAccept), signal);
+      if (head === undefined) {
+        this.logger.info(context, 'tag no longer exists upstream; no longer served');
+        await this.dropTag(route, tag, known);
+        return { kind: 'done' };
+      }
+      if (head.digest === known) {
+        this.store.confirmTag(route.canonical, tag, this.now());
+        return { kind: 'done' };
+      }
+      const moved =
+        (await this.store.getManifest(route.canonical, head.digest)) ??
+        (await untilAborted(client.getManifest(route.remote, head.digest, revalidationAccept), signal));
+      if (moved === undefined)
+        throw new Error(`the upstream named ${head.digest} for the tag but has no such manifest`);
+      await this.store.putFetchedManifest(route.canonical, moved, tag);
+      this.logger.info({ ...context, moved: head.digest }, 'tag moved upstream');
+      return { kind: 'done' };
     } catch (error) {
-      if (known === undefined) throw error;
+      if (signal.aborted) return { kind: 'aborted' };
+      if (isOciError(error) && error.code === 'DENIED') {
+        // Revoked credentials or a repository made private: not an outage, so not stale-if-error.
+        this.logger.warn(
+          { ...context, ...describeFailure(error) },
+          'upstream denied access to a tag; no longer served',
+        );
+        await this.dropTag(route, tag, known);
+        return { kind: 'denied', error };
+      }
       this.logger.warn(
-        { err: error, name: route.canonical, tag, digest: known },
-        'upstream failed revalidating a tag; serving the last known digest (stale-if-error)',
+        { ...context, ...describeFailure(error) },
+        'upstream failed revalidating a tag; serving the cached digest, retrying after a backoff (stale-if-error)',
       );
-      return this.store.getManifest(route.canonical, tag);
+      return { kind: 'failed' };
     }
   }
+
+  /**
+   * Forgets a fetched tag the upstream no longer serves, unless it changed meanwhile. The manifest
+   * stays (content by digest); the next pull of the tag asks the upstream again.
+   */
+  private async dropTag(route: MirrorRoute, tag: Tag, known: Digest): Promise<void> {
+    const state = this.store.tagState(route.canonical, tag);
+    if (state?.source === 'fetched' && state.digest === known) await this.store.deleteManifest(route.canonical, tag);
+  }
+}
+
+/** An upstream failure for a warning: its code and message, not its stack (a routine event, logged per attempt). */
+function describeFailure(error: unknown): { code?: string; reason: string } {
+  if (isOciError(error)) return { code: error.code, reason: error.message };
+  return { reason: error instanceof Error ? error.message : String(error) };
 }

@@ -10,6 +10,7 @@ import { OciError, isOciError, isOutOfSpace, outOfSpace } from '../oci/errors.js
 import { deleteBlob, getBlob } from './blob-handlers.js';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { errorReply, jsonReply, writeReply, type RegistryDeps, type RegistryRequest, type Reply } from './http.js';
+import { isClientGone } from './http.js';
 import { listCatalog, listReferrers, listTags } from './listing-handlers.js';
 import { deleteManifest, getManifest, putManifest } from './manifest-handlers.js';
 import { parseRoutePath, type RoutePath } from './route-path.js';
@@ -138,8 +139,11 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
 
   app.onError((error, c) => {
     const { outgoing } = c.env;
-    if (!isOciError(error))
+    if (isClientGone(error, c.env.incoming)) {
+      deps.logger.debug({ method: c.req.method, path: c.env.incoming.url, reason: error.message }, 'client went away');
+    } else if (!isOciError(error)) {
       deps.logger.error({ err: error, method: c.req.method, path: c.env.incoming.url }, 'request failed');
+    }
     // A failure after the status line went out (a blob stream) can only be told by cutting the connection.
     if (outgoing.headersSent) {
       outgoing.destroy();

@@ -11,6 +11,7 @@ import { parseByteRange } from '../oci/ranges.js';
 import {
   apiVersionHeader,
   emptyReply,
+  isClientGone,
   sent,
   type Reply,
   namespaceHeader,
@@ -95,8 +96,9 @@ async function* rest(iterator: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8A
 /** The status line is gone already; cutting the connection is the only honest signal left. */
 function failMidStream(req: RegistryRequest, deps: RegistryDeps, error: unknown, digest: string): void {
   req.outgoing.destroy();
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code !== 'ERR_STREAM_PREMATURE_CLOSE' && code !== 'ERR_STREAM_DESTROYED') {
+  if (isClientGone(error, req.incoming)) {
+    deps.logger.debug({ digest, reason: (error as Error).message }, 'client went away mid-blob');
+  } else {
     deps.logger.warn({ err: error, digest }, 'blob read failed mid-stream');
   }
 }

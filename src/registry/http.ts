@@ -64,6 +64,25 @@ export function errorReply(error: OciError): Reply {
   return jsonReply(error.status, error.toBody(), error.headers);
 }
 
+/** Error codes of a connection the peer closed or reset: seen when writing to, or reading from, a client that left. */
+const connectionGoneCodes: ReadonlySet<string> = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'ECONNABORTED',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'ERR_STREAM_DESTROYED',
+]);
+
+/**
+ * Whether a failure is only the client going away (a reset, a hang-up mid-body): routine for a
+ * registry (a cancelled pull, a killed push), so it is logged at debug, with no stack. The socket
+ * must be gone too, so a server fault that happens to carry such a code still shows.
+ */
+export function isClientGone(error: unknown, incoming: IncomingMessage): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined && connectionGoneCodes.has(code) && incoming.socket?.destroyed !== false;
+}
+
 /** Writes a reply with the API version header; Content-Length from the body unless given (HEAD gives the real size). */
 export function writeReply(outgoing: ServerResponse, reply: Reply): void {
   if ('sent' in reply) return;
@@ -127,7 +146,7 @@ export function parsePageSize(value: string | null): number | undefined {
 export function readOptions(req: RegistryRequest): ReadOptions {
   const options: ReadOptions = {};
   const namespace = req.query.get('ns');
-  if (namespace !== null && namespace !== '') options.namespace = namespace;
+  if (namespace !== null && namespace !== '') options.namespace = requireRegistryHost(namespace);
   const accept = req.header('accept');
   if (accept !== undefined) {
     options.accept = accept
@@ -136,6 +155,29 @@ export function readOptions(req: RegistryRequest): ReadOptions {
       .filter((type) => type !== '');
   }
   return options;
+}
+
+/**
+ * A registry host as the reference grammar has it (distribution/reference: domain): DNS labels
+ * or an IPv4 address, or a bracketed IPv6 address, and an optional port. ASCII only: a Unicode
+ * character that lower-cases to ASCII (U+212A KELVIN SIGN → k) would otherwise match a configured
+ * upstream and then be echoed raw into the OCI-Namespace header, which Node refuses (a 500).
+ */
+const registryHostPattern =
+  /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?$/i;
+
+/** Longest host name DNS allows (RFC 1035), with room for a port. */
+const maxRegistryHostLength = 253 + ':65535'.length;
+
+function requireRegistryHost(value: string): string {
+  if (value.length > maxRegistryHostLength || !registryHostPattern.test(value)) {
+    // The value is not echoed: it is what was wrong, and the client sent it.
+    throw new OciError(
+      'NAME_INVALID',
+      'ns must be a registry host: letters, digits, dots, dashes and an optional port',
+    );
+  }
+  return value;
 }
 
 /** Echo of the namespace a read was scoped to (spec "Registry Proxying": OCI-Namespace). */

@@ -54,9 +54,9 @@ export async function errorFromResponse(
 ): Promise<OciError> {
   const upstream = parseErrorBody(await readPrefix(response.body, errorBodyPrefixBytes));
   const status = response.status;
-  // 401/403 are routine (Docker Hub answers 401 for a repository that does not exist): debug only.
-  const level = status === 401 || status === 403 ? 'debug' : 'warn';
-  logger[level]({ upstream: host, operation: what, status, response: upstream }, 'upstream error answer');
+  // Debug: whoever acts on the error logs the failure once at its own level (the proxy warns about a
+  // failed revalidation or fill); this line adds what the upstream said, which never reaches clients.
+  logger.debug({ upstream: host, operation: what, status, response: upstream }, 'upstream error answer');
   const detail = { upstream: host, status };
   if (status === 429) {
     const retryAfter = headerValue(response.headers, 'retry-after');

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuthSettings } from '../../src/cli/auth-config.js';
+import type { Logger } from 'pino';
 import type { UpstreamSettings } from '../../src/cli/config.js';
 import { startServer, type RunningServer } from '../../src/cli/start-server.js';
 
@@ -29,6 +30,8 @@ export interface WharfOptions {
   offline?: boolean;
   local?: string[];
   auth?: AuthSettings;
+  /** A logger to capture what the server logs (silent when absent). */
+  logger?: Logger;
 }
 
 export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
@@ -49,6 +52,7 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
     offline: options.offline,
     local: options.local,
     auth: options.auth,
+    logger: options.logger,
   });
   const host = `127.0.0.1:${server.port}`;
   return {

@@ -1,0 +1,75 @@
+/**
+ * `?ns=` (spec "Registry Proxying") is a registry host and nothing else. A value with a
+ * character that lower-cases to ASCII (U+212A KELVIN SIGN → k) once matched a configured
+ * upstream and was echoed raw into the OCI-Namespace header: Node refused the header and the
+ * client got a 500 (issue 8, finding 10). Now anything that is not an ASCII host is 400 NAME_INVALID.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, errorCode } from './support/http.js';
+import { sendManifest, startScriptedRegistry, type ScriptedRegistry } from './support/scripted-registry.js';
+import { startWharf, type WharfHandle } from './support/wharf.js';
+
+const host = 'k8s.example.test';
+const manifest = JSON.stringify({
+  schemaVersion: 2,
+  mediaType: 'application/vnd.oci.image.manifest.v1+json',
+  config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: `sha256:${'4'.repeat(64)}`, size: 2 },
+  layers: [],
+});
+
+let upstream: ScriptedRegistry;
+let wharf: WharfHandle;
+
+beforeAll(async () => {
+  upstream = await startScriptedRegistry({
+    '/v2/team/app/manifests/v1': (_req, res) =>
+      sendManifest(res, manifest, 'application/vnd.oci.image.manifest.v1+json'),
+  });
+  wharf = await startWharf({ upstreams: [{ host, url: upstream.url }] });
+});
+
+afterAll(async () => {
+  await wharf?.close();
+  await upstream?.close();
+});
+
+describe('?ns= values', () => {
+  it('serves a configured host, echoing it in OCI-Namespace', async () => {
+    const response = await call(wharf.url, `/v2/team/app/manifests/v1?ns=${host}`);
+    expect(response.status).toBe(200);
+    expect(response.headers.get('oci-namespace')).toBe(host);
+  });
+
+  it.each([
+    ['KELVIN SIGN', '\u212A8s.example.test'],
+    ['dotless i upper-cased', 'K8S.EXAMPLE.TEST'.replace('E', '\u0130')],
+    ['a space', 'k8s.example .test'],
+    ['a control character', 'k8s.example.test\u0007'],
+    ['a CR LF', 'k8s.example.test\r\nX-Evil: 1'],
+    ['a path', 'k8s.example.test/evil'],
+    ['an empty label', 'k8s..example.test'],
+    ['a user part', 'user@k8s.example.test'],
+    ['an over-long value', `${'a'.repeat(250)}.example.test`],
+  ])('refuses %s with 400 NAME_INVALID and an OCI body', async (_what, ns) => {
+    const before = upstream.requests.length;
+    for (const path of [
+      '/v2/team/app/manifests/v1',
+      '/v2/team/app/tags/list',
+      `/v2/team/app/blobs/sha256:${'1'.repeat(64)}`,
+    ]) {
+      const response = await call(wharf.url, `${path}?ns=${encodeURIComponent(ns)}`);
+      expect(response.status, path).toBe(400);
+      expect(response.headers.get('oci-namespace')).toBeNull();
+      expect(await errorCode(response)).toBe('NAME_INVALID');
+    }
+    expect(upstream.requests.length).toBe(before);
+  });
+
+  it('accepts a host with a port, an IPv4 or an IPv6 address (unknown here: 404 NAME_UNKNOWN)', async () => {
+    for (const ns of ['registry.example.test:5000', '127.0.0.2:5000', '[::1]:5000', 'localhost']) {
+      const response = await call(wharf.url, `/v2/team/app/manifests/v1?ns=${encodeURIComponent(ns)}`);
+      expect(response.status, ns).toBe(404);
+      expect(await errorCode(response)).toBe('NAME_UNKNOWN');
+    }
+  });
+});
