@@ -76,6 +76,7 @@ upstreamOptions(
       upstreams: config.upstreams,
       defaultUpstream: config.defaultUpstream,
       offline: config.offline,
+      maxConcurrentFills: config.maxConcurrentFills,
     });
     const shown = server.host.includes(':') ? `[${server.host}]` : server.host;
     logger.info(

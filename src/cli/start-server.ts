@@ -27,6 +27,8 @@ export interface ServerOptions {
   upstreams?: UpstreamSettings[];
   defaultUpstream?: string;
   offline?: boolean;
+  /** Upstream blob downloads at once (mirror.maxConcurrentFills). */
+  maxConcurrentFills?: number;
 }
 
 export interface RunningServer {
@@ -67,7 +69,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     })),
     options.defaultUpstream,
   );
-  const proxy = new ProxySource(store, router, { offline: options.offline ?? false, logger });
+  const proxy = new ProxySource(store, router, {
+    offline: options.offline ?? false,
+    logger,
+    maxConcurrentFills: options.maxConcurrentFills,
+  });
   // Reads go through the mirror; writes (pushes) go to the store under the name as sent.
   const app = createRegistryApp({ source: proxy, sink: store, logger });
   // getRequestListener rather than createAdaptorServer, which does not pass errorHandler on: a

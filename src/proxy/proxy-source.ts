@@ -9,13 +9,17 @@
  *   revalidated with a HEAD (free on Docker Hub) and refetched only if the digest
  *   moved. When the upstream fails, the last known tag is served (stale-if-error).
  *   "Not found" is remembered briefly.
- * - Blobs are filled once, whatever the concurrency (fill-registry.ts).
+ * - Blobs are filled once, whatever the concurrency (fill-registry.ts), and at
+ *   most `maxConcurrentFills` at a time. A HEAD asks the upstream with a HEAD and
+ *   downloads nothing.
  * - Offline: only what is local is served; nothing dials out.
  */
 import { parseDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
+import { OciError } from '../oci/errors.js';
 import type {
   BlobHandle,
+  BlobInfo,
   ImageSource,
   ManifestContent,
   ManifestInfo,
@@ -26,6 +30,7 @@ import type { Logger } from '../oci/logger.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import type { LocalStore } from '../store/local-store.js';
 import { FillRegistry } from './fill-registry.js';
+import type { UpstreamBlobInfo } from './upstream-client.js';
 import { NegativeCache } from './negative-cache.js';
 import type { Route, Router } from './router.js';
 import { SingleFlight } from './single-flight.js';
@@ -36,11 +41,14 @@ export interface ProxyOptions {
   offline?: boolean;
   logger: Logger;
   now?: () => number;
+  /** Upstream blob downloads at once; more wait their turn (default: fill-registry's defaultMaxConcurrentFills). */
+  maxConcurrentFills?: number;
 }
 
 export class ProxySource implements ImageSource {
   readonly fills: FillRegistry;
   private readonly manifestFlights = new SingleFlight<ManifestContent | undefined>();
+  private readonly blobHeads = new SingleFlight<UpstreamBlobInfo | undefined>();
   private readonly notFound = new NegativeCache();
   private readonly offline: boolean;
   private readonly logger: Logger;
@@ -54,7 +62,8 @@ export class ProxySource implements ImageSource {
     this.offline = options.offline ?? false;
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
-    this.fills = new FillRegistry(store, options.logger);
+    const fillOptions = options.maxConcurrentFills === undefined ? {} : { maxConcurrent: options.maxConcurrentFills };
+    this.fills = new FillRegistry(store, options.logger, fillOptions);
   }
 
   /** Shutdown: lets fills in progress finish and be recorded before the index closes. */
@@ -78,6 +87,31 @@ export class ProxySource implements ImageSource {
     }
     if (this.offline) return undefined;
     return this.fills.open(digest, route.canonical, () => route.upstream.client.getBlob(route.remote, digest));
+  }
+
+  async statBlob(name: RepoName, digest: Digest, options?: ReadOptions): Promise<BlobInfo | undefined> {
+    const route = this.router.resolve(name, options?.namespace);
+    if (route.kind === 'local') return this.store.statBlob(name, digest);
+    if (route.local !== undefined) {
+      const pushed = await this.store.statBlob(route.local, digest);
+      if (pushed !== undefined) return pushed;
+    }
+    const cached = await this.store.statBlob(route.canonical, digest);
+    if (cached !== undefined || this.offline) return cached;
+    const found = await this.confirmBlob(route, digest);
+    if (found === undefined) return undefined;
+    const held = this.store.contentSize(digest);
+    if (held !== undefined) {
+      this.store.linkBlob(route.canonical, digest);
+      return { digest, size: held };
+    }
+    if (found.size === undefined) {
+      throw new OciError('UNAVAILABLE', 'the upstream answered a blob HEAD without a usable Content-Length', {
+        status: 502,
+        detail: { digest },
+      });
+    }
+    return { digest, size: found.size };
   }
 
   async getManifest(
@@ -145,6 +179,17 @@ export class ProxySource implements ImageSource {
 
   listRepositories(page: PageRequest): Promise<string[]> {
     return this.store.listRepositories(page);
+  }
+
+  /** A HEAD to the name's upstream: does it have the blob for this name? Shared and briefly remembered when not. */
+  private async confirmBlob(route: MirrorRoute, digest: Digest): Promise<UpstreamBlobInfo | undefined> {
+    const key = `blob ${route.canonical}@${digest}`;
+    if (this.notFound.has(key, this.now())) return undefined;
+    return this.blobHeads.run(key, async () => {
+      const found = await route.upstream.client.headBlob(route.remote, digest);
+      if (found === undefined) this.notFound.add(key, route.upstream.notFoundTtlMs, this.now());
+      return found;
+    });
   }
 
   private async manifestByDigest(

@@ -26,6 +26,7 @@ export interface WharfOptions {
   upstreams?: Array<Partial<UpstreamSettings> & { host: string; url: string }>;
   defaultUpstream?: string;
   offline?: boolean;
+  maxConcurrentFills?: number;
 }
 
 export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
@@ -43,6 +44,7 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
     })),
     defaultUpstream: options.defaultUpstream,
     offline: options.offline,
+    maxConcurrentFills: options.maxConcurrentFills,
   });
   const host = `127.0.0.1:${server.port}`;
   return {
