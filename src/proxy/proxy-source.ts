@@ -12,6 +12,10 @@
  * - Blobs are filled once, whatever the concurrency (fill-registry.ts), and at
  *   most `maxConcurrentFills` at a time. A HEAD asks the upstream with a HEAD and
  *   downloads nothing.
+ * - A blob is served under a mirrored name when it was fetched for that name, or
+ *   when that name's upstream confirms it has it: bytes held for another name
+ *   (mirrored or pushed) are then linked, not fetched again, but never served on
+ *   their own say-so (the name's visibility would not hold otherwise).
  * - Offline: only what is local is served; nothing dials out.
  */
 import { parseDigest, type Digest } from '../oci/digest.js';
@@ -79,13 +83,16 @@ export class ProxySource implements ImageSource {
       if (pushed !== undefined) return pushed;
     }
     const cached = await this.store.openBlob(route.canonical, digest);
-    if (cached !== undefined) return cached;
-    // Content is global: a blob fetched through another name only needs a link.
-    if (this.store.contentSize(digest) !== undefined) {
-      this.store.linkBlob(route.canonical, digest);
-      return this.store.openBlob(route.canonical, digest);
+    if (cached !== undefined || this.offline) return cached;
+    if (this.isHeldForOthers(route, digest)) {
+      if ((await this.confirmBlob(route, digest)) === undefined) return undefined;
+      // Confirmed: the bytes here are the same bytes (same digest), so a link replaces a download.
+      if (this.store.contentSize(digest) !== undefined) {
+        this.store.linkBlob(route.canonical, digest);
+        return this.store.openBlob(route.canonical, digest);
+      }
+      // Still being filled for another name: this request joins that fill below.
     }
-    if (this.offline) return undefined;
     return this.fills.open(digest, route.canonical, () => route.upstream.client.getBlob(route.remote, digest));
   }
 
@@ -179,6 +186,12 @@ export class ProxySource implements ImageSource {
 
   listRepositories(page: PageRequest): Promise<string[]> {
     return this.store.listRepositories(page);
+  }
+
+  /** Bytes of the blob are in the store, or on their way, but not for this name. */
+  private isHeldForOthers(route: MirrorRoute, digest: Digest): boolean {
+    if (this.store.contentSize(digest) !== undefined) return true;
+    return this.fills.isFilling(digest) && !this.fills.isFillingFor(digest, route.canonical);
   }
 
   /** A HEAD to the name's upstream: does it have the blob for this name? Shared and briefly remembered when not. */
