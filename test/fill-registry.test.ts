@@ -302,6 +302,24 @@ describe('FillRegistry', () => {
     expect((await store.openBlob(requireRepoName('mirror.test/other'), digestOf(contents[3]!)))?.size).toBe(100_000);
   });
 
+  it('settles only once queued fills have run too (shutdown keeps the index open for them)', async () => {
+    const fills = new FillRegistry(store, quiet, { maxConcurrent: 1 });
+    const contents = [randomBytes(1000), randomBytes(1000)];
+    const upstreams = contents.map((content) => gatedUpstream(content));
+    const opened = contents.map((content, i) => fills.open(digestOf(content), name, async () => upstreams[i]!.blob));
+    await opened[0];
+    const settled = fills.settle();
+    upstreams[0]!.release(1000);
+    upstreams[0]!.end();
+    // The second fill got its slot only now; settle waits for it as well.
+    await opened[1];
+    expect(await settledWithin(settled, 100)).toBe('pending');
+    upstreams[1]!.release(1000);
+    upstreams[1]!.end();
+    await settled;
+    expect(fills.stats).toEqual({ started: 2, completed: 2, failed: 0 });
+  });
+
   it('lets a reader that arrives after the commit read the stored file', async () => {
     const content = randomBytes(200_000);
     const fills = new FillRegistry(store, quiet);

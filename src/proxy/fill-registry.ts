@@ -315,9 +315,16 @@ export class FillRegistry {
     return this.fills.get(digest)?.names.has(name) === true;
   }
 
-  /** Waits for every fill to finish or fail (shutdown: the index must stay open until they are recorded). */
+  /**
+   * Waits for every fill, queued ones included, to finish or fail (shutdown: the index must stay
+   * open until they are recorded; a queued fill that started after the index closed could not be).
+   */
   async settle(): Promise<void> {
-    while (this.pumps.size > 0) await Promise.all([...this.pumps]);
+    while (this.pumps.size > 0 || this.fills.size > 0) {
+      const starts = [...this.fills.values()].map((pending) => pending.fill.catch(() => undefined));
+      // A start that resolves has handed its pump over (waited for on the next turn) or failed.
+      await Promise.all([...this.pumps, ...starts]);
+    }
   }
 
   /**
