@@ -263,3 +263,20 @@ describe('start-up warnings', () => {
     }
   });
 });
+
+describe('mirror.maxConcurrentFills', () => {
+  it('defaults to 8, is read from the file and WHARF_MAX_CONCURRENT_FILLS, and refuses what is not a count', async () => {
+    expect(loadConfig({ env: {}, flags: {} }).maxConcurrentFills).toBe(8);
+    const path = join(dir, 'fills.yaml');
+    await writeFile(path, 'mirror:\n  maxConcurrentFills: 3\n');
+    expect(loadConfig({ file: path, env: {}, flags: {} }).maxConcurrentFills).toBe(3);
+    expect(loadConfig({ file: path, env: { WHARF_MAX_CONCURRENT_FILLS: '20' }, flags: {} }).maxConcurrentFills).toBe(
+      20,
+    );
+    for (const bad of ['0', '-1', '2.5', 'many']) {
+      expect(() => loadConfig({ env: { WHARF_MAX_CONCURRENT_FILLS: bad }, flags: {} })).toThrow(
+        'config: WHARF_MAX_CONCURRENT_FILLS: expected a whole number from 1',
+      );
+    }
+  });
+});

@@ -84,8 +84,11 @@ async function expectReadBack(upstream: UpstreamRegistry, pushed: Pushed): Promi
   expect(await upstream.headManifest(repo, 'v1', accept)).toEqual(info);
   expect(await upstream.getManifest(repo, 'v1', accept)).toEqual({ ...info, bytes: pushed.manifest });
   expect(await upstream.getManifest(repo, pushed.digest, accept)).toEqual({ ...info, bytes: pushed.manifest });
-  for (const [digest, bytes] of pushed.blobs)
+  for (const [digest, bytes] of pushed.blobs) {
+    expect(await upstream.headBlob(repo, digest)).toEqual({ size: bytes.length });
     expect(await readAll(await upstream.getBlob(repo, digest))).toEqual(bytes);
+  }
+  expect(await upstream.headBlob(repo, sha256('absent') as Digest)).toBeUndefined();
   expect(await upstream.listTags(repo)).toEqual(['v1']);
   expect(await upstream.getManifest(repo, 'missing', accept)).toBeUndefined();
   expect(await upstream.getBlob(repo, sha256('absent') as Digest)).toBeUndefined();

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import { defaultMaxConcurrentFills } from '../proxy/fill-registry.js';
 import { parseDuration, parseListen, parseUpstreams, ConfigError, type UpstreamSettings } from './config-values.js';
 import { parseAuth, parseLocalPatterns, type AuthSettings } from './auth-config.js';
 
@@ -27,6 +28,8 @@ export interface Config {
   /** Names that stay local (never sent upstream) when a default upstream is set. */
   local: string[];
   auth: AuthSettings;
+  /** Upstream blob downloads at once; more wait in a queue. */
+  maxConcurrentFills: number;
 }
 
 /** Every scalar option by its dotted YAML key, with the environment variable and flag that set it. */
@@ -38,6 +41,11 @@ const options = {
   'shutdown.grace': { env: 'WHARF_SHUTDOWN_GRACE', flag: undefined, default: '10s' },
   'mirror.tagTtl': { env: 'WHARF_TAG_TTL', flag: undefined, default: '5m' },
   'mirror.notFoundTtl': { env: 'WHARF_NOT_FOUND_TTL', flag: undefined, default: '30s' },
+  'mirror.maxConcurrentFills': {
+    env: 'WHARF_MAX_CONCURRENT_FILLS',
+    flag: undefined,
+    default: String(defaultMaxConcurrentFills),
+  },
   defaultUpstream: { env: 'WHARF_DEFAULT_UPSTREAM', flag: 'defaultUpstream', default: '' },
   offline: { env: 'WHARF_OFFLINE', flag: 'offline', default: 'false' },
 } as const;
@@ -106,6 +114,10 @@ export function loadConfig(sources: ConfigSources): Config {
   if (!['true', 'false', '1', '0'].includes(offline.value)) {
     throw new ConfigError(offline.from, `expected true or false, got ${JSON.stringify(offline.value)}`);
   }
+  const maxFills = raw('mirror.maxConcurrentFills');
+  if (!/^[1-9]\d{0,5}$/.test(maxFills.value.trim())) {
+    throw new ConfigError(maxFills.from, `expected a whole number from 1, got ${JSON.stringify(maxFills.value)}`);
+  }
   return {
     listen: parseListen(raw('listen')),
     dataDir: resolve(data.value),
@@ -117,6 +129,7 @@ export function loadConfig(sources: ConfigSources): Config {
     offline: offline.value === 'true' || offline.value === '1',
     local,
     auth,
+    maxConcurrentFills: Number(maxFills.value.trim()),
   };
 }
 

@@ -88,6 +88,7 @@ upstreamOptions(
       offline: config.offline,
       local: config.local,
       auth: config.auth,
+      maxConcurrentFills: config.maxConcurrentFills,
     });
     const shown = server.host.includes(':') ? `[${server.host}]` : server.host;
     logger.info(

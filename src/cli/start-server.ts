@@ -35,6 +35,8 @@ export interface ServerOptions {
   local?: string[];
   /** Users, access rules, tokens; absent: nobody signs in and anonymous clients may push to local names. */
   auth?: AuthSettings;
+  /** Upstream blob downloads at once (mirror.maxConcurrentFills). */
+  maxConcurrentFills?: number;
 }
 
 export interface RunningServer {
@@ -78,7 +80,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     options.defaultUpstream,
     (name) => matchesAny(localPatterns, name),
   );
-  const proxy = new ProxySource(store, router, { offline: options.offline ?? false, logger });
+  const proxy = new ProxySource(store, router, {
+    offline: options.offline ?? false,
+    logger,
+    maxConcurrentFills: options.maxConcurrentFills,
+  });
   const auth = createClientAuth(options.auth);
   warnAboutAccess(
     logger,

@@ -27,8 +27,11 @@ export interface BlobHandle extends BlobInfo {
    * Random access, for blobs that are whole files: fills `buffer` from
    * `position`, returns the bytes read. Lets the HTTP layer serve from two
    * reused buffers instead of a fresh one per chunk (flat memory under load).
+   * `range` is the part the caller will read, when not the whole blob: a blob
+   * still being verified (a fill) makes a range that stops short of its end wait
+   * for the verdict, since finishing such a range proves nothing about the digest.
    */
-  openFile?(): Promise<BlobFile>;
+  openFile?(range?: ByteRange): Promise<BlobFile>;
 }
 
 export interface BlobFile {
@@ -66,6 +69,11 @@ export interface ReadOptions {
 
 export interface ImageSource {
   openBlob(name: RepoName, digest: Digest, options?: ReadOptions): Promise<BlobHandle | undefined>;
+  /**
+   * Digest and size of a blob visible under name, without reading or fetching
+   * its bytes (HEAD): a mirror asks its upstream rather than downloading.
+   */
+  statBlob(name: RepoName, digest: Digest, options?: ReadOptions): Promise<BlobInfo | undefined>;
   /** reference is a tag or a digest string, already parsed. */
   getManifest(name: RepoName, reference: Tag | Digest, options?: ReadOptions): Promise<ManifestContent | undefined>;
   statManifest(name: RepoName, reference: Tag | Digest, options?: ReadOptions): Promise<ManifestInfo | undefined>;

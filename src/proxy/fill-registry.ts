@@ -7,9 +7,15 @@
  * complete body with the wrong content; on a mismatch or a broken upstream the
  * readers' streams fail (their connections are cut) and nothing is kept.
  *
+ * A read of a part that stops short of the end (a Range request), or of an
+ * empty blob, proves nothing about the digest when it completes: it waits for
+ * the verdict before its first byte, so only verified bytes complete a response.
+ *
  * The fill belongs to this registry, not to the client that started it: when
  * that client disconnects, the download goes on for the others and for the
  * cache. N simultaneous cold pulls of a blob cost exactly one upstream GET.
+ * At most `maxConcurrent` fills download at once; later ones wait their turn
+ * (FIFO), and a request for a blob already being filled joins it without queueing.
  */
 import type { Digest } from '../oci/digest.js';
 import { OciError, isOutOfSpace, outOfSpace } from '../oci/errors.js';
@@ -18,6 +24,7 @@ import type { Logger } from '../oci/logger.js';
 import type { RepoName } from '../oci/reference.js';
 import type { BlobFill } from '../store/blob-fill.js';
 import type { LocalStore } from '../store/local-store.js';
+import { FillQueue } from './fill-queue.js';
 import type { UpstreamBlob } from './upstream-client.js';
 
 /** Bytes per chunk for readers that want an iterable (`BlobHandle.open`) rather than positioned reads. */
@@ -44,6 +51,21 @@ const memoryWindowBytes = 2 * 1024 * 1024;
  */
 const fillReadBytes = 128 * 1024;
 
+/**
+ * Concurrent upstream fills by default. A client pull downloads 3 layers at a
+ * time (docker's max-concurrent-downloads, containerd's default) to 6 (skopeo),
+ * so 8 keeps two or three cold pulls at full parallelism; more streams seldom add
+ * throughput once the upstream link is full. Each fill holds about 3 MiB (window,
+ * read-ahead, socket), so the bound also caps fill memory near 25 MiB, and 200
+ * cold requests cost 8 upstream downloads at a time rather than 200.
+ */
+export const defaultMaxConcurrentFills = 8;
+
+export interface FillRegistryOptions {
+  /** Upstream downloads running at once; more wait in a FIFO queue (default defaultMaxConcurrentFills). */
+  maxConcurrent?: number;
+}
+
 export interface FillStats {
   started: number;
   completed: number;
@@ -51,7 +73,6 @@ export interface FillStats {
 }
 
 class Fill {
-  readonly names = new Set<RepoName>();
   /**
    * running → verified (digest matched: readers may finish) → done (file committed and indexed);
    * or → failed at any point before done.
@@ -64,10 +85,15 @@ class Fill {
   private window: Uint8Array[] = [];
   private windowStart = 0;
   private waiters: (() => void)[] = [];
+  private reachVerdict: () => void = () => undefined;
+  /** Settles once the state left 'running': the digest matched, or the fill failed. */
+  private readonly verdict = new Promise<void>((resolve) => (this.reachVerdict = resolve));
 
   constructor(
     readonly digest: Digest,
     readonly size: number,
+    /** The names that asked for the blob: each is linked to it once it is committed. */
+    readonly names: Set<RepoName>,
     private readonly file: BlobFill,
     private readonly store: LocalStore,
   ) {}
@@ -107,6 +133,7 @@ class Fill {
       // The bytes are proven: let readers finish while the file is fsynced and committed (the
       // fsync of a large file is the slowest step of a fill, and no reader needs to wait for it).
       this.state = 'verified';
+      this.reachVerdict();
       this.wake();
       const info = await this.file.commit();
       this.store.recordFill(this.names, info.digest, info.size);
@@ -121,6 +148,7 @@ class Fill {
       // Readers still open go on from the file (done) or see the failure; the memory goes now.
       this.window = [];
       this.windowStart = this.received;
+      this.reachVerdict();
       this.wake();
     }
   }
@@ -129,8 +157,15 @@ class Fill {
    * Positioned reads of the growing blob for one reader, which must close it.
    * A read waits until bytes at `position` exist, and never returns the last
    * byte before the digest matched: a complete body means a verified body.
+   * `range`, when the reader wants only part: one that ends before the last
+   * byte (and any read of an empty blob) could complete without that check,
+   * so it waits for the verdict here, before its first byte and status line.
    */
-  async openFile(): Promise<BlobFile> {
+  async openFile(range?: ByteRange): Promise<BlobFile> {
+    if (this.size === 0 || (range !== undefined && range.end < this.size - 1)) {
+      await this.verdict;
+      if (this.state === 'failed') throw this.failure();
+    }
     if (this.state === 'done' || !this.file.acquire()) {
       // Committed already (or the temp file is gone): read the blob file itself.
       if (this.state === 'failed') throw this.failure();
@@ -149,7 +184,7 @@ class Fill {
   }
 
   async *read(range: ByteRange | undefined): AsyncGenerator<Uint8Array> {
-    const file = await this.openFile();
+    const file = await this.openFile(range);
     try {
       let position = range?.start ?? 0;
       const end = range === undefined ? this.size : range.end + 1;
@@ -240,23 +275,56 @@ class Fill {
   }
 }
 
+/** A fill from the first request on: queued, asking the upstream, then running. */
+interface Pending {
+  fill: Promise<Fill | undefined>;
+  names: Set<RepoName>;
+}
+
 export class FillRegistry {
   readonly stats: FillStats = { started: 0, completed: 0, failed: 0 };
-  private readonly fills = new Map<Digest, Promise<Fill | undefined>>();
+  private readonly fills = new Map<Digest, Pending>();
   private readonly pumps = new Set<Promise<void>>();
+  private readonly queue: FillQueue;
 
   constructor(
     private readonly store: LocalStore,
     private readonly logger: Logger,
-  ) {}
+    options: FillRegistryOptions = {},
+  ) {
+    this.queue = new FillQueue(options.maxConcurrent ?? defaultMaxConcurrentFills);
+  }
 
+  /** Fills queued or running. */
   get inFlight(): number {
     return this.fills.size;
   }
 
-  /** Waits for every fill to finish or fail (shutdown: the index must stay open until they are recorded). */
+  /** Fills waiting for a slot. */
+  get queued(): number {
+    return this.queue.queued;
+  }
+
+  /** Whether a fill of the blob is queued or running, for any name. */
+  isFilling(digest: Digest): boolean {
+    return this.fills.has(digest);
+  }
+
+  /** Whether a fill of the blob is queued or running and `name` asked for it. */
+  isFillingFor(digest: Digest, name: RepoName): boolean {
+    return this.fills.get(digest)?.names.has(name) === true;
+  }
+
+  /**
+   * Waits for every fill, queued ones included, to finish or fail (shutdown: the index must stay
+   * open until they are recorded; a queued fill that started after the index closed could not be).
+   */
   async settle(): Promise<void> {
-    while (this.pumps.size > 0) await Promise.all([...this.pumps]);
+    while (this.pumps.size > 0 || this.fills.size > 0) {
+      const starts = [...this.fills.values()].map((pending) => pending.fill.catch(() => undefined));
+      // A start that resolves has handed its pump over (waited for on the next turn) or failed.
+      await Promise.all([...this.pumps, ...starts]);
+    }
   }
 
   /**
@@ -270,38 +338,61 @@ export class FillRegistry {
   ): Promise<BlobHandle | undefined> {
     let pending = this.fills.get(digest);
     if (pending === undefined) {
-      pending = this.start(digest, fetch);
-      this.fills.set(digest, pending);
+      const names = new Set<RepoName>();
+      const started: Pending = { fill: this.start(digest, names, fetch), names };
+      pending = started;
+      this.fills.set(digest, started);
       // A failed start is forgotten at once so the next request tries again.
-      pending.then(
-        (fill) => (fill === undefined ? this.fills.delete(digest) : undefined),
-        () => this.fills.delete(digest),
-      );
+      const forget = (): void => {
+        if (this.fills.get(digest) === started) this.fills.delete(digest);
+      };
+      started.fill.then((fill) => (fill === undefined ? forget() : undefined), forget);
     }
-    const fill = await pending;
+    // Known before the fill starts, so the name is linked whenever the blob is committed.
+    pending.names.add(name);
+    const fill = await pending.fill;
     if (fill === undefined) return undefined;
+    // Committed before this request joined: the link must be made here.
     if (fill.state === 'done') this.store.linkBlob(name, digest);
-    else fill.names.add(name);
-    return { digest, size: fill.size, open: (range) => fill.read(range), openFile: () => fill.openFile() };
+    return { digest, size: fill.size, open: (range) => fill.read(range), openFile: (range) => fill.openFile(range) };
   }
 
-  private async start(digest: Digest, fetch: () => Promise<UpstreamBlob | undefined>): Promise<Fill | undefined> {
-    const upstream = await fetch();
-    if (upstream === undefined) return undefined;
-    if (upstream.size === undefined) {
-      await upstream.cancel();
-      throw new OciError('UNAVAILABLE', 'upstream sent a blob without Content-Length', { detail: { digest } });
-    }
-    let file: BlobFill;
+  /** Waits for a slot (FIFO), then asks the upstream; the slot is held until the fill ends. */
+  private async start(
+    digest: Digest,
+    names: Set<RepoName>,
+    fetch: () => Promise<UpstreamBlob | undefined>,
+  ): Promise<Fill | undefined> {
+    await this.queue.acquire();
+    let pump: Promise<void> | undefined;
     try {
-      file = await this.store.startFill(digest);
-    } catch (error) {
-      await upstream.cancel();
-      throw error;
+      const upstream = await fetch();
+      if (upstream === undefined) return undefined;
+      if (upstream.size === undefined) {
+        await upstream.cancel();
+        throw new OciError('UNAVAILABLE', 'upstream sent a blob without Content-Length', { detail: { digest } });
+      }
+      let file: BlobFill;
+      try {
+        file = await this.store.startFill(digest);
+      } catch (error) {
+        await upstream.cancel();
+        throw error;
+      }
+      const fill = new Fill(digest, upstream.size, names, file, this.store);
+      this.stats.started++;
+      pump = this.watch(fill, fill.pump(upstream));
+      return fill;
+    } finally {
+      if (pump === undefined) this.queue.release();
     }
-    const fill = new Fill(digest, upstream.size, file, this.store);
-    this.stats.started++;
-    const pump = fill.pump(upstream).then(() => {
+  }
+
+  /** Records the outcome of a fill's pump and frees its slot. */
+  private watch(fill: Fill, pumping: Promise<void>): Promise<void> {
+    const digest = fill.digest;
+    const pump = pumping.then(() => {
+      this.queue.release();
       this.fills.delete(digest);
       if (fill.state === 'done') {
         this.stats.completed++;
@@ -313,6 +404,6 @@ export class FillRegistry {
     });
     this.pumps.add(pump);
     void pump.finally(() => this.pumps.delete(pump));
-    return fill;
+    return pump;
   }
 }

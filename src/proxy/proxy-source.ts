@@ -14,13 +14,21 @@
  *   A 401/403 is no outage: the tag is dropped and no longer served.
  *   "Not found" is remembered briefly, per Accept set (accept-key.ts).
  * - Upstream tag listings are shared and kept briefly (tag-listings.ts).
- * - Blobs are filled once, whatever the concurrency (fill-registry.ts).
+ * - Blobs are filled once, whatever the concurrency (fill-registry.ts), and at
+ *   most `maxConcurrentFills` at a time. A HEAD asks the upstream with a HEAD and
+ *   downloads nothing.
+ * - A blob is served under a mirrored name when it was fetched for that name, or
+ *   when that name's upstream confirms it has it: bytes held for another name
+ *   (mirrored or pushed) are then linked, not fetched again, but never served on
+ *   their own say-so (the name's visibility would not hold otherwise).
  * - Offline: only what is local is served; nothing dials out.
  */
 import { parseDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
+import { OciError } from '../oci/errors.js';
 import type {
   BlobHandle,
+  BlobInfo,
   ImageSource,
   ManifestContent,
   ManifestInfo,
@@ -34,6 +42,7 @@ import type { RepoName, Tag } from '../oci/reference.js';
 import type { LocalStore } from '../store/local-store.js';
 import { acceptKey } from './accept-key.js';
 import { FillRegistry } from './fill-registry.js';
+import type { UpstreamBlobInfo } from './upstream-client.js';
 import { NegativeCache } from './negative-cache.js';
 import {
   defaultRevalidationPolicy,
@@ -64,11 +73,14 @@ export interface ProxyOptions {
   logger: Logger;
   now?: () => number;
   revalidation?: Partial<RevalidationPolicy>;
+  /** Upstream blob downloads at once; more wait their turn (default: fill-registry's defaultMaxConcurrentFills). */
+  maxConcurrentFills?: number;
 }
 
 export class ProxySource implements ImageSource {
   readonly fills: FillRegistry;
   private readonly manifestFlights = new SingleFlight<ManifestContent | undefined>();
+  private readonly blobHeads = new SingleFlight<UpstreamBlobInfo | undefined>();
   private readonly notFound = new NegativeCache();
   private readonly revalidations: Revalidations;
   private readonly tagListings: TagListings;
@@ -84,7 +96,8 @@ export class ProxySource implements ImageSource {
     this.offline = options.offline ?? false;
     this.logger = options.logger;
     this.now = options.now ?? Date.now;
-    this.fills = new FillRegistry(store, options.logger);
+    const fillOptions = options.maxConcurrentFills === undefined ? {} : { maxConcurrent: options.maxConcurrentFills };
+    this.fills = new FillRegistry(store, options.logger, fillOptions);
     this.revalidations = new Revalidations({ ...defaultRevalidationPolicy, ...options.revalidation }, this.now);
     this.tagListings = new TagListings(this.now);
   }
@@ -106,14 +119,38 @@ export class ProxySource implements ImageSource {
     const route = this.router.resolve(name, options?.namespace);
     if (route.kind === 'local') return this.store.openBlob(name, digest);
     const cached = await this.store.openBlob(route.canonical, digest);
-    if (cached !== undefined) return cached;
-    // Content is global: a blob fetched through another name only needs a link.
-    if (this.store.contentSize(digest) !== undefined) {
-      this.store.linkBlob(route.canonical, digest);
-      return this.store.openBlob(route.canonical, digest);
+    if (cached !== undefined || this.offline) return cached;
+    if (this.isHeldForOthers(route, digest)) {
+      if ((await this.confirmBlob(route, digest)) === undefined) return undefined;
+      // Confirmed: the bytes here are the same bytes (same digest), so a link replaces a download.
+      if (this.store.contentSize(digest) !== undefined) {
+        this.store.linkBlob(route.canonical, digest);
+        return this.store.openBlob(route.canonical, digest);
+      }
+      // Still being filled for another name: this request joins that fill below.
     }
-    if (this.offline) return undefined;
     return this.fills.open(digest, route.canonical, () => route.upstream.client.getBlob(route.remote, digest));
+  }
+
+  async statBlob(name: RepoName, digest: Digest, options?: ReadOptions): Promise<BlobInfo | undefined> {
+    const route = this.router.resolve(name, options?.namespace);
+    if (route.kind === 'local') return this.store.statBlob(name, digest);
+    const cached = await this.store.statBlob(route.canonical, digest);
+    if (cached !== undefined || this.offline) return cached;
+    const found = await this.confirmBlob(route, digest);
+    if (found === undefined) return undefined;
+    const held = this.store.contentSize(digest);
+    if (held !== undefined) {
+      this.store.linkBlob(route.canonical, digest);
+      return { digest, size: held };
+    }
+    if (found.size === undefined) {
+      throw new OciError('UNAVAILABLE', 'the upstream answered a blob HEAD without a usable Content-Length', {
+        status: 502,
+        detail: { digest },
+      });
+    }
+    return { digest, size: found.size };
   }
 
   async getManifest(
@@ -188,6 +225,23 @@ export class ProxySource implements ImageSource {
 
   listRepositories(page: PageRequest): Promise<string[]> {
     return this.store.listRepositories(page);
+  }
+
+  /** Bytes of the blob are in the store, or on their way, but not for this name. */
+  private isHeldForOthers(route: MirrorRoute, digest: Digest): boolean {
+    if (this.store.contentSize(digest) !== undefined) return true;
+    return this.fills.isFilling(digest) && !this.fills.isFillingFor(digest, route.canonical);
+  }
+
+  /** A HEAD to the name's upstream: does it have the blob for this name? Shared and briefly remembered when not. */
+  private async confirmBlob(route: MirrorRoute, digest: Digest): Promise<UpstreamBlobInfo | undefined> {
+    const key = `blob ${route.canonical}@${digest}`;
+    if (this.notFound.has(key, this.now())) return undefined;
+    return this.blobHeads.run(key, async () => {
+      const found = await route.upstream.client.headBlob(route.remote, digest);
+      if (found === undefined) this.notFound.add(key, route.upstream.notFoundTtlMs, this.now());
+      return found;
+    });
   }
 
   private async manifestByDigest(

@@ -5,14 +5,26 @@
  * this port only, so its policy reads without the HTTP details.
  */
 import type { Digest } from '../oci/digest.js';
-import type { UpstreamBlob, UpstreamManifest, UpstreamManifestInfo } from '../upstream/upstream-registry.js';
+import type {
+  UpstreamBlob,
+  UpstreamBlobInfo,
+  UpstreamManifest,
+  UpstreamManifestInfo,
+} from '../upstream/upstream-registry.js';
 
-export type { UpstreamBlob, UpstreamManifest, UpstreamManifestInfo } from '../upstream/upstream-registry.js';
+export type {
+  UpstreamBlob,
+  UpstreamBlobInfo,
+  UpstreamManifest,
+  UpstreamManifestInfo,
+} from '../upstream/upstream-registry.js';
 
 export interface UpstreamClient {
   readonly host: string;
   headManifest(repo: string, reference: string, accept: readonly string[]): Promise<UpstreamManifestInfo | undefined>;
   getManifest(repo: string, reference: string, accept: readonly string[]): Promise<UpstreamManifest | undefined>;
+  /** Whether the upstream has the blob for repo, without downloading it. */
+  headBlob(repo: string, digest: Digest): Promise<UpstreamBlobInfo | undefined>;
   getBlob(repo: string, digest: Digest): Promise<UpstreamBlob | undefined>;
   listTags(repo: string): Promise<string[] | undefined>;
 }

@@ -9,7 +9,15 @@ import type { HttpBindings } from '@hono/node-server';
 import { OciError, isOciError, isOutOfSpace, outOfSpace } from '../oci/errors.js';
 import { deleteBlob, getBlob } from './blob-handlers.js';
 import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
-import { errorReply, jsonReply, writeReply, type RegistryDeps, type RegistryRequest, type Reply } from './http.js';
+import {
+  errorReply,
+  jsonReply,
+  readOptions,
+  writeReply,
+  type RegistryDeps,
+  type RegistryRequest,
+  type Reply,
+} from './http.js';
 import { isClientGone } from './http.js';
 import { listCatalog, listReferrers, listTags } from './listing-handlers.js';
 import { deleteManifest, getManifest, putManifest } from './manifest-handlers.js';
@@ -194,8 +202,7 @@ async function authorizeRequest(
   }
   if (route.kind === 'catalog') return;
   const name = requireRepoName(route.name);
-  const namespace = req.query.get('ns');
-  const cls = names.classify(name, namespace === null || namespace === '' ? undefined : namespace);
+  const cls = names.classify(name, readOptions(req).namespace);
   const needed = neededActions(route, req.method);
   auth.authorize(identity, cls, name, needed, context);
   if (cls.mirrored && (needed.includes('push') || needed.includes('delete'))) {

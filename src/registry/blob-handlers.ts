@@ -1,12 +1,14 @@
 /**
  * @module registry/blob-handlers
  * GET, HEAD and DELETE /v2/<name>/blobs/<digest> (spec end-2, end-10), with Range.
+ * HEAD asks the source for the blob's size only (statBlob): it never reads bytes,
+ * so a mirror answers it without starting a download.
  */
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { requireDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import type { BlobFile, ByteRange } from '../oci/image-source.js';
+import type { BlobFile, BlobHandle, BlobInfo, ByteRange, ReadOptions } from '../oci/image-source.js';
 import { parseByteRange } from '../oci/ranges.js';
 import {
   apiVersionHeader,
@@ -31,9 +33,46 @@ export async function getBlob(
   const name = repoName(rawName);
   const digest = requireDigest(rawDigest);
   const options = readOptions(req);
+  if (req.method === 'HEAD') {
+    const info = await deps.source.statBlob(name, digest, options);
+    if (info === undefined) throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
+    const { status, headers } = blobHeaders(req, info, options);
+    return { status, headers };
+  }
   const blob = await deps.source.openBlob(name, digest, options);
   if (blob === undefined) throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
+  const { status, headers, range } = blobHeaders(req, blob, options);
+  if (range === undefined && blob.size === 0) {
+    await checkEmpty(blob);
+    return { status, headers };
+  }
+  const byteRange = range ?? { start: 0, end: blob.size - 1 };
+  if (blob.openFile !== undefined) {
+    await sendFile(req, await blob.openFile(range), byteRange, status, headers, deps, digest);
+    return sent;
+  }
+  // The first chunk is read before the status line, so a blob that cannot be read at all (a fill
+  // that already failed) still gets a proper error answer rather than a cut connection.
+  const body = blob.open(range)[Symbol.asyncIterator]();
+  const first = await body.next();
+  // Straight from the file to the socket: no web-stream layer on the hot path.
+  req.outgoing.writeHead(status, headers);
+  try {
+    if (first.done !== true) req.outgoing.write(first.value);
+    await pipeline(rest(body), req.outgoing);
+  } catch (error) {
+    failMidStream(req, deps, error, digest);
+  }
+  return sent;
+}
 
+/** Status and headers of a blob answer, and the part asked for (undefined: all of it). */
+function blobHeaders(
+  req: RegistryRequest,
+  blob: BlobInfo,
+  options: ReadOptions,
+): { status: number; headers: Record<string, string>; range: ByteRange | undefined } {
+  const digest = blob.digest;
   const headers: Record<string, string> = {
     ...apiVersionHeader,
     'Content-Type': 'application/octet-stream',
@@ -51,33 +90,13 @@ export async function getBlob(
       headers: { 'Content-Range': `bytes */${blob.size}` },
     });
   }
-  const status = range.kind === 'partial' ? 206 : 200;
   if (range.kind === 'partial') {
     headers['Content-Range'] = `bytes ${range.range.start}-${range.range.end}/${blob.size}`;
     headers['Content-Length'] = String(range.range.end - range.range.start + 1);
-  } else {
-    headers['Content-Length'] = String(blob.size);
+    return { status: 206, headers, range: range.range };
   }
-  if (req.method === 'HEAD' || headers['Content-Length'] === '0') return { status, headers };
-
-  const byteRange = range.kind === 'partial' ? range.range : { start: 0, end: blob.size - 1 };
-  if (blob.openFile !== undefined) {
-    await sendFile(req, await blob.openFile(), byteRange, status, headers, deps, digest);
-    return sent;
-  }
-  // The first chunk is read before the status line, so a blob that cannot be read at all (a fill
-  // that already failed) still gets a proper error answer rather than a cut connection.
-  const body = blob.open(range.kind === 'partial' ? range.range : undefined)[Symbol.asyncIterator]();
-  const first = await body.next();
-  // Straight from the file to the socket: no web-stream layer on the hot path.
-  req.outgoing.writeHead(status, headers);
-  try {
-    if (first.done !== true) req.outgoing.write(first.value);
-    await pipeline(rest(body), req.outgoing);
-  } catch (error) {
-    failMidStream(req, deps, error, digest);
-  }
-  return sent;
+  headers['Content-Length'] = String(blob.size);
+  return { status: 200, headers, range: undefined };
 }
 
 export async function deleteBlob(deps: RegistryDeps, rawName: string, rawDigest: string): Promise<Reply> {
@@ -86,6 +105,19 @@ export async function deleteBlob(deps: RegistryDeps, rawName: string, rawDigest:
   const deleted = await requireSink(deps).deleteBlob(name, digest);
   if (!deleted) throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
   return emptyReply(202);
+}
+
+/**
+ * Even an empty body is checked: opening it waits for the verdict of a fill still running, so an
+ * upstream announcing Content-Length 0 for a non-empty digest is answered 502, never an empty 200.
+ */
+async function checkEmpty(blob: BlobHandle): Promise<void> {
+  if (blob.openFile !== undefined) {
+    await (await blob.openFile()).close();
+    return;
+  }
+  const body = blob.open()[Symbol.asyncIterator]();
+  while ((await body.next()).done !== true);
 }
 
 /** The rest of an iterator whose first value was taken already. */

@@ -114,6 +114,9 @@ export class BlobFiles {
     const temp = join(this.tmpDir, `${randomUUID()}.part`);
     const hash = createDigester(algorithm);
     let size = 0;
+    // The file exists before any byte is read: a source that fails at once must not leave the
+    // stream's own (asynchronous) open to create the file after `finally` removed it.
+    const handle = await open(temp, 'wx');
     try {
       const limit = expect.maxSize ?? expect.size;
       await pipeline(
@@ -126,13 +129,14 @@ export class BlobFiles {
             yield chunk;
           }
         },
-        createWriteStream(temp, { flags: 'wx' }),
+        handle.createWriteStream(),
       );
       const digest = formatDigest(algorithm, hash);
       verify(expect, digest, size);
       await this.commit(temp, digest);
       return { digest, size };
     } finally {
+      await handle.close().catch(() => undefined);
       await rm(temp, { force: true });
     }
   }

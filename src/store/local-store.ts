@@ -83,6 +83,11 @@ export class LocalStore implements ImageSource, ImageSink {
     return { digest, size, open: (range) => files.openRead(digest, range), openFile: () => files.openFile(digest) };
   }
 
+  async statBlob(name: RepoName, digest: Digest): Promise<BlobInfo | undefined> {
+    const size = this.index.linkedBlobSize(name, digest);
+    return size === undefined ? undefined : { digest, size };
+  }
+
   async getManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestContent | undefined> {
     const row = this.findManifest(name, reference);
     if (row === undefined) return undefined;

@@ -34,6 +34,11 @@ export type { UpstreamManifest, UpstreamManifestInfo } from './manifest-response
 export type { UpstreamTimeouts } from './timeouts.js';
 export type { UpstreamBlob, UpstreamConfig, UpstreamRegistryOptions } from './upstream-config.js';
 
+/** What a blob HEAD tells: the upstream has it, with this Content-Length (undefined when absent or malformed). */
+export interface UpstreamBlobInfo {
+  size: number | undefined;
+}
+
 /** Idle connections are kept this long for the next request of a pull (a pull is a burst of
  * requests a few ms apart); short enough to let go before most servers' own idle close (60 s+). */
 const keepAliveMs = 10_000;
@@ -136,9 +141,21 @@ export class UpstreamRegistry {
     return manifestFromBody(bytes, response.headers, requested, this.host, this.logger);
   }
 
+  /**
+   * HEAD a blob: whether the upstream has it for repo, and the size it announces; undefined on 404.
+   * Nothing is downloaded (a client's HEAD must not cost a transfer); distribution's proxy answers
+   * a blob HEAD the same way. The size is the upstream's word only: bytes are verified when fetched.
+   */
+  async headBlob(repo: string, digest: Digest): Promise<UpstreamBlobInfo | undefined> {
+    const response = await this.fetch('HEAD', this.blobUrl(repo, digest), repo, {});
+    if (!(await this.isFound(response, `HEAD blob ${repo}@${digest}`))) return undefined;
+    await discardBody(response.body);
+    return { size: contentLength(response.headers) };
+  }
+
   /** GET a blob, following redirects (to a CDN) without credentials; undefined on 404. */
   async getBlob(repo: string, digest: Digest): Promise<UpstreamBlob | undefined> {
-    const url = new URL(`${this.base}/v2/${requireRepoName(repo)}/blobs/${digest}`);
+    const url = this.blobUrl(repo, digest);
     const response = await this.fetch('GET', url, repo, {});
     if (!(await this.isFound(response, `GET blob ${repo}@${digest}`))) return undefined;
     const body = response.body;
@@ -194,6 +211,10 @@ export class UpstreamRegistry {
       });
     }
     return parsed;
+  }
+
+  private blobUrl(repo: string, digest: Digest): URL {
+    return new URL(`${this.base}/v2/${requireRepoName(repo)}/blobs/${digest}`);
   }
 
   private manifestUrl(repo: string, reference: string): URL {

@@ -32,6 +32,7 @@ export interface WharfOptions {
   auth?: AuthSettings;
   /** A logger to capture what the server logs (silent when absent). */
   logger?: Logger;
+  maxConcurrentFills?: number;
 }
 
 export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
@@ -53,6 +54,7 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
     local: options.local,
     auth: options.auth,
     logger: options.logger,
+    maxConcurrentFills: options.maxConcurrentFills,
   });
   const host = `127.0.0.1:${server.port}`;
   return {
