@@ -1,8 +1,9 @@
 /**
  * @module cli/start-server
- * Wires the store to the HTTP surface and listens. Shutdown stops accepting
- * at once, lets requests in flight finish (up to a grace period), then closes
- * the index.
+ * Wires the store to the HTTP surface and listens. The data directory is
+ * locked first, before anything in it is cleaned. Shutdown stops accepting at
+ * once, lets requests in flight finish (up to a grace period), then closes the
+ * index and releases the lock.
  */
 import { getRequestListener } from '@hono/node-server';
 import { createServer } from 'node:http';
@@ -15,6 +16,7 @@ import { createRegistryApp } from '../registry/app.js';
 import { LocalStore } from '../store/local-store.js';
 import { UpstreamRegistry } from '../upstream/upstream-registry.js';
 import type { LogLevel, UpstreamSettings } from './config.js';
+import { lockDataDir } from './data-dir-lock.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -41,7 +43,14 @@ const uploadCleanIntervalMs = 60 * 60 * 1000;
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: options.logLevel });
-  const store = await LocalStore.open(options.dataDir, { uploadMaxAgeMs: options.uploadMaxAgeMs });
+  const lock = await lockDataDir(options.dataDir);
+  let store: LocalStore;
+  try {
+    store = await LocalStore.open(options.dataDir, { uploadMaxAgeMs: options.uploadMaxAgeMs });
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
   const clients = (options.upstreams ?? []).map((settings) => ({
     settings,
     client: new UpstreamRegistry(
@@ -88,13 +97,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   server.headersTimeout = 60_000;
   server.keepAliveTimeout = 65_000;
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    // Not listening (address in use): leave the directory as free as it was found.
+    store.close();
+    await lock.release();
+    throw error;
+  }
   const address = server.address() as AddressInfo;
 
   const cleaner = setInterval(() => {
@@ -110,6 +126,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await proxy.settle();
       await Promise.all(clients.map(({ client }) => client.close()));
       store.close();
+      await lock.release();
     })();
     return closing;
   };
