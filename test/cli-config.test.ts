@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/cli/config.js';
+import { defaultMaxConnections } from '../src/cli/open-file-limit.js';
 import { repoRoot as repoRootDir, runWharf } from './support/spawn-wharf.js';
 
 let dir: string;
@@ -66,6 +67,40 @@ describe('loadConfig', () => {
     const broken = join(dir, 'broken.yaml');
     await writeFile(broken, 'listen: [\n');
     expect(() => loadConfig({ file: broken, env: {}, flags: {} })).toThrow('config: --config:');
+  });
+});
+
+describe('bounds settings', () => {
+  it('has safe defaults: 1000 upload sessions, 100 per client, 30 s headers, 60 s idle, a connection cap', () => {
+    const config = loadConfig({ env: {}, flags: {} });
+    expect(config.uploads).toEqual({ maxSessions: 1000, maxSessionsPerClient: 100, emptyMaxAgeMs: 600_000 });
+    expect(config.limits.headerTimeoutMs).toBe(30_000);
+    expect(config.limits.idleTimeoutMs).toBe(60_000);
+    expect(config.limits.maxConnections).toBe(defaultMaxConnections());
+  });
+
+  it('reads them from the file, the environment and flags', async () => {
+    const path = join(dir, 'bounds.yaml');
+    await writeFile(
+      path,
+      'uploads:\n  maxSessions: 50\n  maxSessionsPerClient: 5\n  emptyMaxAge: 1m\n' +
+        'limits:\n  headerTimeout: 10s\n  idleTimeout: 2m\n  maxConnections: 300\n',
+    );
+    const config = loadConfig({ file: path, env: { WHARF_MAX_CONNECTIONS: '400' }, flags: {} });
+    expect(config.uploads).toEqual({ maxSessions: 50, maxSessionsPerClient: 5, emptyMaxAgeMs: 60_000 });
+    expect(config.limits).toEqual({ headerTimeoutMs: 10_000, idleTimeoutMs: 120_000, maxConnections: 400 });
+  });
+
+  it('refuses a zero cap or timeout', () => {
+    expect(() => loadConfig({ env: { WHARF_UPLOADS_MAX_SESSIONS: '0' }, flags: {} })).toThrow(
+      'config: WHARF_UPLOADS_MAX_SESSIONS: expected a whole number of at least 1',
+    );
+    expect(() => loadConfig({ env: { WHARF_IDLE_TIMEOUT: '0s' }, flags: {} })).toThrow(
+      'config: WHARF_IDLE_TIMEOUT: must be longer than 0',
+    );
+    expect(() => loadConfig({ env: { WHARF_MAX_CONNECTIONS: 'many' }, flags: {} })).toThrow(
+      'config: WHARF_MAX_CONNECTIONS',
+    );
   });
 });
 

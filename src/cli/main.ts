@@ -76,6 +76,8 @@ upstreamOptions(
       upstreams: config.upstreams,
       defaultUpstream: config.defaultUpstream,
       offline: config.offline,
+      uploads: config.uploads,
+      limits: config.limits,
     });
     const shown = server.host.includes(':') ? `[${server.host}]` : server.host;
     logger.info(
@@ -85,6 +87,7 @@ upstreamOptions(
         upstreams: config.upstreams.map((u) => `${u.host}=${u.url}`),
         defaultUpstream: config.defaultUpstream,
         offline: config.offline,
+        maxConnections: config.limits.maxConnections,
       },
       'wharf is serving',
     );

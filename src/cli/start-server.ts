@@ -7,7 +7,7 @@
  */
 import { getRequestListener } from '@hono/node-server';
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { ProxySource } from '../proxy/proxy-source.js';
@@ -16,7 +16,9 @@ import { createRegistryApp } from '../registry/app.js';
 import { LocalStore } from '../store/local-store.js';
 import { UpstreamRegistry } from '../upstream/upstream-registry.js';
 import type { LogLevel, UpstreamSettings } from './config.js';
+import { guardConnections, serverLimitOptions, type ConnectionLimits } from './connection-guard.js';
 import { lockDataDir } from './data-dir-lock.js';
+import { defaultMaxConnections } from './open-file-limit.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -29,6 +31,10 @@ export interface ServerOptions {
   upstreams?: UpstreamSettings[];
   defaultUpstream?: string;
   offline?: boolean;
+  /** Open upload sessions, in all and per client address; and how soon an empty one expires. */
+  uploads?: { maxSessions?: number; maxSessionsPerClient?: number; emptyMaxAgeMs?: number };
+  /** Header and idle deadlines, connection cap (defaults: 30 s, 60 s, from the open-file limit). */
+  limits?: Partial<ConnectionLimits>;
 }
 
 export interface RunningServer {
@@ -46,7 +52,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const lock = await lockDataDir(options.dataDir);
   let store: LocalStore;
   try {
-    store = await LocalStore.open(options.dataDir, { uploadMaxAgeMs: options.uploadMaxAgeMs });
+    store = await LocalStore.open(options.dataDir, {
+      uploadMaxAgeMs: options.uploadMaxAgeMs,
+      uploadEmptyMaxAgeMs: options.uploads?.emptyMaxAgeMs,
+      uploadLimits: {
+        maxSessions: options.uploads?.maxSessions,
+        maxSessionsPerClient: options.uploads?.maxSessionsPerClient,
+      },
+    });
   } catch (error) {
     await lock.release();
     throw error;
@@ -91,11 +104,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         },
       ),
   });
-  const server = createServer((incoming, outgoing) => void listener(incoming, outgoing));
-  // Blob uploads can take as long as they take; only the headers have a deadline.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 65_000;
+  const limits: ConnectionLimits = {
+    headerTimeoutMs: options.limits?.headerTimeoutMs ?? 30_000,
+    idleTimeoutMs: options.limits?.idleTimeoutMs ?? 60_000,
+    maxConnections: options.limits?.maxConnections ?? defaultMaxConnections(),
+  };
+  const limitOptions = serverLimitOptions(limits);
+  const handle = (incoming: IncomingMessage, outgoing: ServerResponse): void => void listener(incoming, outgoing);
+  const server = createServer(limitOptions, handle);
+  // Blob uploads can take as long as they take (requestTimeout 0): the guard closes only what stalls.
+  server.requestTimeout = limitOptions.requestTimeout;
+  server.headersTimeout = limitOptions.headersTimeout;
+  server.keepAliveTimeout = limitOptions.keepAliveTimeout;
+  const stopGuard = guardConnections(server, limits, { secure: false, logger });
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -107,6 +128,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
   } catch (error) {
     // Not listening (address in use): leave the directory as free as it was found.
+    stopGuard();
     store.close();
     await lock.release();
     throw error;
@@ -123,6 +145,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     closing ??= (async () => {
       clearInterval(cleaner);
       await stopListening(server, options.shutdownGraceMs ?? 10_000);
+      stopGuard();
       await proxy.settle();
       await Promise.all(clients.map(({ client }) => client.close()));
       store.close();

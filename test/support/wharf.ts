@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { UpstreamSettings } from '../../src/cli/config.js';
-import { startServer, type RunningServer } from '../../src/cli/start-server.js';
+import { startServer, type RunningServer, type ServerOptions } from '../../src/cli/start-server.js';
 
 export interface WharfHandle {
   /** http://127.0.0.1:<port> with no trailing slash */
@@ -26,6 +26,8 @@ export interface WharfOptions {
   upstreams?: Array<Partial<UpstreamSettings> & { host: string; url: string }>;
   defaultUpstream?: string;
   offline?: boolean;
+  uploads?: ServerOptions['uploads'];
+  limits?: ServerOptions['limits'];
 }
 
 export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
@@ -43,6 +45,8 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
     })),
     defaultUpstream: options.defaultUpstream,
     offline: options.offline,
+    uploads: options.uploads,
+    limits: options.limits,
   });
   const host = `127.0.0.1:${server.port}`;
   return {
