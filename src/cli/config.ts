@@ -37,6 +37,8 @@ export interface Config {
   uploads: { maxSessions: number; maxSessionsPerClient: number; emptyMaxAgeMs: number };
   /** What one client connection may hold (see connection-guard.ts). */
   limits: { headerTimeoutMs: number; idleTimeoutMs: number; maxConnections: number };
+  /** PEM files: set, wharf serves HTTPS only. */
+  tls: { cert: string; key: string } | undefined;
 }
 
 /** Every scalar option by its dotted YAML key, with the environment variable and flag that set it. */
@@ -51,6 +53,8 @@ const options = {
   'limits.headerTimeout': { env: 'WHARF_HEADER_TIMEOUT', flag: undefined, default: '30s' },
   'limits.idleTimeout': { env: 'WHARF_IDLE_TIMEOUT', flag: undefined, default: '60s' },
   'limits.maxConnections': { env: 'WHARF_MAX_CONNECTIONS', flag: undefined, default: 'auto' },
+  'tls.cert': { env: 'WHARF_TLS_CERT', flag: 'tlsCert', default: '' },
+  'tls.key': { env: 'WHARF_TLS_KEY', flag: 'tlsKey', default: '' },
   'shutdown.grace': { env: 'WHARF_SHUTDOWN_GRACE', flag: undefined, default: '10s' },
   'mirror.tagTtl': { env: 'WHARF_TAG_TTL', flag: undefined, default: '5m' },
   'mirror.notFoundTtl': { env: 'WHARF_NOT_FOUND_TTL', flag: undefined, default: '30s' },
@@ -124,12 +128,20 @@ export function loadConfig(sources: ConfigSources): Config {
       idleTimeoutMs: parseTimeout(raw('limits.idleTimeout')),
       maxConnections: parseMaxConnections(raw('limits.maxConnections')),
     },
+    tls: parseTls(raw('tls.cert'), raw('tls.key')),
   };
 }
 
 /** "auto" (the default) sizes the cap from the open-file limit; see open-file-limit.ts. */
 function parseMaxConnections(sourced: Sourced): number {
   return sourced.value.trim() === 'auto' ? defaultMaxConnections() : parseCount(sourced);
+}
+
+function parseTls(cert: Sourced, key: Sourced): Config['tls'] {
+  if (cert.value === '' && key.value === '') return undefined;
+  if (cert.value === '') throw new ConfigError(cert.from, `is required with ${key.from}`);
+  if (key.value === '') throw new ConfigError(key.from, `is required with ${cert.from}`);
+  return { cert: resolve(cert.value), key: resolve(key.value) };
 }
 
 /**

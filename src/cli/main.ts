@@ -44,6 +44,8 @@ interface ServeFlags {
   upstream?: string[];
   defaultUpstream?: string;
   offline?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 upstreamOptions(
@@ -51,6 +53,8 @@ upstreamOptions(
 )
   .option('-l, --listen <addr>', 'host:port to listen on (env WHARF_LISTEN, default :5000)')
   .addOption(new Option('--log-level <level>', 'log level (env WHARF_LOG_LEVEL, default info)').choices(logLevels))
+  .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate, re-read on SIGHUP (env WHARF_TLS_CERT)')
+  .option('--tls-key <file>', 'the PEM private key of --tls-cert (env WHARF_TLS_KEY)')
   .action(async (flags: ServeFlags) => {
     const config = loadConfig({
       file: flags.config ?? process.env.WHARF_CONFIG,
@@ -61,6 +65,8 @@ upstreamOptions(
         logLevel: flags.logLevel,
         defaultUpstream: flags.defaultUpstream,
         offline: flags.offline === true ? 'true' : undefined,
+        tlsCert: flags.tlsCert,
+        tlsKey: flags.tlsKey,
       },
       upstreamFlags: flags.upstream ?? [],
     });
@@ -78,6 +84,7 @@ upstreamOptions(
       offline: config.offline,
       uploads: config.uploads,
       limits: config.limits,
+      tls: config.tls,
     });
     const shown = server.host.includes(':') ? `[${server.host}]` : server.host;
     logger.info(
@@ -88,10 +95,11 @@ upstreamOptions(
         defaultUpstream: config.defaultUpstream,
         offline: config.offline,
         maxConnections: config.limits.maxConnections,
+        tls: config.tls !== undefined,
       },
       'wharf is serving',
     );
-    process.stdout.write(`wharf listening on http://${shown}:${server.port}, data in ${config.dataDir}\n`);
+    process.stdout.write(`wharf listening on ${server.scheme}://${shown}:${server.port}, data in ${config.dataDir}\n`);
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down: finishing requests in flight');
       server.close().then(
@@ -101,6 +109,8 @@ upstreamOptions(
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    // A renewed certificate: new connections get it, open ones keep theirs.
+    if (config.tls !== undefined) process.on('SIGHUP', () => void server.reloadTls());
   });
 
 program

@@ -1,13 +1,14 @@
 /**
  * @module cli/start-server
- * Wires the store to the HTTP surface and listens. The data directory is
- * locked first, before anything in it is cleaned. Shutdown stops accepting at
- * once, lets requests in flight finish (up to a grace period), then closes the
- * index and releases the lock.
+ * Wires the store to the HTTP surface and listens (HTTPS when given a
+ * certificate). The data directory is locked first, before anything in it is
+ * cleaned. Shutdown stops accepting at once, lets requests in flight finish
+ * (up to a grace period), then closes the index and releases the lock.
  */
 import { getRequestListener } from '@hono/node-server';
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { ProxySource } from '../proxy/proxy-source.js';
@@ -19,6 +20,7 @@ import type { LogLevel, UpstreamSettings } from './config.js';
 import { guardConnections, serverLimitOptions, type ConnectionLimits } from './connection-guard.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { defaultMaxConnections } from './open-file-limit.js';
+import { loadTlsPair, type TlsFiles } from './tls-files.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -35,6 +37,8 @@ export interface ServerOptions {
   uploads?: { maxSessions?: number; maxSessionsPerClient?: number; emptyMaxAgeMs?: number };
   /** Header and idle deadlines, connection cap (defaults: 30 s, 60 s, from the open-file limit). */
   limits?: Partial<ConnectionLimits>;
+  /** Serve HTTPS with these PEM files (re-read by reloadTls). */
+  tls?: TlsFiles;
 }
 
 export interface RunningServer {
@@ -42,6 +46,10 @@ export interface RunningServer {
   host: string;
   store: LocalStore;
   proxy: ProxySource;
+  /** "https" when serving TLS. */
+  scheme: 'http' | 'https';
+  /** Re-reads the TLS files and uses them for new connections; a pair that does not load keeps the old one. */
+  reloadTls(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -49,6 +57,8 @@ const uploadCleanIntervalMs = 60 * 60 * 1000;
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: options.logLevel });
+  const tlsFiles = options.tls;
+  const tlsPair = tlsFiles === undefined ? undefined : await loadTlsPair(tlsFiles);
   const lock = await lockDataDir(options.dataDir);
   let store: LocalStore;
   try {
@@ -111,12 +121,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   const limitOptions = serverLimitOptions(limits);
   const handle = (incoming: IncomingMessage, outgoing: ServerResponse): void => void listener(incoming, outgoing);
-  const server = createServer(limitOptions, handle);
+  const server =
+    tlsPair === undefined
+      ? createServer(limitOptions, handle)
+      : createHttpsServer({ ...limitOptions, ...tlsPair }, handle);
   // Blob uploads can take as long as they take (requestTimeout 0): the guard closes only what stalls.
   server.requestTimeout = limitOptions.requestTimeout;
   server.headersTimeout = limitOptions.headersTimeout;
   server.keepAliveTimeout = limitOptions.keepAliveTimeout;
-  const stopGuard = guardConnections(server, limits, { secure: false, logger });
+  const stopGuard = guardConnections(server, limits, { secure: tlsPair !== undefined, logger });
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -153,7 +166,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     })();
     return closing;
   };
-  return { port: address.port, host: address.address, store, proxy, close };
+  const reloadTls = async (): Promise<void> => {
+    if (tlsFiles === undefined) return;
+    try {
+      const pair = await loadTlsPair(tlsFiles);
+      if ('setSecureContext' in server) server.setSecureContext(pair);
+      logger.info({ cert: tlsFiles.cert }, 'TLS certificate reloaded');
+    } catch (error) {
+      logger.error({ err: error }, 'TLS reload failed: keeping the certificate in use');
+    }
+  };
+  return {
+    port: address.port,
+    host: address.address,
+    store,
+    proxy,
+    scheme: tlsPair === undefined ? 'http' : 'https',
+    reloadTls,
+    close,
+  };
 }
 
 /** How often idle keep-alive connections are swept while shutting down. */
@@ -164,7 +195,7 @@ const idleSweepMs = 100;
  * that moment are swept on a short timer (Node closes only those idle at the
  * call), and whatever is still busy after the grace period is cut.
  */
-function stopListening(server: Server, graceMs: number): Promise<void> {
+function stopListening(server: Server | HttpsServer, graceMs: number): Promise<void> {
   return new Promise((resolve) => {
     const sweep = setInterval(() => server.closeIdleConnections(), idleSweepMs);
     const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
