@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import bcrypt from 'bcryptjs';
 import { loadConfig, type UpstreamSettings } from '../src/cli/config.js';
 import { isPrivateUpstream } from '../src/cli/config-values.js';
+import { defaultMaxConnections } from '../src/cli/open-file-limit.js';
 import { repoRoot as repoRootDir, runWharf, spawnWharf } from './support/spawn-wharf.js';
 
 let dir: string;
@@ -68,6 +69,53 @@ describe('loadConfig', () => {
     const broken = join(dir, 'broken.yaml');
     await writeFile(broken, 'listen: [\n');
     expect(() => loadConfig({ file: broken, env: {}, flags: {} })).toThrow('config: --config:');
+  });
+});
+
+describe('bounds and TLS settings', () => {
+  it('has safe defaults: 1000 upload sessions, 100 per client, 30 s headers, 60 s idle, a connection cap', () => {
+    const config = loadConfig({ env: {}, flags: {} });
+    expect(config.uploads).toEqual({ maxSessions: 1000, maxSessionsPerClient: 100, emptyMaxAgeMs: 600_000 });
+    expect(config.limits.headerTimeoutMs).toBe(30_000);
+    expect(config.limits.idleTimeoutMs).toBe(60_000);
+    expect(config.limits.maxConnections).toBe(defaultMaxConnections());
+    expect(config.tls).toBeUndefined();
+  });
+
+  it('reads them from the file, the environment and flags', async () => {
+    const path = join(dir, 'bounds.yaml');
+    await writeFile(
+      path,
+      'uploads:\n  maxSessions: 50\n  maxSessionsPerClient: 5\n  emptyMaxAge: 1m\n' +
+        'limits:\n  headerTimeout: 10s\n  idleTimeout: 2m\n  maxConnections: 300\n' +
+        'tls:\n  cert: /etc/wharf/tls.crt\n  key: /etc/wharf/tls.key\n',
+    );
+    const config = loadConfig({ file: path, env: { WHARF_MAX_CONNECTIONS: '400' }, flags: { tlsKey: 'k.pem' } });
+    expect(config.uploads).toEqual({ maxSessions: 50, maxSessionsPerClient: 5, emptyMaxAgeMs: 60_000 });
+    expect(config.limits).toEqual({ headerTimeoutMs: 10_000, idleTimeoutMs: 120_000, maxConnections: 400 });
+    expect(config.tls).toEqual({ cert: '/etc/wharf/tls.crt', key: resolve('k.pem') });
+  });
+
+  it('refuses a zero cap or timeout, and a certificate without its key', () => {
+    expect(() => loadConfig({ env: { WHARF_UPLOADS_MAX_SESSIONS: '0' }, flags: {} })).toThrow(
+      'config: WHARF_UPLOADS_MAX_SESSIONS: expected a whole number of at least 1',
+    );
+    expect(() => loadConfig({ env: { WHARF_IDLE_TIMEOUT: '0s' }, flags: {} })).toThrow(
+      'config: WHARF_IDLE_TIMEOUT: must be longer than 0',
+    );
+    expect(() => loadConfig({ env: { WHARF_MAX_CONNECTIONS: 'many' }, flags: {} })).toThrow(
+      'config: WHARF_MAX_CONNECTIONS',
+    );
+    expect(() => loadConfig({ env: {}, flags: { tlsCert: 'c.pem' } })).toThrow(
+      'config: tls.key: is required with --tls-cert',
+    );
+  });
+
+  it('prints one plain line when the certificate cannot be read', async () => {
+    const missing = join(dir, 'missing.crt');
+    const result = await runWharf(['serve', '--data', join(dir, 'd3'), '--tls-cert', missing, '--tls-key', missing]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(`error: tls: cannot read certificate ${missing}: ENOENT\n`);
   });
 });
 

@@ -40,6 +40,22 @@ export function parseDuration({ value, from }: Sourced): number {
   return Math.round(Number(match[1]) * (units[match[2] ?? 's'] ?? 1000));
 }
 
+/** A whole number of at least 1 (a cap: no cap at all is not offered). */
+export function parseCount({ value, from }: Sourced): number {
+  const trimmed = value.trim();
+  if (!/^\d{1,9}$/.test(trimmed) || Number(trimmed) < 1) {
+    throw new ConfigError(from, `expected a whole number of at least 1, got ${JSON.stringify(value)}`);
+  }
+  return Number(trimmed);
+}
+
+/** A duration that must not be zero (a zero timeout would mean none). */
+export function parseTimeout(sourced: Sourced): number {
+  const ms = parseDuration(sourced);
+  if (ms <= 0) throw new ConfigError(sourced.from, 'must be longer than 0');
+  return ms;
+}
+
 export interface UpstreamSettings {
   host: string;
   url: string;

@@ -8,8 +8,18 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { defaultMaxConcurrentFills } from '../proxy/fill-registry.js';
-import { parseDuration, parseListen, parseUpstreams, ConfigError, type UpstreamSettings } from './config-values.js';
 import { parseAuth, parseLocalPatterns, type AuthSettings } from './auth-config.js';
+import {
+  parseCount,
+  parseDuration,
+  parseListen,
+  parseTimeout,
+  parseUpstreams,
+  ConfigError,
+  type Sourced,
+  type UpstreamSettings,
+} from './config-values.js';
+import { defaultMaxConnections } from './open-file-limit.js';
 
 export { ConfigError, parseDuration, parseListen, type UpstreamSettings } from './config-values.js';
 
@@ -30,6 +40,12 @@ export interface Config {
   auth: AuthSettings;
   /** Upstream blob downloads at once; more wait in a queue. */
   maxConcurrentFills: number;
+  /** Caps on open upload sessions, and how soon one that never got a byte is dropped. */
+  uploads: { maxSessions: number; maxSessionsPerClient: number; emptyMaxAgeMs: number };
+  /** What one client connection may hold (see connection-guard.ts). */
+  limits: { headerTimeoutMs: number; idleTimeoutMs: number; maxConnections: number };
+  /** PEM files: set, wharf serves HTTPS only. */
+  tls: { cert: string; key: string } | undefined;
 }
 
 /** Every scalar option by its dotted YAML key, with the environment variable and flag that set it. */
@@ -38,6 +54,14 @@ const options = {
   data: { env: 'WHARF_DATA', flag: 'data', default: './data' },
   'log.level': { env: 'WHARF_LOG_LEVEL', flag: 'logLevel', default: 'info' },
   'uploads.maxAge': { env: 'WHARF_UPLOADS_MAX_AGE', flag: undefined, default: '24h' },
+  'uploads.emptyMaxAge': { env: 'WHARF_UPLOADS_EMPTY_MAX_AGE', flag: undefined, default: '10m' },
+  'uploads.maxSessions': { env: 'WHARF_UPLOADS_MAX_SESSIONS', flag: undefined, default: '1000' },
+  'uploads.maxSessionsPerClient': { env: 'WHARF_UPLOADS_MAX_SESSIONS_PER_CLIENT', flag: undefined, default: '100' },
+  'limits.headerTimeout': { env: 'WHARF_HEADER_TIMEOUT', flag: undefined, default: '30s' },
+  'limits.idleTimeout': { env: 'WHARF_IDLE_TIMEOUT', flag: undefined, default: '60s' },
+  'limits.maxConnections': { env: 'WHARF_MAX_CONNECTIONS', flag: undefined, default: 'auto' },
+  'tls.cert': { env: 'WHARF_TLS_CERT', flag: 'tlsCert', default: '' },
+  'tls.key': { env: 'WHARF_TLS_KEY', flag: 'tlsKey', default: '' },
   'shutdown.grace': { env: 'WHARF_SHUTDOWN_GRACE', flag: undefined, default: '10s' },
   'mirror.tagTtl': { env: 'WHARF_TAG_TTL', flag: undefined, default: '5m' },
   'mirror.notFoundTtl': { env: 'WHARF_NOT_FOUND_TTL', flag: undefined, default: '30s' },
@@ -130,7 +154,30 @@ export function loadConfig(sources: ConfigSources): Config {
     local,
     auth,
     maxConcurrentFills: Number(maxFills.value.trim()),
+    uploads: {
+      maxSessions: parseCount(raw('uploads.maxSessions')),
+      maxSessionsPerClient: parseCount(raw('uploads.maxSessionsPerClient')),
+      emptyMaxAgeMs: parseTimeout(raw('uploads.emptyMaxAge')),
+    },
+    limits: {
+      headerTimeoutMs: parseTimeout(raw('limits.headerTimeout')),
+      idleTimeoutMs: parseTimeout(raw('limits.idleTimeout')),
+      maxConnections: parseMaxConnections(raw('limits.maxConnections')),
+    },
+    tls: parseTls(raw('tls.cert'), raw('tls.key')),
   };
+}
+
+/** "auto" (the default) sizes the cap from the open-file limit; see open-file-limit.ts. */
+function parseMaxConnections(sourced: Sourced): number {
+  return sourced.value.trim() === 'auto' ? defaultMaxConnections() : parseCount(sourced);
+}
+
+function parseTls(cert: Sourced, key: Sourced): Config['tls'] {
+  if (cert.value === '' && key.value === '') return undefined;
+  if (cert.value === '') throw new ConfigError(cert.from, `is required with ${key.from}`);
+  if (key.value === '') throw new ConfigError(key.from, `is required with ${cert.from}`);
+  return { cert: resolve(cert.value), key: resolve(key.value) };
 }
 
 /** As proxy/router.ts names a host in a repository name (no port colon). */

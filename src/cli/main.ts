@@ -51,6 +51,8 @@ interface ServeFlags {
   offline?: boolean;
   local?: string[];
   htpasswd?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 upstreamOptions(
@@ -59,6 +61,8 @@ upstreamOptions(
   .option('-l, --listen <addr>', 'host:port to listen on (env WHARF_LISTEN, default :5000)')
   .addOption(new Option('--log-level <level>', 'log level (env WHARF_LOG_LEVEL, default info)').choices(logLevels))
   .option('--htpasswd <file>', 'users who may sign in: an htpasswd file of bcrypt entries (env WHARF_HTPASSWD)')
+  .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate, re-read on SIGHUP (env WHARF_TLS_CERT)')
+  .option('--tls-key <file>', 'the PEM private key of --tls-cert (env WHARF_TLS_KEY)')
   .action(async (flags: ServeFlags) => {
     const config = loadConfig({
       file: flags.config ?? process.env.WHARF_CONFIG,
@@ -70,6 +74,8 @@ upstreamOptions(
         defaultUpstream: flags.defaultUpstream,
         offline: flags.offline === true ? 'true' : undefined,
         htpasswd: flags.htpasswd,
+        tlsCert: flags.tlsCert,
+        tlsKey: flags.tlsKey,
       },
       upstreamFlags: flags.upstream ?? [],
       localFlags: flags.local ?? [],
@@ -89,6 +95,9 @@ upstreamOptions(
       local: config.local,
       auth: config.auth,
       maxConcurrentFills: config.maxConcurrentFills,
+      uploads: config.uploads,
+      limits: config.limits,
+      tls: config.tls,
     });
     const shown = server.host.includes(':') ? `[${server.host}]` : server.host;
     logger.info(
@@ -100,10 +109,12 @@ upstreamOptions(
         offline: config.offline,
         local: config.local,
         users: config.auth.users.size,
+        maxConnections: config.limits.maxConnections,
+        tls: config.tls !== undefined,
       },
       'wharf is serving',
     );
-    process.stdout.write(`wharf listening on http://${shown}:${server.port}, data in ${config.dataDir}\n`);
+    process.stdout.write(`wharf listening on ${server.scheme}://${shown}:${server.port}, data in ${config.dataDir}\n`);
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down: finishing requests in flight');
       server.close().then(
@@ -113,6 +124,8 @@ upstreamOptions(
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    // A renewed certificate: new connections get it, open ones keep theirs.
+    if (config.tls !== undefined) process.on('SIGHUP', () => void server.reloadTls());
   });
 
 program

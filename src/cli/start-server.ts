@@ -1,12 +1,14 @@
 /**
  * @module cli/start-server
- * Wires the store to the HTTP surface and listens. Shutdown stops accepting
- * at once, lets requests in flight finish (up to a grace period), then closes
- * the index.
+ * Wires the store to the HTTP surface and listens (HTTPS when given a
+ * certificate). The data directory is locked first, before anything in it is
+ * cleaned. Shutdown stops accepting at once, lets requests in flight finish
+ * (up to a grace period), then closes the index and releases the lock.
  */
 import { getRequestListener } from '@hono/node-server';
 import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { ProxySource } from '../proxy/proxy-source.js';
@@ -19,6 +21,10 @@ import type { AuthSettings } from './auth-config.js';
 import { createClientAuth, createNameResolver, warnAboutAccess } from './client-auth-setup.js';
 import { isPrivateUpstream } from './config-values.js';
 import { compileNamePattern, matchesAny } from '../registry/auth/name-pattern.js';
+import { guardConnections, serverLimitOptions, type ConnectionLimits } from './connection-guard.js';
+import { lockDataDir } from './data-dir-lock.js';
+import { defaultMaxConnections } from './open-file-limit.js';
+import { loadTlsPair, type TlsFiles } from './tls-files.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -37,6 +43,12 @@ export interface ServerOptions {
   auth?: AuthSettings;
   /** Upstream blob downloads at once (mirror.maxConcurrentFills). */
   maxConcurrentFills?: number;
+  /** Open upload sessions, in all and per client address; and how soon an empty one expires. */
+  uploads?: { maxSessions?: number; maxSessionsPerClient?: number; emptyMaxAgeMs?: number };
+  /** Header and idle deadlines, connection cap (defaults: 30 s, 60 s, from the open-file limit). */
+  limits?: Partial<ConnectionLimits>;
+  /** Serve HTTPS with these PEM files (re-read by reloadTls). */
+  tls?: TlsFiles;
 }
 
 export interface RunningServer {
@@ -44,6 +56,10 @@ export interface RunningServer {
   host: string;
   store: LocalStore;
   proxy: ProxySource;
+  /** "https" when serving TLS. */
+  scheme: 'http' | 'https';
+  /** Re-reads the TLS files and uses them for new connections; a pair that does not load keeps the old one. */
+  reloadTls(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -51,7 +67,23 @@ const uploadCleanIntervalMs = 60 * 60 * 1000;
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const logger = options.logger ?? pino({ level: options.logLevel });
-  const store = await LocalStore.open(options.dataDir, { uploadMaxAgeMs: options.uploadMaxAgeMs });
+  const tlsFiles = options.tls;
+  const tlsPair = tlsFiles === undefined ? undefined : await loadTlsPair(tlsFiles);
+  const lock = await lockDataDir(options.dataDir);
+  let store: LocalStore;
+  try {
+    store = await LocalStore.open(options.dataDir, {
+      uploadMaxAgeMs: options.uploadMaxAgeMs,
+      uploadEmptyMaxAgeMs: options.uploads?.emptyMaxAgeMs,
+      uploadLimits: {
+        maxSessions: options.uploads?.maxSessions,
+        maxSessionsPerClient: options.uploads?.maxSessionsPerClient,
+      },
+    });
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
   const localPatterns = (options.local ?? []).map(compileNamePattern);
   const clients = (options.upstreams ?? []).map((settings) => ({
     settings,
@@ -107,19 +139,38 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         },
       ),
   });
-  const server = createServer((incoming, outgoing) => void listener(incoming, outgoing));
-  // Blob uploads can take as long as they take; only the headers have a deadline.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 65_000;
+  const limits: ConnectionLimits = {
+    headerTimeoutMs: options.limits?.headerTimeoutMs ?? 30_000,
+    idleTimeoutMs: options.limits?.idleTimeoutMs ?? 60_000,
+    maxConnections: options.limits?.maxConnections ?? defaultMaxConnections(),
+  };
+  const limitOptions = serverLimitOptions(limits);
+  const handle = (incoming: IncomingMessage, outgoing: ServerResponse): void => void listener(incoming, outgoing);
+  const server =
+    tlsPair === undefined
+      ? createServer(limitOptions, handle)
+      : createHttpsServer({ ...limitOptions, ...tlsPair }, handle);
+  // Blob uploads can take as long as they take (requestTimeout 0): the guard closes only what stalls.
+  server.requestTimeout = limitOptions.requestTimeout;
+  server.headersTimeout = limitOptions.headersTimeout;
+  server.keepAliveTimeout = limitOptions.keepAliveTimeout;
+  const stopGuard = guardConnections(server, limits, { secure: tlsPair !== undefined, logger });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (error) {
+    // Not listening (address in use): leave the directory as free as it was found.
+    stopGuard();
+    store.close();
+    await lock.release();
+    throw error;
+  }
   const address = server.address() as AddressInfo;
 
   const cleaner = setInterval(() => {
@@ -132,13 +183,33 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     closing ??= (async () => {
       clearInterval(cleaner);
       await stopListening(server, options.shutdownGraceMs ?? 10_000);
+      stopGuard();
       await proxy.settle();
       await Promise.all(clients.map(({ client }) => client.close()));
       store.close();
+      await lock.release();
     })();
     return closing;
   };
-  return { port: address.port, host: address.address, store, proxy, close };
+  const reloadTls = async (): Promise<void> => {
+    if (tlsFiles === undefined) return;
+    try {
+      const pair = await loadTlsPair(tlsFiles);
+      if ('setSecureContext' in server) server.setSecureContext(pair);
+      logger.info({ cert: tlsFiles.cert }, 'TLS certificate reloaded');
+    } catch (error) {
+      logger.error({ err: error }, 'TLS reload failed: keeping the certificate in use');
+    }
+  };
+  return {
+    port: address.port,
+    host: address.address,
+    store,
+    proxy,
+    scheme: tlsPair === undefined ? 'http' : 'https',
+    reloadTls,
+    close,
+  };
 }
 
 /** How often idle keep-alive connections are swept while shutting down. */
@@ -149,7 +220,7 @@ const idleSweepMs = 100;
  * that moment are swept on a short timer (Node closes only those idle at the
  * call), and whatever is still busy after the grace period is cut.
  */
-function stopListening(server: Server, graceMs: number): Promise<void> {
+function stopListening(server: Server | HttpsServer, graceMs: number): Promise<void> {
   return new Promise((resolve) => {
     const sweep = setInterval(() => server.closeIdleConnections(), idleSweepMs);
     const deadline = setTimeout(() => server.closeAllConnections(), graceMs);

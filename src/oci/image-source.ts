@@ -102,7 +102,8 @@ export interface PutManifestResult extends ManifestInfo {
 }
 
 export interface ImageSink {
-  startUpload(name: RepoName): Promise<UploadState>;
+  /** `client` (the client's address) counts the session against a per-client cap; a full cap is TOOMANYREQUESTS. */
+  startUpload(name: RepoName, client?: string): Promise<UploadState>;
   getUpload(name: RepoName, id: string): Promise<UploadState | undefined>;
   appendUpload(name: RepoName, id: string, body: AsyncIterable<Uint8Array>, range?: ChunkRange): Promise<UploadState>;
   finishUpload(

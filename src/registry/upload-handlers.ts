@@ -77,7 +77,8 @@ export async function startUpload(deps: RegistryDeps, req: RegistryRequest, rawN
       detail: { 'digest-algorithm': algorithm },
     });
   }
-  const state = await sink.startUpload(name);
+  // The per-client cap on open sessions counts by the connection's address.
+  const state = await sink.startUpload(name, req.incoming.socket.remoteAddress);
   return emptyReply(202, uploadHeaders(state));
 }
 

@@ -28,20 +28,25 @@ import { indexPath, openDatabase, type Db } from './database.js';
 import { ManifestCache } from './manifest-cache.js';
 import { StoreIndex, toManifestInfo, type ManifestRow, type TagRow } from './store-index.js';
 import { BlobFill } from './blob-fill.js';
+import { defaultUploadLimits, type UploadLimits } from './upload-quota.js';
 import { Uploads } from './uploads.js';
 
 export interface LocalStoreOptions {
   /** Unfinished uploads older than this are removed (default 24 h). */
   uploadMaxAgeMs?: number;
+  /** Upload sessions that never received a byte are removed after this (default 10 min). */
+  uploadEmptyMaxAgeMs?: number;
+  /** Caps on open upload sessions (default 1000 in all, 100 per client). */
+  uploadLimits?: Partial<UploadLimits>;
   manifestCacheBytes?: number;
 }
 
 const defaultUploadMaxAgeMs = 24 * 60 * 60 * 1000;
+const defaultUploadEmptyMaxAgeMs = 10 * 60 * 1000;
 
 export class LocalStore implements ImageSource, ImageSink {
   private readonly cache: ManifestCache;
   private readonly uploads: Uploads;
-  private readonly uploadMaxAgeMs: number;
 
   private constructor(
     readonly root: string,
@@ -51,8 +56,12 @@ export class LocalStore implements ImageSource, ImageSink {
     options: LocalStoreOptions,
   ) {
     this.cache = new ManifestCache(options.manifestCacheBytes ?? 64 * 1024 * 1024);
-    this.uploads = new Uploads(files, index);
-    this.uploadMaxAgeMs = options.uploadMaxAgeMs ?? defaultUploadMaxAgeMs;
+    this.uploads = new Uploads(files, index, {
+      maxSessions: options.uploadLimits?.maxSessions ?? defaultUploadLimits.maxSessions,
+      maxSessionsPerClient: options.uploadLimits?.maxSessionsPerClient ?? defaultUploadLimits.maxSessionsPerClient,
+      maxAgeMs: options.uploadMaxAgeMs ?? defaultUploadMaxAgeMs,
+      emptyMaxAgeMs: options.uploadEmptyMaxAgeMs ?? defaultUploadEmptyMaxAgeMs,
+    });
   }
 
   /** Opens (creating if needed) the store at root; cleans what a crash may have left. */
@@ -67,7 +76,7 @@ export class LocalStore implements ImageSource, ImageSink {
   }
 
   cleanUploads(): Promise<number> {
-    return this.uploads.clean(this.uploadMaxAgeMs);
+    return this.uploads.clean();
   }
 
   close(): void {
@@ -121,8 +130,8 @@ export class LocalStore implements ImageSource, ImageSink {
 
   // ---- ImageSink ----
 
-  startUpload(name: RepoName): Promise<UploadState> {
-    return this.uploads.start(name);
+  startUpload(name: RepoName, client?: string): Promise<UploadState> {
+    return this.uploads.start(name, client);
   }
 
   async getUpload(name: RepoName, id: string): Promise<UploadState | undefined> {

@@ -129,6 +129,10 @@ export class StoreIndex {
       setUploadSize: db.prepare('UPDATE uploads SET size = ?, updated_at = ? WHERE id = ?'),
       deleteUpload: db.prepare('DELETE FROM uploads WHERE id = ?'),
       expiredUploads: db.prepare<[number], { id: string }>('SELECT id FROM uploads WHERE updated_at < ?'),
+      idleEmptyUploads: db.prepare<[number], { id: string }>(
+        'SELECT id FROM uploads WHERE size = 0 AND updated_at < ?',
+      ),
+      countUploads: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM uploads'),
       uploadIds: db.prepare<[], { id: string }>('SELECT id FROM uploads'),
       uploadSize: db.prepare<[string], { size: number }>('SELECT size FROM uploads WHERE id = ?'),
     };
@@ -267,6 +271,15 @@ export class StoreIndex {
 
   expiredUploads(before: number): string[] {
     return this.q.expiredUploads.all(before).map((r) => r.id);
+  }
+
+  /** Sessions that never received a byte since `before`: a POST left hanging. */
+  idleEmptyUploads(before: number): string[] {
+    return this.q.idleEmptyUploads.all(before).map((r) => r.id);
+  }
+
+  countUploads(): number {
+    return this.q.countUploads.get()?.n ?? 0;
   }
 
   uploadSize(id: string): number | undefined {

@@ -5,6 +5,8 @@
  * is the committed length, the file never counts past it. A running sha256 is
  * kept in memory so the closing PUT does not re-read the file; after a restart,
  * a failed chunk or a sha512 digest, the file is hashed again instead.
+ * Open sessions are capped (upload-quota.ts); a session that got no byte for
+ * emptyMaxAgeMs is dropped long before the general maxAgeMs.
  */
 import { randomUUID, type Hash } from 'node:crypto';
 import { createDigester, digestAlgorithm, formatDigest, type Digest } from '../oci/digest.js';
@@ -14,6 +16,14 @@ import { formatUploadRange } from '../oci/ranges.js';
 import type { RepoName } from '../oci/reference.js';
 import { isNotFound, type BlobFiles } from './blob-files.js';
 import type { StoreIndex, UploadRow } from './store-index.js';
+import { UploadQuota, type UploadLimits } from './upload-quota.js';
+
+export interface UploadSettings extends UploadLimits {
+  /** A session untouched this long is removed. */
+  maxAgeMs: number;
+  /** A session that never received a byte is removed after this long: a POST nobody followed up. */
+  emptyMaxAgeMs: number;
+}
 
 interface RunningHash {
   hash: Hash;
@@ -23,16 +33,35 @@ interface RunningHash {
 export class Uploads {
   private readonly hashes = new Map<string, RunningHash>();
   private readonly busy = new Set<string>();
+  private readonly quota: UploadQuota;
 
   constructor(
     private readonly files: BlobFiles,
     private readonly index: StoreIndex,
-  ) {}
+    private readonly settings: UploadSettings,
+  ) {
+    this.quota = new UploadQuota(settings);
+  }
 
-  async start(name: RepoName): Promise<UploadState> {
+  /** Opens a session for `client` (an address, counted against the per-client cap), or refuses with 429. */
+  async start(name: RepoName, client?: string): Promise<UploadState> {
+    if (this.quota.refusal(this.index.countUploads(), client) !== undefined) {
+      // Full: what has expired gives its slot back before anyone is refused.
+      await this.expire();
+      const refusal = this.quota.refusal(this.index.countUploads(), client);
+      if (refusal !== undefined) throw refusal;
+    }
+    const slot = this.quota.reserve(client);
     const id = randomUUID();
-    await this.files.createUpload(id);
-    this.index.createUpload(name, id);
+    try {
+      await this.files.createUpload(id);
+      this.index.createUpload(name, id);
+    } catch (error) {
+      slot.abandon();
+      await this.files.removeUpload(id).catch(() => undefined);
+      throw error;
+    }
+    slot.opened(id);
     this.hashes.set(id, { hash: createDigester('sha256'), size: 0 });
     return { id, name, size: 0 };
   }
@@ -72,6 +101,7 @@ export class Uploads {
       await this.files.commitUpload(id, digest);
       this.index.addBlob(name, digest, size);
       this.index.deleteUpload(id);
+      this.quota.release(id);
       this.hashes.delete(id);
       return { digest, size };
     });
@@ -88,19 +118,30 @@ export class Uploads {
    * no session, and cut every live file back to its committed length (a crash
    * mid-PATCH can leave bytes past it).
    */
-  async clean(maxAgeMs: number): Promise<number> {
-    let removed = 0;
-    for (const id of this.index.expiredUploads(Date.now() - maxAgeMs)) {
-      if (this.busy.has(id)) continue;
-      await this.remove(id);
-      removed++;
-    }
+  async clean(): Promise<number> {
+    let removed = await this.expire();
     const live = this.index.uploadIds();
     for (const file of await this.files.listUploadFiles()) {
       if (!live.has(file) && !this.busy.has(file)) {
         await this.files.removeUpload(file);
         removed++;
       }
+    }
+    return removed;
+  }
+
+  /** Removes the sessions past their age, and the empty ones past theirs; never one a request is writing to. */
+  private async expire(): Promise<number> {
+    const now = Date.now();
+    const ids = new Set([
+      ...this.index.expiredUploads(now - this.settings.maxAgeMs),
+      ...this.index.idleEmptyUploads(now - this.settings.emptyMaxAgeMs),
+    ]);
+    let removed = 0;
+    for (const id of ids) {
+      if (this.busy.has(id)) continue;
+      await this.remove(id);
+      removed++;
     }
     return removed;
   }
@@ -182,6 +223,7 @@ export class Uploads {
   private async remove(id: string): Promise<void> {
     this.hashes.delete(id);
     this.index.deleteUpload(id);
+    this.quota.release(id);
     await this.files.removeUpload(id);
   }
 }

@@ -71,13 +71,13 @@ export function spawnWharf(
     }, options.timeoutMs ?? 20_000);
     const onData = (data: Buffer): void => {
       out += data.toString();
-      const match = /listening on http:\/\/([\d.]+):(\d+)/.exec(out);
+      const match = /listening on (https?):\/\/([\d.]+):(\d+)/.exec(out);
       if (match !== null) {
         clearTimeout(timer);
-        const host = `${match[1]}:${match[2]}`;
+        const host = `${match[2]}:${match[3]}`;
         resolve({
           child,
-          url: `http://${host}`,
+          url: `${match[1]}://${host}`,
           host,
           output: () => out,
           exited,

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { AuthSettings } from '../../src/cli/auth-config.js';
 import type { Logger } from 'pino';
 import type { UpstreamSettings } from '../../src/cli/config.js';
-import { startServer, type RunningServer } from '../../src/cli/start-server.js';
+import { startServer, type RunningServer, type ServerOptions } from '../../src/cli/start-server.js';
 
 export interface WharfHandle {
   /** http://127.0.0.1:<port> with no trailing slash */
@@ -33,6 +33,8 @@ export interface WharfOptions {
   /** A logger to capture what the server logs (silent when absent). */
   logger?: Logger;
   maxConcurrentFills?: number;
+  uploads?: ServerOptions['uploads'];
+  limits?: ServerOptions['limits'];
 }
 
 export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
@@ -55,6 +57,8 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
     auth: options.auth,
     logger: options.logger,
     maxConcurrentFills: options.maxConcurrentFills,
+    uploads: options.uploads,
+    limits: options.limits,
   });
   const host = `127.0.0.1:${server.port}`;
   return {
