@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Digest } from '../src/oci/digest.js';
 import { mediaTypes } from '../src/oci/media-types.js';
-import { type UpstreamBlob } from '../src/upstream/upstream-registry.js';
+import { maxTags, type UpstreamBlob } from '../src/upstream/upstream-registry.js';
 import {
   basicCredentials,
   sendBasicChallenge,
@@ -188,5 +188,17 @@ describe('redirects', () => {
     const server = await serve((_req, res, ctx) => sendRedirect(res, `${ctx.url}/hop/${++hops}`, 302));
     await expect(connect(server).getBlob('a/b', blobDigest)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(server.requests).toHaveLength(6);
+  });
+
+  // Issue 8, finding 7: a listing of 100 pages of tiny names would have been kept whole.
+  it('keeps at most maxTags tags of an endless listing, and stops asking for pages', async () => {
+    const page = Array.from({ length: 60_000 }, (_, i) => `t${i}`);
+    const server = await serve({
+      '/v2/a/b/tags/list': (_req, res) =>
+        sendJson(res, 200, { name: 'a/b', tags: page }, { Link: '</v2/a/b/tags/list?last=x>; rel="next"' }),
+    });
+    const tags = await connect(server).listTags('a/b');
+    expect(tags).toHaveLength(maxTags);
+    expect(server.requests).toHaveLength(Math.ceil(maxTags / page.length));
   });
 });

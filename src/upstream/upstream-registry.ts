@@ -45,6 +45,11 @@ const keepAliveMs = 10_000;
 
 /** Every page costs a request; 100 pages cover repositories with many thousands of tags. */
 export const maxTagPages = 100;
+/**
+ * A listing keeps at most this many tags (a hostile upstream could otherwise fill memory with
+ * 100 pages of tiny names); the largest public repositories have a few tens of thousands.
+ */
+export const maxTags = 100_000;
 /** A page of tags is JSON of short strings: 4 MiB is tens of thousands of tags. */
 const maxTagsPageBytes = 4 * 1024 * 1024;
 
@@ -187,7 +192,13 @@ export class UpstreamRegistry {
             status: 502,
           }),
       );
-      tags.push(...parseTagsPage(bytes, this.host));
+      for (const tag of parseTagsPage(bytes, this.host)) {
+        if (tags.length === maxTags) {
+          this.logger.warn({ upstream: this.host, repo, tags: maxTags }, 'upstream tags list truncated at the tag cap');
+          return tags;
+        }
+        tags.push(tag);
+      }
       next = parseNextLink(headerValue(response.headers, 'link'), response.url);
       if (next !== undefined && next.origin !== this.origin) {
         // Following it would mean sending credentials elsewhere; no registry does this.
