@@ -97,6 +97,7 @@ function dockerConfig(url: WharfUrl, registries: string[]): MirrorConfig {
   const notes = [
     `Merge into /etc/docker/daemon.json, then restart dockerd (systemctl restart docker).`,
     `Docker's registry-mirrors only ever mirrors Docker Hub (docker.io); other registries are never sent to a mirror.`,
+    `Start wharf with --default-upstream docker.io; plain names are then mirrored and read-only, so name the ones you push with --local (e.g. --local 'team/*').`,
   ];
   const others = registries.filter((registry) => registry !== dockerHub);
   for (const registry of others) {
