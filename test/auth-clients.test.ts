@@ -26,6 +26,7 @@ import { startDockerd, type DockerdHandle } from './support/dockerd.js';
 import { call } from './support/http.js';
 import { makeImage, tarOf, testSeed, writeOciLayout, type TestImage } from './support/make-image.js';
 import { podman, podmanImageInspect, writePodmanConfig } from './support/podman.js';
+import { startHoldingProxy } from './support/holding-proxy.js';
 import { pushTestImage } from './support/push-image.js';
 import { run, RunError, type RunResult } from './support/run.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
@@ -344,6 +345,72 @@ describe.sequential('containerd', () => {
       await containerd.pull(ref, { hostsDir, timeoutMs: clientTimeoutMs });
       const listed = (await containerd.imageList()).find((image) => image.ref === ref);
       expect(listed?.digest).toBe(secret.root.digest);
+    },
+    testTimeoutMs,
+  );
+});
+
+// wharf's tokens here live 60 s (tokenTtlMs above), the shortest lifetime the clients accept:
+// docker's token handler and containers/image treat a shorter `expires_in` as 60 s. The proxy
+// holds one manifest response per client for longer than that, so each client's next request
+// comes after its token expired: docker and skopeo see that from `issued_at` + `expires_in` and
+// fetch a new one; containerd asks for a token again for each new fetcher after the resolve.
+describe('a token that expires in the middle of a pull', () => {
+  const holdMs = 62_000;
+
+  it(
+    'docker, skopeo and containerd fetch a new token and finish the pull',
+    async () => {
+      const proxy = await startHoldingProxy({
+        target: wharf.url,
+        holdMs,
+        shouldHold: (e) => e.status === 200 && e.authorization === 'Bearer' && e.path.endsWith('/manifests/v1'),
+      });
+      const docker = await startDockerd({ insecureRegistries: [proxy.host] });
+      const containerd = await startContainerd();
+      try {
+        const ref = `${proxy.host}/${privateHost}/team/secret:v1`;
+        const layout = `oci:${join(dir, 'late')}:v1`;
+        await docker.docker(['login', '--username', 'reader', '--password-stdin', proxy.host], {
+          input: passwords.reader,
+        });
+        const pullTimeoutMs = holdMs + 120_000;
+        const outcomes = await Promise.allSettled([
+          docker.docker(['pull', ref], { timeoutMs: pullTimeoutMs }),
+          run('skopeo', ['copy', '--src-tls-verify=false', '--src-creds', creds('reader'), `docker://${ref}`, layout], {
+            timeoutMs: pullTimeoutMs,
+            env: isolatedCredentials,
+          }),
+          containerd.ctr(['image', 'pull', '--plain-http', '--user', creds('reader'), ref], pullTimeoutMs),
+        ]);
+        expect(outcomes.map((outcome) => (outcome.status === 'rejected' ? String(outcome.reason) : 'ok'))).toEqual([
+          'ok',
+          'ok',
+          'ok',
+        ]);
+        const exchanges = proxy.exchanges();
+        expect(exchanges.filter((e) => e.wwwAuthenticate?.includes('invalid_token') === true)).toEqual([]);
+        for (const client of ['docker/', 'skopeo/', 'containerd/']) {
+          const mine = exchanges.filter((e) => e.userAgent?.startsWith(client) === true);
+          const held = mine.filter((e) => e.held);
+          expect(held, client).toHaveLength(1);
+          const heldAt = held[0]?.at ?? Number.POSITIVE_INFINITY;
+          const renewed = mine.filter(
+            (e) => e.path.startsWith('/token') && e.status === 200 && e.at >= heldAt + 60_000,
+          );
+          expect(renewed.length, `${client} fetched a token after the first one expired`).toBeGreaterThanOrEqual(1);
+        }
+        expect((await docker.docker(['image', 'inspect', '--format', '{{.Id}}', ref])).stdout.trim()).toBe(
+          secretImage().config.digest,
+        );
+        const copied = await run('skopeo', ['inspect', '--raw', layout], { timeoutMs: clientTimeoutMs });
+        expect(copied.stdout).toBe(secret.root.bytes.toString('utf8'));
+        expect((await containerd.imageList()).find((image) => image.ref === ref)?.digest).toBe(secret.root.digest);
+      } finally {
+        await containerd.close();
+        await docker.close();
+        await proxy.close();
+      }
     },
     testTimeoutMs,
   );
