@@ -198,7 +198,7 @@ describe.sequential('docker', () => {
   );
 
   it(
-    'signed out: pulls the public local image, not the private upstream image',
+    'signed out: pulls the public local image and the public upstream image, not the private upstream image',
     async () => {
       const ref = `${wharf.host}/team/app:v1`;
       const id = (await docker.docker(['image', 'inspect', '--format', '{{.Id}}', ref])).stdout.trim();
@@ -206,6 +206,11 @@ describe.sequential('docker', () => {
       await docker.docker(['image', 'rm', ref, `${wharf.host}/team/app:v2`]);
       await docker.docker(['pull', ref]);
       expect((await docker.docker(['image', 'inspect', '--format', '{{.Id}}', ref])).stdout.trim()).toBe(id);
+      const openRef = `${wharf.host}/${publicHost}/team/open:v1`;
+      await docker.docker(['pull', openRef]);
+      expect((await docker.docker(['image', 'inspect', '--format', '{{.Id}}', openRef])).stdout.trim()).toBe(
+        open.images[0]?.config.digest,
+      );
 
       const refused = await failureOf(
         docker.docker(['pull', secretName()]),
@@ -325,9 +330,19 @@ describe.sequential('containerd', () => {
       // An anonymous token grants nothing on the private name: 401 insufficient_scope.
       expect(anonymous.stderr).toContain('pull access denied');
       expect(anonymous.stderr).toContain('insufficient_scope');
-      await containerd.ctr(['image', 'pull', '--plain-http', '--user', creds('reader'), ref], clientTimeoutMs);
-      const listed = (await containerd.imageList()).find((image) => image.ref === ref);
-      expect(listed?.digest).toBe(secret.root.digest);
+      // Through a logging proxy, to see how containerd signs in: an OAuth2 password grant, POSTed.
+      const proxy = await startHoldingProxy({ target: wharf.url });
+      try {
+        const viaProxy = `${proxy.host}/${privateHost}/team/secret:v1`;
+        await containerd.ctr(['image', 'pull', '--plain-http', '--user', creds('reader'), viaProxy], clientTimeoutMs);
+        const listed = (await containerd.imageList()).find((image) => image.ref === viaProxy);
+        expect(listed?.digest).toBe(secret.root.digest);
+        const tokenRequests = proxy.exchanges().filter((e) => e.path.startsWith('/token'));
+        expect(tokenRequests.length).toBeGreaterThanOrEqual(1);
+        expect(tokenRequests.every((e) => e.method === 'POST' && e.status === 200)).toBe(true);
+      } finally {
+        await proxy.close();
+      }
     },
     testTimeoutMs,
   );
