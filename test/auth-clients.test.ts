@@ -9,6 +9,9 @@
  * - `private.example.test` is a CNCF distribution behind htpasswd, wharf holds its credentials:
  *   its images are served only to signed-in clients with pull (issue 8 finding 3).
  *
+ * Last, a token that expires between two requests of one pull is renewed by each client (the
+ * only slow test here: a token lives at least 60 s for these clients).
+ *
  * No client reads credentials from the machine: every credential store (docker's config dir,
  * containers' auth file, DOCKER_CONFIG) points into this file's temp dir.
  */
