@@ -1,22 +1,24 @@
 /**
  * The real Docker Engine through wharf (issue 8: "the docker registry-mirrors path gets a real
  * test too"). wharf runs with `docker.io` = a CNCF distribution on loopback seeded with a small
- * generated image, and `--default-upstream docker.io`, the README's docker setup; each test starts
- * its own private dockerd (test/support/dockerd.ts) whose `registry-mirrors` points at wharf.
+ * generated image, `--default-upstream docker.io`, the README's docker setup, and `team/*` as
+ * local names (pushed to wharf, never asked upstream); each test starts its own private dockerd
+ * (test/support/dockerd.ts) whose `registry-mirrors` points at wharf.
  *
  * docker falls back to Docker Hub silently when a mirror fails, so a pull that succeeds proves
  * nothing by itself: the tests also check that the upstream was asked by wharf and that wharf's
  * store holds the image under its canonical name.
  */
 import { createReadStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { extract } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countRequests } from './support/access-log.js';
+import { accessLines, countRequests } from './support/access-log.js';
 import { deadServerHost } from './support/containerd.js';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
 import { startDockerd, type DockerdHandle } from './support/dockerd.js';
-import { call, errorCode } from './support/http.js';
+import { call } from './support/http.js';
 import { makeImage, sha256Digest, tarOf, testSeed, type TestImage } from './support/make-image.js';
 import { pushTestImage } from './support/push-image.js';
 import { RunError, withDeadline } from './support/run.js';
@@ -27,6 +29,17 @@ const shortName = 'tiny:single';
 const upstreamName = 'library/tiny';
 const tag = 'single';
 const dockerTestTimeoutMs = 240_000;
+
+/** The image id (config digest) of a local image. */
+async function imageId(docker: DockerdHandle, ref: string): Promise<string> {
+  return (await docker.docker(['image', 'inspect', '--format', '{{.Id}}', ref])).stdout.trim();
+}
+
+/** The diff ids of a local image's layers, base first. */
+async function rootFsLayers(docker: DockerdHandle, ref: string): Promise<string[]> {
+  const { stdout } = await docker.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', ref]);
+  return JSON.parse(stdout) as string[];
+}
 
 /** Every entry of a (small) tar file, by name. */
 async function readTar(path: string): Promise<Map<string, Buffer>> {
@@ -55,7 +68,12 @@ describe.sequential('Docker Engine through the wharf mirror', () => {
     // Docker media types, as Docker Hub serves most images; two small layers.
     image = await makeImage({ seed, layers: 2, mediaTypes: 'docker' });
     await pushTestImage(upstream.url, upstreamName, tag, image);
-    wharf = await startWharf({ upstreams: [{ host: 'docker.io', url: upstream.url }], defaultUpstream: 'docker.io' });
+    // team/* is local (pushed here, never asked upstream); every other plain name is docker.io's.
+    wharf = await startWharf({
+      upstreams: [{ host: 'docker.io', url: upstream.url }],
+      defaultUpstream: 'docker.io',
+      local: ['team/*'],
+    });
   });
 
   afterAll(async () => {
@@ -158,31 +176,100 @@ describe.sequential('Docker Engine through the wharf mirror', () => {
   );
 
   it(
-    // Issue 8 finding 2, as it behaves today. With --default-upstream docker.io, team/app is a
-    // mirrored name: wharf answers docker's blob HEADs with 200 because the store holds the blobs
-    // (fetched for docker.io/library/tiny), docker skips every upload, and the manifest PUT is
-    // refused because team/app has none of them. The write model is changing (mirrored names
-    // read-only, local names by pattern): then this becomes "the push succeeds and a fresh daemon
-    // pulls it back".
-    'docker push of the pulled image retagged to a plain name: today refused with MANIFEST_BLOB_UNKNOWN',
+    // Issue 8 finding 2: with --default-upstream docker.io every plain name was mirrored, so
+    // wharf answered docker's blob HEADs for team/app with 200 (the blobs were in the store for
+    // docker.io/library/tiny), docker skipped the uploads and the manifest PUT failed with
+    // MANIFEST_BLOB_UNKNOWN, leaving phantom docker.io/team/* repositories in _catalog. With
+    // `local: ['team/*']` those names are local: the push uploads what team/app lacks, a second
+    // image sharing its layers goes to team/derived, and nothing of it is sent upstream.
+    'docker push of the pulled image retagged to a local name, and of a derived image sharing its layers; a fresh daemon pulls both back',
+    async () => {
+      const pusher = await startMirroredDockerd();
+      const app = `${wharf.host}/team/app:v1`;
+      const derived = `${wharf.host}/team/derived:v1`;
+      const ids = new Map<string, string>();
+      try {
+        await pusher.docker(['pull', shortName]);
+        // The pull itself may ask the upstream (tag revalidation); nothing after it may.
+        const afterPull = accessLines(upstream.logs()).length;
+        await pusher.docker(['tag', shortName, app]);
+        await pusher.docker(['push', app]);
+        // B = A's layers plus one more: a container of A, a file copied in, committed (no build, no network).
+        const container = (await pusher.docker(['create', shortName, 'true'])).stdout.trim();
+        const extra = join(pusher.dir, 'derived.txt');
+        await writeFile(extra, `derived ${seed}\n`);
+        await pusher.docker(['cp', extra, `${container}:/derived.txt`]);
+        await pusher.docker(['commit', container, derived]);
+        await pusher.docker(['push', derived]);
+        for (const ref of [app, derived]) ids.set(ref, await imageId(pusher, ref));
+        expect(ids.get(app)).toBe(onlyImage().config.digest);
+        const derivedLayers = await rootFsLayers(pusher, derived);
+        expect(derivedLayers.slice(0, onlyImage().diffIds.length)).toEqual(onlyImage().diffIds);
+        expect(derivedLayers).toHaveLength(onlyImage().diffIds.length + 1);
+        // Local names never reach the upstream: no request at all since the pull.
+        expect(accessLines(upstream.logs()).slice(afterPull)).toEqual([]);
+      } finally {
+        await pusher.close();
+      }
+      const puller = await startMirroredDockerd();
+      try {
+        for (const ref of [app, derived]) {
+          await puller.docker(['pull', ref]);
+          expect(await imageId(puller, ref), ref).toBe(ids.get(ref));
+        }
+      } finally {
+        await puller.close();
+      }
+      const catalog = (await (await call(wharf.url, '/v2/_catalog')).json()) as { repositories: string[] };
+      expect(catalog.repositories).toEqual(expect.arrayContaining(['team/app', 'team/derived']));
+      expect(catalog.repositories.filter((name) => name.startsWith('docker.io/team/'))).toEqual([]);
+    },
+    dockerTestTimeoutMs,
+  );
+
+  it(
+    // Issue 8 finding 1: anyone could replace a mirrored image by pushing to its name. Mirrored
+    // names are read-only over HTTP: docker prints wharf's 405 UNSUPPORTED message, and every
+    // client keeps getting the upstream's image.
+    'docker push to a mirrored plain name is refused and the mirrored tag keeps the upstream image',
     async () => {
       const docker = await startMirroredDockerd();
+      const upstreamWritesBefore = accessLines(upstream.logs()).filter(
+        (l) => l.method !== 'GET' && l.method !== 'HEAD',
+      );
       try {
-        await docker.docker(['pull', shortName]);
-        const target = `${wharf.host}/team/app:v1`;
-        await docker.docker(['tag', shortName, target]);
-        const failure = await docker.docker(['push', target]).then(
-          () => undefined,
-          (error: unknown) => error,
-        );
-        expect(failure).toBeInstanceOf(RunError);
-        expect((failure as RunError).stderr).toContain(
-          `manifest blob unknown: manifest references unknown ${onlyImage().config.digest}`,
-        );
-        // Nothing was stored under the pushed name.
-        const stored = await call(wharf.url, '/v2/team/app/manifests/v1');
-        expect(stored.status).toBe(404);
-        expect(await errorCode(stored)).toBe('MANIFEST_UNKNOWN');
+        const rootfs = await tarOf([{ name: 'wharf-test/evil.txt', data: Buffer.from(`evil ${seed}\n`) }]);
+        const attempts = [
+          { ref: `${wharf.host}/${upstreamName}:${tag}`, name: `docker.io/${upstreamName}` },
+          { ref: `${wharf.host}/${upstreamName}:evil`, name: `docker.io/${upstreamName}` },
+          { ref: `${wharf.host}/someone/x:v1`, name: 'docker.io/someone/x' },
+        ];
+        for (const attempt of attempts) {
+          await docker.docker(['import', '-', attempt.ref], { input: rootfs });
+          const failure = await docker.docker(['push', attempt.ref]).then(
+            () => undefined,
+            (error: unknown) => error,
+          );
+          expect(failure, attempt.ref).toBeInstanceOf(RunError);
+          expect((failure as RunError).stderr).toContain(
+            `unsupported: ${attempt.name} is mirrored from docker.io and read-only`,
+          );
+        }
+        // The tag still resolves to the upstream's image, at wharf and upstream; no new tag anywhere.
+        const accept = { Accept: image.root.mediaType };
+        for (const base of [wharf.url, upstream.url]) {
+          const manifest = await call(base, `/v2/${upstreamName}/manifests/${tag}`, { headers: accept });
+          expect(manifest.status, base).toBe(200);
+          expect(manifest.headers.get('docker-content-digest'), base).toBe(image.root.digest);
+          const tags = (await (await call(base, `/v2/${upstreamName}/tags/list`)).json()) as { tags: string[] };
+          expect(tags.tags, base).toEqual([tag]);
+        }
+        // Nothing but reads reached the upstream (its only writes are the seeding in beforeAll).
+        const upstreamWrites = accessLines(upstream.logs()).filter((l) => l.method !== 'GET' && l.method !== 'HEAD');
+        expect(upstreamWrites).toEqual(upstreamWritesBefore);
+        const catalog = (await (await call(wharf.url, '/v2/_catalog')).json()) as { repositories: string[] };
+        expect(catalog.repositories).not.toContain('docker.io/someone/x');
+        expect(catalog.repositories).not.toContain('someone/x');
       } finally {
         await docker.close();
       }
@@ -191,7 +278,7 @@ describe.sequential('Docker Engine through the wharf mirror', () => {
   );
 
   it(
-    'docker push of new content to a plain name, then a second fresh daemon pulls it back from wharf',
+    'docker push of new content to a local name, then a second fresh daemon pulls it back from wharf',
     async () => {
       const pusher = await startMirroredDockerd();
       const target = `${wharf.host}/team/imported:v1`;

@@ -20,6 +20,10 @@ export interface PodmanDirOptions {
   dir: string;
   /** Kills podman after this long; default 120 s for a pull, 30 s otherwise. */
   timeoutMs?: number;
+  /** More environment, e.g. REGISTRY_AUTH_FILE and DOCKER_CONFIG to keep credentials in the temp dir. */
+  env?: Record<string, string>;
+  /** Written to podman's stdin (`login --password-stdin`). */
+  input?: string;
 }
 
 export interface PodmanMirrorOptions {
@@ -131,7 +135,11 @@ export async function writePodmanConfig(
 
 /** Runs `podman <args>` with the temp dir's configs. */
 export function podman(args: readonly string[], options: PodmanDirOptions): Promise<RunResult> {
-  return run('podman', args, { timeoutMs: options.timeoutMs ?? commandTimeoutMs, env: podmanEnv(options.dir) });
+  return run('podman', args, {
+    timeoutMs: options.timeoutMs ?? commandTimeoutMs,
+    env: { ...options.env, ...podmanEnv(options.dir) },
+    input: options.input,
+  });
 }
 
 /** Writes the configs into `options.dir`, then `podman pull <ref>`; stdout is the image id. */
