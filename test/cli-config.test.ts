@@ -265,6 +265,8 @@ describe('auth and local settings', () => {
     expect(() => loadConfig({ file: path, env: {}, flags: {} })).toThrow(
       'config: auth.access[0].allow: unknown action',
     );
+    await writeFile(path, 'auth:\n  tokenTtl: 30s\n');
+    expect(() => loadConfig({ file: path, env: {}, flags: {} })).toThrow('config: auth.tokenTtl: must be at least 60s');
     expect(() => loadConfig({ env: { WHARF_LOCAL: 'docker.io/mine/*' }, flags: {} })).toThrow(
       'config: local: docker.io/mine/* is under the mirrored upstream docker.io',
     );

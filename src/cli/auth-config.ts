@@ -116,7 +116,18 @@ export function parseAuth(section: Record<string, unknown> | undefined, htpasswd
   return {
     users,
     access: entry['access'] === undefined || entry['access'] === null ? undefined : parseRules(entry['access']),
-    tokenTtlMs: ttl === undefined ? 5 * 60 * 1000 : parseDuration({ value: String(ttl), from: 'auth.tokenTtl' }),
+    tokenTtlMs: ttl === undefined ? 5 * 60 * 1000 : parseTokenTtl(String(ttl)),
     realm,
   };
+}
+
+/**
+ * docker and containers/image treat any token lifetime under 60 s as 60 s (distribution: a token
+ * "must not live less than 60 seconds") and do not retry a 401 mid-pull, so a shorter one breaks
+ * their pulls: refused.
+ */
+function parseTokenTtl(value: string): number {
+  const ms = parseDuration({ value, from: 'auth.tokenTtl' });
+  if (ms < 60_000) throw new ConfigError('auth.tokenTtl', `must be at least 60s (clients assume so), got ${value}`);
+  return ms;
 }

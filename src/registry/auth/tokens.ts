@@ -35,7 +35,10 @@ export class TokenIssuer {
   ) {}
 
   async issue(claims: TokenClaims): Promise<{ token: string; expiresIn: number; issuedAt: string }> {
-    const issuedAt = Math.floor(this.now() / 1000);
+    const now = this.now();
+    const issuedAt = Math.floor(now / 1000);
+    // Rounded up, so a token never lives less than the configured lifetime.
+    const expiresAt = Math.ceil(now / 1000 + this.ttlSeconds);
     const token = await sign(
       {
         iss: tokenIssuer,
@@ -43,7 +46,7 @@ export class TokenIssuer {
         sub: claims.sub,
         iat: issuedAt,
         nbf: issuedAt - 1,
-        exp: issuedAt + this.ttlSeconds,
+        exp: expiresAt,
         jti: randomBytes(12).toString('hex'),
         access: claims.access,
       },
