@@ -15,11 +15,9 @@
  * No client reads credentials from the machine: every credential store (docker's config dir,
  * containers' auth file, DOCKER_CONFIG) points into this file's temp dir.
  */
-import { execFile } from 'node:child_process';
 import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuthSettings } from '../src/cli/auth-config.js';
@@ -87,11 +85,7 @@ let isolatedCredentials: Record<string, string>;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wharf-auth-clients-'));
-  const { stdout } = await promisify(execFile)('htpasswd', ['-Bbn', 'user', 'pass'], { timeout: 30_000 });
-  await writeFile(join(dir, 'htpasswd'), stdout);
-  privateUpstream = await startDistribution({
-    config: { auth: { htpasswd: { realm: 'wharf-test', path: join(dir, 'htpasswd') } } },
-  });
+  privateUpstream = await startDistribution({ htpasswd: { user: 'user', password: 'pass' } });
   publicUpstream = await startDistribution();
   const seed = testSeed('auth clients');
   [secret, open, pushed] = await Promise.all([

@@ -4,11 +4,9 @@
  * content behind credentials (finding 3), mounts limited to what a client may read, failed
  * sign-ins rate limited. Real wharf, real CNCF distribution upstreams (one behind htpasswd).
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuthSettings } from '../src/cli/auth-config.js';
@@ -87,11 +85,7 @@ let open: TestImage;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wharf-client-auth-'));
-  const { stdout } = await promisify(execFile)('htpasswd', ['-Bbn', 'user', 'pass'], { timeout: 30_000 });
-  await writeFile(join(dir, 'htpasswd'), stdout);
-  privateUpstream = await startDistribution({
-    config: { auth: { htpasswd: { realm: 'wharf-test', path: join(dir, 'htpasswd') } } },
-  });
+  privateUpstream = await startDistribution({ htpasswd: { user: 'user', password: 'pass' } });
   publicUpstream = await startDistribution();
   secret = await makeImage({ seed: testSeed('client-auth-secret'), layers: 1 });
   open = await makeImage({ seed: testSeed('client-auth-open'), layers: 1 });

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeImage, testSeed, writeOciLayout } from './support/make-image.js';
+import { writeTestCertificate } from './support/test-certificate.js';
 import { run, RunError, withDeadline } from './support/run.js';
 import { spawnWharf, type SpawnedWharf } from './support/spawn-wharf.js';
 
@@ -22,32 +23,8 @@ const keyPath = (): string => join(dir, 'tls.key');
 
 /** A self-signed P-256 certificate for 127.0.0.1, written to <dir>/<name>.crt and .key. */
 async function makeCert(name: string): Promise<{ cert: string; key: string; pem: Buffer }> {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  await run(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-subj',
-      `/CN=127.0.0.1/O=${name}`,
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-      '-days',
-      '2',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-    ],
-    { timeoutMs: 30_000 },
-  );
-  return { cert, key, pem: await readFile(cert) };
+  const files = await writeTestCertificate(dir, name);
+  return { ...files, pem: await readFile(files.cert) };
 }
 
 /** GET over HTTPS trusting `ca` only. */

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
+import bcrypt from 'bcryptjs';
 import { withDeadline } from './run.js';
 
 export interface DistributionHandle {
@@ -27,6 +28,8 @@ export interface DistributionHandle {
 export interface StartDistributionOptions {
   /** Top-level config sections merged over the defaults (e.g. `auth`, `proxy`). */
   config?: Record<string, unknown>;
+  /** Put the registry behind htpasswd (Basic) auth with this one user. */
+  htpasswd?: { user: string; password: string };
   readyTimeoutMs?: number;
 }
 
@@ -102,6 +105,17 @@ export async function startDistribution(options: StartDistributionOptions = {}):
 
 class EarlyExitError extends Error {}
 
+/** distribution's htpasswd auth section, with its file (bcrypt, as distribution requires) written to workDir. */
+async function htpasswdAuth(
+  workDir: string,
+  user: StartDistributionOptions['htpasswd'],
+): Promise<Record<string, unknown>> {
+  if (user === undefined) return {};
+  const path = join(workDir, 'htpasswd');
+  await writeFile(path, `${user.user}:${bcrypt.hashSync(user.password, 4)}\n`);
+  return { auth: { htpasswd: { realm: 'wharf-test', path } } };
+}
+
 async function startOnce(
   executable: string,
   workDir: string,
@@ -117,6 +131,7 @@ async function startOnce(
     log: { level: 'error', accesslog: { disabled: false } },
     storage: { filesystem: { rootdirectory: dataDir }, delete: { enabled: true } },
     http: { addr: host, secret: 'test-only' },
+    ...(await htpasswdAuth(workDir, options.htpasswd)),
     ...options.config,
   };
   const configPath = join(workDir, 'config.yml');

@@ -13,36 +13,47 @@ export interface TestCertificate {
   cert: string;
 }
 
-export async function makeTestCertificate(): Promise<TestCertificate> {
+/** The PEM texts of a fresh certificate; `organization` tells two apart (O=…). */
+export async function makeTestCertificate(organization = 'wharf-test'): Promise<TestCertificate> {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-cert-'));
   try {
-    const key = join(dir, 'key.pem');
-    const cert = join(dir, 'cert.pem');
-    await run(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-days',
-        '1',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-      ],
-      { timeoutMs: 30_000 },
-    );
-    return { key: await readFile(key, 'utf8'), cert: await readFile(cert, 'utf8') };
+    const files = await writeTestCertificate(dir, 'tls', organization);
+    return { key: await readFile(files.key, 'utf8'), cert: await readFile(files.cert, 'utf8') };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** Writes a fresh certificate to <dir>/<name>.crt and <dir>/<name>.key, for servers that read files. */
+export async function writeTestCertificate(
+  dir: string,
+  name: string,
+  organization = name,
+): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  await run(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-subj',
+      `/CN=127.0.0.1/O=${organization}`,
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-days',
+      '2',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { timeoutMs: 30_000 },
+  );
+  return { cert, key };
 }
