@@ -145,7 +145,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxConnections: options.limits?.maxConnections ?? defaultMaxConnections(),
   };
   const limitOptions = serverLimitOptions(limits);
-  const handle = (incoming: IncomingMessage, outgoing: ServerResponse): void => void listener(incoming, outgoing);
+  // Assigned once the server exists (the guard watches its connections); no request comes before listen().
+  let track: (incoming: IncomingMessage, outgoing: ServerResponse) => void = () => undefined;
+  const handle = (incoming: IncomingMessage, outgoing: ServerResponse): void => {
+    track(incoming, outgoing);
+    void listener(incoming, outgoing);
+  };
   const server =
     tlsPair === undefined
       ? createServer(limitOptions, handle)
@@ -154,7 +159,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   server.requestTimeout = limitOptions.requestTimeout;
   server.headersTimeout = limitOptions.headersTimeout;
   server.keepAliveTimeout = limitOptions.keepAliveTimeout;
-  const stopGuard = guardConnections(server, limits, { secure: tlsPair !== undefined, logger });
+  const guard = guardConnections(server, limits, { secure: tlsPair !== undefined, logger });
+  track = guard.track;
+  const stopGuard = guard.stop;
 
   try {
     await new Promise<void>((resolve, reject) => {

@@ -182,11 +182,12 @@ async function authorizeRequest(
     host: req.header('host'),
     secure: (req.incoming.socket as TLSSocket | undefined)?.encrypted === true,
   };
-  const identity: Identity = await auth.identify(
-    req.header('authorization'),
-    req.incoming.socket?.remoteAddress ?? 'unknown',
-    context,
-  );
+  const authorization = req.header('authorization');
+  // Most requests carry no credentials: no promise to wait for, no peer address to look up.
+  const identity: Identity =
+    authorization === undefined
+      ? { kind: 'anonymous' }
+      : await auth.identify(authorization, () => req.incoming.socket?.remoteAddress ?? 'unknown', context);
   req.identity = identity;
   req.readable = (name: RepoName) => {
     try {

@@ -33,6 +33,8 @@ export interface RegistryRequest {
   header(name: string): string | undefined;
   /** Who sent it (set once authenticated). */
   identity: Identity;
+  /** readOptions' answer, once it was asked. */
+  options?: ReadOptions;
   /**
    * The store name of `name` when this client may pull it, else undefined: what
    * a mount may take from and what _catalog may list.
@@ -144,6 +146,8 @@ export function parsePageSize(value: string | null): number | undefined {
  * Docker sends one Accept line per type and Node joins them with ", ": treat it as a set.
  */
 export function readOptions(req: RegistryRequest): ReadOptions {
+  // Authorization and the handler both need it: parsed once per request.
+  if (req.options !== undefined) return req.options;
   const options: ReadOptions = {};
   const namespace = req.query.get('ns');
   if (namespace !== null && namespace !== '') options.namespace = requireRegistryHost(namespace);
@@ -154,6 +158,7 @@ export function readOptions(req: RegistryRequest): ReadOptions {
       .map((part) => part.split(';', 1)[0]?.trim().toLowerCase() ?? '')
       .filter((type) => type !== '');
   }
+  req.options = options;
   return options;
 }
 

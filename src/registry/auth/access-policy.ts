@@ -52,8 +52,12 @@ export function defaultRules(hasUsers: boolean): AccessRule[] {
   ];
 }
 
+/** Rights are asked on every request and the rules never change: answers are kept, this many at most. */
+const maxCachedRights = 10_000;
+
 export class AccessPolicy {
   private readonly rules: CompiledRule[];
+  private readonly cache = new Map<string, ReadonlySet<Action>>();
 
   constructor(rules: readonly AccessRule[]) {
     this.rules = rules.map((rule) => ({
@@ -70,7 +74,18 @@ export class AccessPolicy {
    * matched against the store name, so `docker.io/**` covers a Docker Hub image
    * however the client named it (`?ns=`, a path prefix, the default upstream).
    */
-  rights(user: string | undefined, name: NameClass): Set<Action> {
+  rights(user: string | undefined, name: NameClass): ReadonlySet<Action> {
+    const key = `${user ?? ''}\0${name.storeName}\0${name.mirrored ? 1 : 0}${name.private ? 1 : 0}`;
+    let granted = this.cache.get(key);
+    if (granted === undefined) {
+      granted = this.compute(user, name);
+      if (this.cache.size >= maxCachedRights) this.cache.clear();
+      this.cache.set(key, granted);
+    }
+    return granted;
+  }
+
+  private compute(user: string | undefined, name: NameClass): Set<Action> {
     const granted = new Set<Action>();
     if (user === undefined && name.private) return granted;
     for (const rule of this.rules) {

@@ -73,7 +73,7 @@ export class ClientAuth {
    * The identity behind an Authorization header. Wrong credentials are an answer
    * (401), never a silent fall-back to anonymous: the client meant to sign in.
    */
-  async identify(header: string | undefined, address: string, context: ChallengeContext): Promise<Identity> {
+  async identify(header: string | undefined, address: () => string, context: ChallengeContext): Promise<Identity> {
     if (header === undefined || header.trim() === '') return { kind: 'anonymous' };
     if (/^bearer /i.test(header)) {
       const claims = await this.options.tokens.check(header.slice(7).trim());
@@ -86,7 +86,7 @@ export class ClientAuth {
     // Without users there is nobody to sign in as: credentials are ignored, as distribution does.
     if (!this.enabled) return { kind: 'anonymous' };
     if (basic === undefined) throw this.challenge(context, undefined, undefined, 'unsupported Authorization header');
-    if (!(await this.checkPassword(basic.user, basic.password, address))) {
+    if (!(await this.checkPassword(basic.user, basic.password, address()))) {
       throw this.challenge(context, undefined, undefined, 'wrong user name or password');
     }
     return { kind: 'basic', user: basic.user };
@@ -105,7 +105,7 @@ export class ClientAuth {
     return ok;
   }
 
-  rights(identity: Identity, name: NameClass): Set<Action> {
+  rights(identity: Identity, name: NameClass): ReadonlySet<Action> {
     return this.options.policy.rights(userOf(identity), name);
   }
 
@@ -119,8 +119,9 @@ export class ClientAuth {
   /** Throws the right refusal unless `identity` may take every action in `needed` on the name sent as `rawName`. */
   authorize(identity: Identity, name: NameClass, rawName: string, needed: Action[], context: ChallengeContext): void {
     const rights = this.rights(identity, name);
-    const missing = needed.filter((action) => !rights.has(action));
-    const scope = `repository:${rawName}:${scopeActions(needed)}`;
+    const missing = needed.every((action) => rights.has(action)) ? [] : needed.filter((action) => !rights.has(action));
+    // Built only for a refusal: this runs on every request, most of which pass.
+    const scope = (): string => `repository:${rawName}:${scopeActions(needed)}`;
     if (missing.length > 0) {
       const writes = missing.some((action) => action === 'push' || action === 'delete');
       if (name.mirrored && writes && !(identity.kind === 'anonymous' && this.enabled)) {
@@ -131,10 +132,10 @@ export class ClientAuth {
         );
       }
       if (identity.kind === 'anonymous' && this.enabled) {
-        throw this.challenge(context, scope, undefined, 'authentication required');
+        throw this.challenge(context, scope(), undefined, 'authentication required');
       }
       if (identity.kind === 'bearer') {
-        throw this.challenge(context, scope, 'insufficient_scope', 'the token does not grant this access');
+        throw this.challenge(context, scope(), 'insufficient_scope', 'the token does not grant this access');
       }
       const why = name.private && identity.kind === 'anonymous' ? ' (private upstream content)' : '';
       throw new OciError('DENIED', `requested access to the resource is denied${why}`, {
@@ -144,7 +145,7 @@ export class ClientAuth {
     if (identity.kind === 'bearer') {
       const granted = tokenActions(identity.claims, rawName);
       if (needed.some((action) => !granted.has(action) && !granted.has('admin'))) {
-        throw this.challenge(context, scope, 'insufficient_scope', 'the token does not grant this access');
+        throw this.challenge(context, scope(), 'insufficient_scope', 'the token does not grant this access');
       }
     }
   }

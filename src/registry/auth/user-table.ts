@@ -20,8 +20,11 @@ const maxVerified = 1000;
 
 export class UserTable {
   private readonly verified = new Map<string, number>();
-  /** Compared against for unknown users, so a miss costs what a hit costs (no user enumeration by timing). */
-  private readonly decoy = bcrypt.hashSync(randomBytes(16).toString('hex'), 10);
+  /**
+   * Compared against for unknown users, so a miss costs what a hit costs (no user enumeration by
+   * timing). Made on first use: a registry without users never pays the ~75 ms.
+   */
+  private decoy: string | undefined;
   /** Per process: the cache keys mean nothing outside it. */
   private readonly pepper = randomBytes(32);
 
@@ -39,7 +42,10 @@ export class UserTable {
     const until = this.verified.get(key);
     if (until !== undefined && until > this.now()) return true;
     const hash = this.hashes.get(user);
-    const ok = await bcrypt.compare(password, hash ?? this.decoy);
+    const ok = await bcrypt.compare(
+      password,
+      hash ?? (this.decoy ??= await bcrypt.hash(randomBytes(16).toString('hex'), 10)),
+    );
     if (!ok || hash === undefined) return false;
     if (this.verified.size >= maxVerified) this.verified.delete(this.verified.keys().next().value as string);
     this.verified.set(key, this.now() + verifiedTtlMs);
