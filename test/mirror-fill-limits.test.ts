@@ -14,6 +14,7 @@ import { sha256 } from './support/http.js';
 import { withDeadline } from './support/run.js';
 import { startScriptedRegistry, type ScriptedRegistry } from './support/scripted-registry.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
+import { maxConnectionsPerOrigin } from '../src/upstream/upstream-registry.js';
 
 const host = 'limits.example.test';
 const MiB = 1024 * 1024;
@@ -123,5 +124,49 @@ describe('HEAD of a blob missing locally', () => {
     expect(wharf.server.proxy.fills.stats.started).toBe(0);
     console.log(`200 blob HEADs: RSS ${(before / MiB).toFixed(0)} → ${(after / MiB).toFixed(0)} MiB`);
     expect(after - before).toBeLessThan(100 * MiB);
+  });
+});
+
+// Issue 8, finding 7: a flood of distinct misses opened one upstream connection per request.
+describe('upstream connections', () => {
+  it('stay at maxConnectionsPerOrigin however many distinct misses arrive; the rest wait and complete', async () => {
+    const held: ServerResponse[] = [];
+    let open = 0;
+    let peak = 0;
+    upstream = await startScriptedRegistry((req, res: ServerResponse) => {
+      open++;
+      peak = Math.max(peak, open);
+      res.on('close', () => open--);
+      held.push(res);
+    });
+    releases.push(() => {
+      for (const res of held.splice(0)) res.writeHead(404).end();
+    });
+    wharf = await startWharf({ upstreams: [{ host, url: upstream.url }] });
+    const heads = Array.from({ length: 100 }, () =>
+      getBody(`${wharf?.url ?? ''}/v2/${host}/app/blobs/${sha256(randomBytes(16))}`, 'HEAD'),
+    );
+    await withDeadline(
+      (async () => {
+        while (upstream.requests.length < maxConnectionsPerOrigin) await new Promise((r) => setTimeout(r, 20));
+      })(),
+      20_000,
+      'the first upstream HEADs',
+    );
+    // Time for any request beyond the cap to show up, were it not queued.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(upstream.connections()).toBe(maxConnectionsPerOrigin);
+    expect(peak).toBe(maxConnectionsPerOrigin);
+    // Answer as they come: every HEAD completes (404) through the 32 connections.
+    const answering = setInterval(() => {
+      for (const res of held.splice(0)) res.writeHead(404).end();
+    }, 20);
+    try {
+      const answers = await withDeadline(Promise.all(heads), 30_000, 'all HEADs answered');
+      expect(answers.map((a) => a.status)).toEqual(Array.from({ length: 100 }, () => 404));
+    } finally {
+      clearInterval(answering);
+    }
+    expect(upstream.connections()).toBe(maxConnectionsPerOrigin);
   });
 });

@@ -53,6 +53,14 @@ export const maxTags = 100_000;
 /** A page of tags is JSON of short strings: 4 MiB is tens of thousands of tags. */
 const maxTagsPageBytes = 4 * 1024 * 1024;
 
+/**
+ * Connections to one origin (the registry, its token service, its CDN) at once; more requests wait
+ * in the Agent's queue. A flood of distinct misses (HEADs of random digests, tags that do not exist)
+ * would otherwise open a socket, and a file descriptor, per request. Docker Hub's own clients use
+ * a handful; 32 leaves room for the fill limit (8) plus a burst of manifest and HEAD requests.
+ */
+export const maxConnectionsPerOrigin = 32;
+
 /** close() waits this long for requests in flight, then cuts them. */
 const closeGraceMs = 5_000;
 
@@ -86,6 +94,7 @@ export class UpstreamRegistry {
         headersTimeout: timeouts.headersMs,
         bodyTimeout: timeouts.bodyIdleMs,
         keepAliveTimeout: keepAliveMs,
+        connections: maxConnectionsPerOrigin,
       });
       dispatcher = this.agent;
     }
