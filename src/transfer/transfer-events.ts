@@ -1,0 +1,17 @@
+/**
+ * @module transfer/transfer-events
+ * What the engine reports while it copies; the CLI renders these (bars on a
+ * terminal, plain lines otherwise, JSON for scripts). `image` is the full
+ * reference being copied, as the user named it.
+ */
+import type { Digest } from '../oci/digest.js';
+
+export type TransferEvent =
+  | { type: 'image-start'; image: string; digest: Digest; blobs: number; bytes: number }
+  | { type: 'blob-start'; image: string; digest: Digest; size: number }
+  | { type: 'blob-progress'; image: string; digest: Digest; size: number; done: number }
+  | { type: 'blob-done'; image: string; digest: Digest; size: number }
+  | { type: 'blob-skipped'; image: string; digest: Digest; size: number }
+  | { type: 'image-done'; image: string; digest: Digest; bytes: number };
+
+export type TransferListener = (event: TransferEvent) => void;
