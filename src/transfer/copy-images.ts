@@ -16,7 +16,7 @@ import { verifyStream } from '../oci/verified-stream.js';
 import { planImage } from './image-plan.js';
 import { createLimiter, type Limiter } from './limit.js';
 import { countProgress } from './progress-stage.js';
-import type { TransferListener } from './transfer-events.js';
+import type { TransferListener } from '../oci/transfer-events.js';
 
 export interface CopyOptions {
   /** Blobs in flight at once (default 4: enough to overlap reads and writes; more only competes for one disk). */

@@ -1,10 +1,10 @@
 /**
- * @module transfer/transfer-events
- * What the engine reports while it copies; the CLI renders these (bars on a
+ * @module oci/transfer-events
+ * What a copy reports while it runs (the transfer engine and archive imports); the CLI renders these (bars on a
  * terminal, plain lines otherwise, JSON for scripts). `image` is the full
  * reference being copied, as the user named it.
  */
-import type { Digest } from '../oci/digest.js';
+import type { Digest } from './digest.js';
 
 export type TransferEvent =
   | { type: 'image-start'; image: string; digest: Digest; blobs: number; bytes: number }
