@@ -67,7 +67,10 @@ async function readAndWrite(
     }
     const where = parseLayoutPath(entry.path);
     if (entry.type !== 'file') {
-      throw new OciError('UNSUPPORTED', `entry ${JSON.stringify(entry.path)} is a ${entry.type}: only regular files are accepted`);
+      throw new OciError(
+        'UNSUPPORTED',
+        `entry ${JSON.stringify(entry.path)} is a ${entry.type}: only regular files are accepted`,
+      );
     }
     if (where.kind === 'layout') {
       checkLayoutVersion(await readSmall(entry.body, 64 * 1024, 'oci-layout'));
@@ -82,12 +85,16 @@ async function readAndWrite(
         try {
           await drain(verifyStream(entry.body, target));
         } catch (error) {
-          throw new OciError('DIGEST_INVALID', `duplicate blob entry ${entry.path} with different bytes`, { cause: error });
+          throw new OciError('DIGEST_INVALID', `duplicate blob entry ${entry.path} with different bytes`, {
+            cause: error,
+          });
         }
         continue;
       }
       emit({ type: 'blob-start', image, digest, size: entry.size });
-      const counted = countBytes(entry.body, (done) => emit({ type: 'blob-progress', image, digest, size: entry.size, done }));
+      const counted = countBytes(entry.body, (done) =>
+        emit({ type: 'blob-progress', image, digest, size: entry.size, done }),
+      );
       const verified = verifyStream(counted, target);
       const body = collectManifest(verified, entry.size, (bytes) => content.manifests.set(digest, bytes));
       if (await writer.hasBlob(digest)) {

@@ -9,10 +9,7 @@ import { OciError } from '../oci/errors.js';
 import { indexFile, layoutFile } from './layout-names.js';
 
 export type LayoutPath =
-  | { kind: 'layout' }
-  | { kind: 'index' }
-  | { kind: 'blob'; digest: Digest }
-  | { kind: 'other'; path: string };
+  { kind: 'layout' } | { kind: 'index' } | { kind: 'blob'; digest: Digest } | { kind: 'other'; path: string };
 
 export function parseLayoutPath(raw: string): LayoutPath {
   const shown = JSON.stringify(raw.slice(0, 300));
@@ -26,7 +23,8 @@ export function parseLayoutPath(raw: string): LayoutPath {
   if (path === indexFile) return { kind: 'index' };
   if (segments[0] === 'blobs' && segments.length === 3) {
     const digest = parseDigest(`${segments[1]}:${segments[2]}`);
-    if (digest === undefined) throw new OciError('DIGEST_INVALID', `entry ${shown} is not named by a digest we can verify`);
+    if (digest === undefined)
+      throw new OciError('DIGEST_INVALID', `entry ${shown} is not named by a digest we can verify`);
     return { kind: 'blob', digest };
   }
   return { kind: 'other', path };

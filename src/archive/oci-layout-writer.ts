@@ -41,7 +41,9 @@ export class OciLayoutWriter implements ImageWriter {
     this.pumped.catch((error: unknown) => {
       this.failed ??= error;
     });
-    void this.enqueue(() => this.entry('oci-layout', [Buffer.from(JSON.stringify({ imageLayoutVersion: layoutVersion }))]));
+    void this.enqueue(() =>
+      this.entry('oci-layout', [Buffer.from(JSON.stringify({ imageLayoutVersion: layoutVersion }))]),
+    );
   }
 
   async hasBlob(digest: Digest): Promise<boolean> {
@@ -76,13 +78,13 @@ export class OciLayoutWriter implements ImageWriter {
 
   async abort(error?: unknown): Promise<void> {
     this.failed ??= error ?? new Error('aborted');
-    this.pack.destroy(this.failed instanceof Error ? this.failed : new Error(String(this.failed)));
+    this.pack.destroy(asError(this.failed));
     await this.pumped.catch(() => undefined);
   }
 
   private enqueue(task: () => Promise<void>): Promise<void> {
     const run = this.queue.then(() => {
-      if (this.failed !== undefined) throw this.failed;
+      if (this.failed !== undefined) throw asError(this.failed);
       return task();
     });
     // A failed entry leaves a broken tar: every later one fails with the same error.
@@ -134,7 +136,6 @@ export class OciLayoutWriter implements ImageWriter {
     }
     await finished;
   }
-
 }
 
 function sumOf(chunks: readonly Uint8Array[]): number {
@@ -145,7 +146,14 @@ function sumOf(chunks: readonly Uint8Array[]): number {
 async function pump(source: Pack, out: Writable): Promise<void> {
   for await (const chunk of source as AsyncIterable<Uint8Array>) {
     if (!out.write(chunk)) {
-      await Promise.race([once(out, 'drain'), once(out, 'close').then(() => Promise.reject(new Error('output closed')))]);
+      await Promise.race([
+        once(out, 'drain'),
+        once(out, 'close').then(() => Promise.reject(new Error('output closed'))),
+      ]);
     }
   }
+}
+
+function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
 }

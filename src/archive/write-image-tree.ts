@@ -37,7 +37,10 @@ export async function writeImageTree(
     });
   }
   if (bytes.byteLength !== descriptor.size) {
-    throw new OciError('SIZE_INVALID', `manifest ${descriptor.digest}: ${bytes.byteLength} bytes, its descriptor says ${descriptor.size}`);
+    throw new OciError(
+      'SIZE_INVALID',
+      `manifest ${descriptor.digest}: ${bytes.byteLength} bytes, its descriptor says ${descriptor.size}`,
+    );
   }
   const parsed = parseManifest(bytes, descriptor.mediaType);
   let total = 0;
@@ -49,16 +52,28 @@ export async function writeImageTree(
       if ((blob.urls !== undefined && blob.urls.length > 0) || isNondistributable(blob.mediaType)) continue;
       const size = content.blobs.get(blob.digest);
       if (size === undefined && !(await writer.hasBlob(blob.digest))) {
-        throw new OciError('MANIFEST_BLOB_UNKNOWN', `manifest ${descriptor.digest} of ${name} names blob ${blob.digest}, which is missing from the layout`, {
-          detail: { digest: blob.digest },
-        });
+        throw new OciError(
+          'MANIFEST_BLOB_UNKNOWN',
+          `manifest ${descriptor.digest} of ${name} names blob ${blob.digest}, which is missing from the layout`,
+          {
+            detail: { digest: blob.digest },
+          },
+        );
       }
       if (size !== undefined && size !== blob.size) {
-        throw new OciError('SIZE_INVALID', `blob ${blob.digest}: ${size} bytes in the layout, the manifest says ${blob.size}`);
+        throw new OciError(
+          'SIZE_INVALID',
+          `blob ${blob.digest}: ${size} bytes in the layout, the manifest says ${blob.size}`,
+        );
       }
       total += blob.size;
     }
   }
-  await writer.writeManifest(name, { digest: descriptor.digest, mediaType: parsed.mediaType, size: bytes.byteLength, bytes });
+  await writer.writeManifest(name, {
+    digest: descriptor.digest,
+    mediaType: parsed.mediaType,
+    size: bytes.byteLength,
+    bytes,
+  });
   return total;
 }

@@ -80,7 +80,10 @@ export class ImportBatch implements ImageWriter {
     this.requireOpen();
     const pending = this.manifests.get(`${name}@${digest}`);
     if (pending === undefined) {
-      throw new OciError('MANIFEST_UNKNOWN', `${name}: tag ${reference} names ${digest}, which this import did not write`);
+      throw new OciError(
+        'MANIFEST_UNKNOWN',
+        `${name}: tag ${reference} names ${digest}, which this import did not write`,
+      );
     }
     if (reference !== digest && !pending.tags.includes(reference as Tag)) pending.tags.push(reference as Tag);
   }

@@ -89,7 +89,10 @@ async function copyOne(
       });
     }
     if (handle.size !== blob.size) {
-      throw new OciError('SIZE_INVALID', `${image}: blob ${blob.digest} is ${handle.size} bytes, the manifest says ${blob.size}`);
+      throw new OciError(
+        'SIZE_INVALID',
+        `${image}: blob ${blob.digest} is ${handle.size} bytes, the manifest says ${blob.size}`,
+      );
     }
     emit({ type: 'blob-start', image, digest: blob.digest, size: blob.size });
     const counted = countProgress(stopOnFailure(handle.open(), stop), (done) =>
@@ -108,7 +111,7 @@ async function copyOne(
       let sent = sending.get(blob.digest);
       const mine = sent === undefined;
       if (sent === undefined) {
-        sent = limit(() => (stop.error === undefined ? sendBlob(blob, stop) : Promise.reject(stop.error)));
+        sent = limit(() => (stop.error === undefined ? sendBlob(blob, stop) : Promise.reject(asError(stop.error))));
         sending.set(blob.digest, sent);
       }
       try {
@@ -139,4 +142,8 @@ async function* stopOnFailure(
     if (stop.error !== undefined) throw new OciError('UNKNOWN', 'stopped: another blob of the copy failed');
     yield chunk;
   }
+}
+
+function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
 }
