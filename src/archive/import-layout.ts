@@ -16,7 +16,7 @@ import { mediaTypes } from '../oci/media-types.js';
 import type { TransferListener } from '../oci/transfer-events.js';
 import { verifyStream } from '../oci/verified-stream.js';
 import { drain, type LayoutEntry } from './layout-entry.js';
-import { parseLayoutPath } from './layout-path.js';
+import { parseLayoutPath, requireSafePath } from './layout-path.js';
 import { refNameAnnotation } from './layout-names.js';
 import { collectManifest, countBytes, readSmall } from './entry-stages.js';
 import { writeImageTree, type LayoutContent } from './write-image-tree.js';
@@ -61,17 +61,18 @@ async function readAndWrite(
   const result: ImportLayoutResult = { images: [], blobsWritten: 0, bytesWritten: 0 };
   let indexBytes: Uint8Array | undefined;
   for await (const entry of entries) {
+    requireSafePath(entry.path);
     if (entry.type === 'directory') {
       await drain(entry.body);
       continue;
     }
-    const where = parseLayoutPath(entry.path);
     if (entry.type !== 'file') {
       throw new OciError(
         'UNSUPPORTED',
         `entry ${JSON.stringify(entry.path)} is a ${entry.type}: only regular files are accepted`,
       );
     }
+    const where = parseLayoutPath(entry.path);
     if (where.kind === 'layout') {
       checkLayoutVersion(await readSmall(entry.body, 64 * 1024, 'oci-layout'));
     } else if (where.kind === 'index') {

@@ -11,13 +11,20 @@ import { indexFile, layoutFile } from './layout-names.js';
 export type LayoutPath =
   { kind: 'layout' } | { kind: 'index' } | { kind: 'blob'; digest: Digest } | { kind: 'other'; path: string };
 
-export function parseLayoutPath(raw: string): LayoutPath {
+/** The path's segments, refusing any that could escape the layout; checked before anything else about an entry. */
+export function requireSafePath(raw: string): string[] {
   const shown = JSON.stringify(raw.slice(0, 300));
   if (raw.startsWith('/') || raw.includes('\\') || raw.includes('\0')) {
     throw new OciError('NAME_INVALID', `entry ${shown} escapes the layout (absolute or unsafe path)`);
   }
   const segments = raw.split('/').filter((s) => s !== '' && s !== '.');
   if (segments.includes('..')) throw new OciError('NAME_INVALID', `entry ${shown} escapes the layout (..)`);
+  return segments;
+}
+
+export function parseLayoutPath(raw: string): LayoutPath {
+  const shown = JSON.stringify(raw.slice(0, 300));
+  const segments = requireSafePath(raw);
   const path = segments.join('/');
   if (path === layoutFile) return { kind: 'layout' };
   if (path === indexFile) return { kind: 'index' };

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { extract, type Header } from 'tar-stream';
+import { OciError } from '../oci/errors.js';
 import type { EntryType, LayoutEntry } from './layout-entry.js';
 
 export async function* readTarEntries(input: AsyncIterable<Uint8Array>): AsyncGenerator<LayoutEntry> {
@@ -15,19 +16,51 @@ export async function* readTarEntries(input: AsyncIterable<Uint8Array>): AsyncGe
   const fed = feed(maybeGunzip(input), tar as unknown as Writable);
   // Seen through the tar's own error (destroy below) or after the loop; never unhandled.
   fed.catch(() => undefined);
+  let failure: unknown;
+  (tar as unknown as Writable).on('error', (error) => (failure ??= error));
+  const truncated = (where: string, error: unknown): OciError =>
+    new OciError(
+      'SIZE_INVALID',
+      `the archive ends ${where} (truncated or unreadable: ${messageOf(failure ?? error)})`,
+      {
+        cause: failure ?? error,
+      },
+    );
   try {
-    for await (const entry of tar) {
+    const entries = tar[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<typeof tar extends AsyncIterable<infer E> ? E : never>;
+      try {
+        next = await entries.next();
+      } catch (error) {
+        throw truncated('between entries', error);
+      }
+      if (next.done === true) break;
+      const entry = next.value;
       yield {
         path: entry.header.name,
         type: typeOf(entry.header),
         size: entry.header.size,
-        body: entry as AsyncIterable<Uint8Array>,
+        body: guard(entry as AsyncIterable<Uint8Array>, (error) => truncated(`inside ${entry.header.name}`, error)),
       };
     }
     await fed;
   } finally {
     tar.destroy();
   }
+}
+
+/** A body whose stream error (the tar stopped under it) becomes one clear line. */
+async function* guard(body: AsyncIterable<Uint8Array>, explain: (error: unknown) => Error): AsyncGenerator<Uint8Array> {
+  try {
+    yield* body;
+  } catch (error) {
+    throw explain(error);
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function typeOf(header: Header): EntryType {
