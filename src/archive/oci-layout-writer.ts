@@ -40,6 +40,12 @@ export class OciLayoutWriter implements ImageWriter {
     // Seen by whoever awaits commit(); until then, a failed output must not be an unhandled rejection.
     this.pumped.catch((error: unknown) => {
       this.failed ??= error;
+      this.pack.destroy(asError(error));
+    });
+    // An output that fails between writes (EPIPE from a reader that went away) is recorded, not a crash.
+    out.on('error', (error: Error) => {
+      this.failed ??= error;
+      this.pack.destroy(error);
     });
     void this.enqueue(() =>
       this.entry('oci-layout', [Buffer.from(JSON.stringify({ imageLayoutVersion: layoutVersion }))]),
@@ -124,6 +130,8 @@ export class OciLayoutWriter implements ImageWriter {
     if (stream === undefined) throw new Error('tar entry was not created');
     // tar-stream's entry is a streamx Writable, which speaks node's Writable protocol (write/drain/end).
     const sink = stream as unknown as Writable;
+    // Its failure reaches us through the entry's callback; an 'error' event without a listener would crash.
+    sink.on('error', () => undefined);
     try {
       for await (const chunk of body) {
         if (!sink.write(chunk)) await once(sink, 'drain');
@@ -145,12 +153,8 @@ function sumOf(chunks: readonly Uint8Array[]): number {
 /** Copies the tar to the output with back-pressure; an output error stops the tar. */
 async function pump(source: Pack, out: Writable): Promise<void> {
   for await (const chunk of source as AsyncIterable<Uint8Array>) {
-    if (!out.write(chunk)) {
-      await Promise.race([
-        once(out, 'drain'),
-        once(out, 'close').then(() => Promise.reject(new Error('output closed'))),
-      ]);
-    }
+    // once() rejects on 'error' (a closed pipe, a full disk), so a dead output cannot leave this waiting.
+    if (!out.write(chunk)) await once(out, 'drain');
   }
 }
 
