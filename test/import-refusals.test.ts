@@ -9,6 +9,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeImage, testSeed, type TestImage } from './support/make-image.js';
 import { pushTestImage } from './support/push-image.js';
@@ -107,6 +108,18 @@ describe('wharf import refuses damaged bundles and leaves the store as it was', 
     const bundle = join(work, 'truncated.tar');
     await writeFile(bundle, whole.subarray(0, offset + 512 + 1000));
     await expectRefused(bundle, /Unexpected end of data|truncated/);
+  });
+
+  it("imports the bundle gzip'd, and refuses a truncated gzip", async () => {
+    const whole = gzipSync(await readFile(goodPath));
+    const gz = join(work, 'good.tar.gz');
+    await writeFile(gz, whole);
+    const result = await runWharf(['import', gz, '--data', join(work, 'gz-store'), '--quiet']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const cut = join(work, 'cut.tar.gz');
+    await writeFile(cut, whole.subarray(0, Math.floor(whole.length * 0.6)));
+    await expectRefused(cut, /SIZE_INVALID: the archive ends .* \(truncated or unreadable: unexpected end of file\)/);
   });
 
   it('refuses a manifest naming a blob the bundle lacks', async () => {
