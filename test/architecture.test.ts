@@ -15,6 +15,7 @@ const forbidden: Record<string, string[]> = {
     'store',
     'upstream',
     'proxy',
+    'transfer',
     'archive',
     'registry',
     'cli',
@@ -27,9 +28,10 @@ const forbidden: Record<string, string[]> = {
   ],
   store: ['upstream', 'proxy', 'archive', 'registry', 'cli', 'hono', '@hono/node-server', 'undici'],
   upstream: ['store', 'proxy', 'archive', 'registry', 'cli', 'hono', 'better-sqlite3'],
-  proxy: ['registry', 'archive', 'cli', 'hono'],
-  archive: ['store', 'upstream', 'proxy', 'registry', 'cli'],
-  registry: ['store', 'upstream', 'proxy', 'archive', 'cli', 'better-sqlite3', 'undici'],
+  proxy: ['registry', 'archive', 'transfer', 'cli', 'hono'],
+  transfer: ['store', 'upstream', 'proxy', 'archive', 'registry', 'cli', 'node:fs', 'better-sqlite3', 'hono', 'undici'],
+  archive: ['store', 'upstream', 'proxy', 'transfer', 'registry', 'cli', 'better-sqlite3', 'hono', 'undici'],
+  registry: ['store', 'upstream', 'proxy', 'transfer', 'archive', 'cli', 'better-sqlite3', 'undici'],
 };
 
 async function sourceFiles(dir: string): Promise<string[]> {

@@ -11,6 +11,8 @@ import { startServer } from './start-server.js';
 import { formatMirrorConfig, mirrorClients, type MirrorClient } from './mirror-config.js';
 import { defaultUpstreamUrls } from './config-values.js';
 import { runVerify, type VerifyFlags } from './verify-command.js';
+import { runExport, type ExportFlags } from './export-command.js';
+import { runImport, type ImportFlags } from './import-command.js';
 
 const program = new Command('wharf')
   .description('A caching pull-through OCI registry mirror')
@@ -163,6 +165,40 @@ storeOptions(
   .option('--quick', 'check file sizes only, no hashing')
   .action(async (flags: VerifyFlags) => {
     process.exitCode = await runVerify(flags, process.env);
+  });
+
+/** --quiet and --json, for commands that report progress. */
+function progressOptions(command: Command): Command {
+  return command
+    .option('-q, --quiet', 'no progress, no summary')
+    .option('--json', 'progress as one JSON event per line (stderr when stdout carries the archive)');
+}
+
+progressOptions(
+  storeOptions(
+    program
+      .command('export')
+      .description('write images (all platforms) as an OCI image layout tar; may run beside wharf serve')
+      .argument('[ref...]', 'images as the store names them: docker.io/library/alpine:3.20, team/app:v1, name@digest'),
+  ),
+)
+  .requiredOption('-o, --output <file>', 'the tar to write, - for stdout')
+  .option('--all', 'every tagged image in the store')
+  .action(async (refs: string[], flags: ExportFlags) => {
+    await runExport(refs, flags, process.env);
+  });
+
+progressOptions(
+  storeOptions(
+    program
+      .command('import')
+      .description('read an OCI image layout (tar, tar.gz, directory or - for stdin) into the store, all or nothing')
+      .argument('<source>', 'a file, a directory, or - for stdin'),
+  ),
+)
+  .option('--name <repository>', 'the repository for entries whose ref.name carries no registry host')
+  .action(async (source: string, flags: ImportFlags) => {
+    await runImport(source, flags, process.env);
   });
 
 /** One plain line, `error: CODE: message`, and exit 1; --debug adds the cause chain. */

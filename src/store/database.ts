@@ -59,3 +59,19 @@ export function openDatabase(path: string): Db {
   migrate(db);
   return db;
 }
+
+/**
+ * A read-only view of an existing index, beside a serving wharf (WAL lets a
+ * reader in while it writes). No migration, no write: an older index is refused.
+ */
+export function openReadOnlyDatabase(path: string, dir = migrationsDir): Db {
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  db.pragma('busy_timeout = 5000');
+  const version = db.pragma('user_version', { simple: true }) as number;
+  const latest = listMigrations(dir).at(-1)?.version ?? 0;
+  if (version !== latest) {
+    db.close();
+    throw new Error(`${path} is at schema version ${version}, expected ${latest}: run wharf serve once to migrate it`);
+  }
+  return db;
+}

@@ -24,7 +24,8 @@ import { maxManifestBytes, parseManifest, type ParsedManifest } from '../oci/man
 import { isNondistributable } from '../oci/media-types.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import { BlobFiles } from './blob-files.js';
-import { indexPath, openDatabase, type Db } from './database.js';
+import { indexPath, openDatabase, openReadOnlyDatabase, type Db } from './database.js';
+import { ImportBatch, type ImportBatchOptions } from './import-batch.js';
 import { ManifestCache } from './manifest-cache.js';
 import { StoreIndex, toManifestInfo, type ManifestRow, type TagRow } from './store-index.js';
 import { BlobFill } from './blob-fill.js';
@@ -73,6 +74,21 @@ export class LocalStore implements ImageSource, ImageSink {
     await store.uploads.truncateAll();
     await store.cleanUploads();
     return store;
+  }
+
+  /**
+   * Opens an existing store for reading only (export beside a running serve):
+   * no migration, and nothing cleaned, since tmp/ may hold another process's writes.
+   */
+  static openReadOnly(root: string, options: LocalStoreOptions = {}): LocalStore {
+    const files = new BlobFiles(root);
+    const db = openReadOnlyDatabase(indexPath(root));
+    return new LocalStore(root, db, files, new StoreIndex(db), options);
+  }
+
+  /** An all-or-nothing import (see import-batch.ts): rows appear only on its commit(). */
+  startImport(options: ImportBatchOptions = {}): ImportBatch {
+    return new ImportBatch(this.files, this.index, options);
   }
 
   cleanUploads(): Promise<number> {

@@ -138,6 +138,12 @@ export class StoreIndex {
     };
   }
 
+  /** Runs fn in one transaction (the methods it calls nest as savepoints): all its rows or none. */
+  runInTransaction<T>(fn: () => T): T {
+    this.lookups.clear();
+    return this.db.transaction(fn)();
+  }
+
   ensureRepository(name: RepoName): number {
     this.q.insertRepo.run(name, Date.now());
     return this.repositoryId(name) as number;

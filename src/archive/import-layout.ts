@@ -1,0 +1,140 @@
+/**
+ * @module archive/import-layout
+ * Reads an OCI image layout in one pass (a tar stream, gzip'd or not, or a
+ * directory, as entries) into an ImageWriter. Blob entries are verified against
+ * their file name while they stream into the writer; `oci-layout`, `index.json`
+ * and manifests are small and buffered (4 MiB cap each). At the end every
+ * manifest index.json reaches must be here with all it names, else nothing is
+ * kept. Any refusal aborts the writer, which leaves the target as it was.
+ */
+import type { Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { formatImageRef } from '../oci/image-ref.js';
+import type { ImageWriter } from '../oci/image-transfer.js';
+import { maxManifestBytes, parseManifest } from '../oci/manifest.js';
+import { mediaTypes } from '../oci/media-types.js';
+import type { TransferListener } from '../oci/transfer-events.js';
+import { verifyStream } from '../oci/verified-stream.js';
+import { drain, type LayoutEntry } from './layout-entry.js';
+import { parseLayoutPath, requireSafePath } from './layout-path.js';
+import { refNameAnnotation } from './layout-names.js';
+import { collectManifest, countBytes, readSmall } from './entry-stages.js';
+import { writeImageTree, type LayoutContent } from './write-image-tree.js';
+import type { NameMapper } from './ref-names.js';
+
+export interface ImportLayoutOptions {
+  names: NameMapper;
+  /** Names the source in events and errors (a file name, `-`). */
+  label: string;
+  onEvent?: TransferListener;
+}
+
+export interface ImportLayoutResult {
+  images: { ref: string; digest: Digest }[];
+  blobsWritten: number;
+  bytesWritten: number;
+}
+
+export async function importLayout(
+  entries: AsyncIterable<LayoutEntry>,
+  writer: ImageWriter,
+  options: ImportLayoutOptions,
+): Promise<ImportLayoutResult> {
+  try {
+    const result = await readAndWrite(entries, writer, options);
+    await writer.commit();
+    return result;
+  } catch (error) {
+    await writer.abort(error);
+    throw error;
+  }
+}
+
+async function readAndWrite(
+  entries: AsyncIterable<LayoutEntry>,
+  writer: ImageWriter,
+  options: ImportLayoutOptions,
+): Promise<ImportLayoutResult> {
+  const emit = options.onEvent ?? ((): void => undefined);
+  const image = options.label;
+  const content: LayoutContent = { blobs: new Map(), manifests: new Map() };
+  const result: ImportLayoutResult = { images: [], blobsWritten: 0, bytesWritten: 0 };
+  let indexBytes: Uint8Array | undefined;
+  for await (const entry of entries) {
+    requireSafePath(entry.path);
+    if (entry.type === 'directory') {
+      await drain(entry.body);
+      continue;
+    }
+    if (entry.type !== 'file') {
+      throw new OciError(
+        'UNSUPPORTED',
+        `entry ${JSON.stringify(entry.path)} is a ${entry.type}: only regular files are accepted`,
+      );
+    }
+    const where = parseLayoutPath(entry.path);
+    if (where.kind === 'layout') {
+      checkLayoutVersion(await readSmall(entry.body, 64 * 1024, 'oci-layout'));
+    } else if (where.kind === 'index') {
+      indexBytes = await readSmall(entry.body, maxManifestBytes, 'index.json');
+    } else if (where.kind === 'blob') {
+      const { digest } = where;
+      const target = { digest, size: entry.size, label: entry.path };
+      const seen = content.blobs.get(digest);
+      if (seen !== undefined) {
+        // Named by its digest, a true duplicate has the same bytes: verify and move on.
+        try {
+          await drain(verifyStream(entry.body, target));
+        } catch (error) {
+          throw new OciError('DIGEST_INVALID', `duplicate blob entry ${entry.path} with different bytes`, {
+            cause: error,
+          });
+        }
+        continue;
+      }
+      emit({ type: 'blob-start', image, digest, size: entry.size });
+      const counted = countBytes(entry.body, (done) =>
+        emit({ type: 'blob-progress', image, digest, size: entry.size, done }),
+      );
+      const verified = verifyStream(counted, target);
+      const body = collectManifest(verified, entry.size, (bytes) => content.manifests.set(digest, bytes));
+      if (await writer.hasBlob(digest)) {
+        await drain(body);
+        emit({ type: 'blob-skipped', image, digest, size: entry.size });
+      } else {
+        await writer.writeBlob({ digest, size: entry.size }, body);
+        result.blobsWritten++;
+        result.bytesWritten += entry.size;
+        emit({ type: 'blob-done', image, digest, size: entry.size });
+      }
+      content.blobs.set(digest, entry.size);
+    } else {
+      await drain(entry.body);
+    }
+  }
+  if (indexBytes === undefined) {
+    throw new OciError('MANIFEST_UNKNOWN', `${options.label}: no index.json, not a complete OCI image layout`);
+  }
+  const index = parseManifest(indexBytes, mediaTypes.ociIndex);
+  if (index.kind !== 'index') throw new OciError('MANIFEST_INVALID', 'index.json is not an image index');
+  for (const root of index.references) {
+    const ref = options.names(root.annotations?.[refNameAnnotation], root.digest);
+    const bytes = await writeImageTree(writer, ref.name, root, content, 0);
+    await writer.tag(ref.name, ref.reference, root.digest);
+    result.images.push({ ref: formatImageRef(ref), digest: root.digest });
+    emit({ type: 'image-done', image: formatImageRef(ref), digest: root.digest, bytes });
+  }
+  return result;
+}
+
+function checkLayoutVersion(bytes: Uint8Array): void {
+  let version: unknown;
+  try {
+    version = (JSON.parse(Buffer.from(bytes).toString('utf8')) as { imageLayoutVersion?: unknown }).imageLayoutVersion;
+  } catch (error) {
+    throw new OciError('MANIFEST_INVALID', 'oci-layout is not valid JSON', { cause: error });
+  }
+  if (typeof version !== 'string' || !version.startsWith('1.')) {
+    throw new OciError('UNSUPPORTED', `oci-layout: unsupported imageLayoutVersion ${JSON.stringify(version)}`);
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * @module archive/ref-names
+ * Which name and reference an image of a layout gets, from its
+ * `org.opencontainers.image.ref.name`. A full reference with a registry host
+ * (`docker.io/library/alpine:3.20`, as wharf writes) is kept as it is. One
+ * without a host (`team/app:v1`) is a local name, kept as it is, or moved to
+ * `--name` when given. A bare tag (`v1`, as `skopeo copy … oci-archive:f:v1`
+ * writes) or no ref.name at all needs `--name`: there is no repository to guess.
+ */
+import type { Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { hasRegistryHost, parseImageRef, type ImageRef } from '../oci/image-ref.js';
+import { parseTag, type RepoName } from '../oci/reference.js';
+
+export type NameMapper = (refName: string | undefined, digest: Digest) => ImageRef;
+
+export function createNameMapper(name?: RepoName): NameMapper {
+  return (refName, digest) => {
+    if (refName === undefined) {
+      if (name !== undefined) return { name, reference: digest };
+      throw invalid(`index.json names ${digest} without a ref.name annotation: pass --name`);
+    }
+    const ref = parseImageRef(refName);
+    if (ref !== undefined) {
+      return name === undefined || hasRegistryHost(ref.name) ? ref : { name, reference: ref.reference };
+    }
+    const tag = parseTag(refName);
+    if (tag !== undefined) {
+      if (name !== undefined) return { name, reference: tag };
+      throw invalid(`index.json names ${JSON.stringify(refName)}, a tag without a repository: pass --name`);
+    }
+    throw invalid(`index.json: ${JSON.stringify(refName.slice(0, 300))} is not an image reference`);
+  };
+}
+
+function invalid(message: string): OciError {
+  return new OciError('NAME_INVALID', message);
+}

@@ -1,0 +1,82 @@
+/**
+ * @module cli/import-command
+ * `wharf import <file | dir | ->`: reads an OCI image layout (tar, tar.gz, a
+ * directory, or a tar on stdin) into the store, all or nothing. It writes the
+ * store, so it takes the data directory's lock: it refuses to run while
+ * `wharf serve` holds it (serve would not see rows it has cached, and its
+ * start-up clean of tmp/ would remove an import's files in progress).
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { createNameMapper } from '../archive/ref-names.js';
+import { importLayout, type ImportLayoutResult } from '../archive/import-layout.js';
+import { readDirEntries } from '../archive/dir-entries.js';
+import { readTarEntries } from '../archive/tar-entries.js';
+import type { LayoutEntry } from '../archive/layout-entry.js';
+import { requireRepoName } from '../oci/reference.js';
+import { LocalStore } from '../store/local-store.js';
+import { loadConfig } from './config.js';
+import { lockDataDir } from './data-dir-lock.js';
+import { formatBytes } from './format-bytes.js';
+import { createProgressView, progressMode } from './transfer-progress.js';
+
+export interface ImportFlags {
+  config?: string;
+  data?: string;
+  name?: string;
+  quiet?: boolean;
+  json?: boolean;
+}
+
+export async function runImport(
+  source: string,
+  flags: ImportFlags,
+  env: Record<string, string | undefined>,
+): Promise<void> {
+  const config = loadConfig({ file: flags.config ?? env.WHARF_CONFIG, env, flags: { data: flags.data } });
+  const names = createNameMapper(flags.name === undefined ? undefined : requireRepoName(flags.name));
+  const { entries, size } = await openSource(source);
+  const lock = await lockDataDir(config.dataDir);
+  const view = createProgressView(
+    progressMode(flags, process.stderr),
+    flags.json === true ? process.stdout : process.stderr,
+  );
+  if (size !== undefined) view.setTotal(size);
+  const startedAt = Date.now();
+  try {
+    const store = await LocalStore.open(config.dataDir);
+    try {
+      const result = await importLayout(entries, store.startImport(), {
+        names,
+        label: source,
+        onEvent: view.onEvent,
+      });
+      view.stop();
+      if (flags.quiet !== true && flags.json !== true) {
+        process.stdout.write(`${describe(result, (Date.now() - startedAt) / 1000)}\n`);
+      }
+    } finally {
+      store.close();
+    }
+  } finally {
+    view.stop();
+    await lock.release();
+  }
+}
+
+async function openSource(source: string): Promise<{ entries: AsyncIterable<LayoutEntry>; size?: number }> {
+  if (source === '-') return { entries: readTarEntries(process.stdin) };
+  const info = await stat(source);
+  if (info.isDirectory()) return { entries: readDirEntries(source) };
+  return { entries: readTarEntries(createReadStream(source, { highWaterMark: 1024 * 1024 })), size: info.size };
+}
+
+function describe(result: ImportLayoutResult, seconds: number): string {
+  const lines = result.images.map((image) => `imported ${image.ref} (${image.digest})`);
+  const rate = formatBytes(result.bytesWritten / Math.max(seconds, 0.001));
+  lines.push(
+    `${result.images.length} image${result.images.length === 1 ? '' : 's'}, ${result.blobsWritten} blobs written, ` +
+      `${formatBytes(result.bytesWritten)} in ${seconds.toFixed(1)} s (${rate}/s)`,
+  );
+  return lines.join('\n');
+}

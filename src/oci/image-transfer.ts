@@ -1,0 +1,37 @@
+/**
+ * @module oci/image-transfer
+ * The two ends of a copy, as the transfer engine sees them. An ImageReader is
+ * the pull side (the local store, an upstream client, the proxy: any ImageSource
+ * fits as it is). An ImageWriter takes blobs, manifests and tags and makes them
+ * visible all at once on commit(), or not at all on abort(): an import never
+ * leaves half an image behind. The local store, an OCI layout tar and (later) a
+ * remote registry or a docker-archive tar implement it.
+ */
+import type { Digest } from './digest.js';
+import type { BlobHandle, BlobInfo, ManifestContent } from './image-source.js';
+import type { RepoName, Tag } from './reference.js';
+
+export interface ImageReader {
+  /** The manifest a tag or digest names in repository `name`: its exact bytes and media type. */
+  getManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestContent | undefined>;
+  /** A blob of repository `name`, with its size; its bytes are read only through open(). */
+  openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined>;
+}
+
+export interface ImageWriter {
+  /** Whether the writer already holds these bytes (from before, or from this batch): then they are not sent. */
+  hasBlob(digest: Digest): Promise<boolean>;
+  /**
+   * Takes a blob's bytes. The body may fail midway (a digest mismatch is an error
+   * thrown by the body, never a clean end): the writer then keeps nothing of it.
+   */
+  writeBlob(blob: BlobInfo, body: AsyncIterable<Uint8Array>): Promise<void>;
+  /** A manifest of repository `name`, byte for byte; called once its blobs are written. */
+  writeManifest(name: RepoName, manifest: ManifestContent): Promise<void>;
+  /** Names a written manifest: `name:tag`, or `name@digest` for an image asked for by digest. */
+  tag(name: RepoName, reference: Tag | Digest, digest: Digest): Promise<void>;
+  /** Makes everything written visible at once. */
+  commit(): Promise<void>;
+  /** Drops everything this writer wrote; what was there before stays exactly as it was. */
+  abort(error?: unknown): Promise<void>;
+}

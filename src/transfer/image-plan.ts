@@ -1,0 +1,83 @@
+/**
+ * @module transfer/image-plan
+ * Reads an image's manifests (small, buffered) into the list of what a copy
+ * moves: the manifests to write, children before parents, and the blobs they
+ * need. With a platform filter, an index keeps its bytes (and so its digest)
+ * and only the chosen platforms' manifests are taken: a sparse index.
+ */
+import type { Descriptor, Platform } from '../oci/descriptor.js';
+import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import type { ManifestContent } from '../oci/image-source.js';
+import type { ImageReader } from '../oci/image-transfer.js';
+import { maxManifestBytes, parseManifest } from '../oci/manifest.js';
+import { isNondistributable } from '../oci/media-types.js';
+import type { ImageRef } from '../oci/image-ref.js';
+
+export interface ImagePlan {
+  root: ManifestContent;
+  /** Children first, the root last: a writer never sees a manifest before what it names. */
+  manifests: ManifestContent[];
+  /** Configs and layers, each once. */
+  blobs: Descriptor[];
+}
+
+/** An index nests indexes at most this deep (image-spec allows nesting; a loop must not recurse forever). */
+const maxDepth = 4;
+
+export async function planImage(
+  reader: ImageReader,
+  ref: ImageRef,
+  platforms?: (platform: Platform) => boolean,
+): Promise<ImagePlan> {
+  const root = await reader.getManifest(ref.name, ref.reference);
+  if (root === undefined) throw new OciError('MANIFEST_UNKNOWN', `${ref.name}: no manifest for ${ref.reference}`);
+  const plan: ImagePlan = { root, manifests: [], blobs: [] };
+  const seen = new Set<Digest>();
+  await walk(reader, ref, root, plan, seen, platforms, 0);
+  return plan;
+}
+
+async function walk(
+  reader: ImageReader,
+  ref: ImageRef,
+  manifest: ManifestContent,
+  plan: ImagePlan,
+  seen: Set<Digest>,
+  platforms: ((platform: Platform) => boolean) | undefined,
+  depth: number,
+): Promise<void> {
+  if (seen.has(manifest.digest)) return;
+  seen.add(manifest.digest);
+  if (manifest.bytes.byteLength > maxManifestBytes) {
+    throw new OciError('MANIFEST_INVALID', `${manifest.digest}: manifest exceeds ${maxManifestBytes} bytes`);
+  }
+  // Byte-exact manifests: what is copied must hash to the digest it will be known by.
+  const computed = digestOf(manifest.bytes, digestAlgorithm(manifest.digest));
+  if (computed !== manifest.digest) {
+    throw new OciError('DIGEST_INVALID', `${manifest.digest}: manifest bytes hash to ${computed}`);
+  }
+  const parsed = parseManifest(manifest.bytes, manifest.mediaType);
+  if (parsed.kind === 'index') {
+    if (depth >= maxDepth) throw new OciError('MANIFEST_INVALID', `${manifest.digest}: indexes nested too deep`);
+    for (const child of parsed.references) {
+      if (child.platform !== undefined && platforms !== undefined && !platforms(child.platform)) continue;
+      const content = await reader.getManifest(ref.name, child.digest);
+      if (content === undefined) {
+        throw new OciError('MANIFEST_UNKNOWN', `${ref.name}: manifest ${child.digest} of the index is not available`, {
+          detail: { digest: child.digest },
+        });
+      }
+      await walk(reader, ref, content, plan, seen, platforms, depth + 1);
+    }
+  } else {
+    for (const blob of parsed.references) {
+      // Layers a registry is not expected to hold are fetched by clients from their urls.
+      if ((blob.urls !== undefined && blob.urls.length > 0) || isNondistributable(blob.mediaType)) continue;
+      if (seen.has(blob.digest)) continue;
+      seen.add(blob.digest);
+      plan.blobs.push(blob);
+    }
+  }
+  plan.manifests.push(manifest);
+}

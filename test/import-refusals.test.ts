@@ -1,0 +1,165 @@
+/**
+ * Issue 10: a damaged bundle is refused with one line naming what is wrong, and
+ * the store is left exactly as it was (every index row and every file under
+ * blobs/ and tmp/ compared before and after). Each bundle is a good export
+ * changed by hand: a flipped byte in a layer, a truncated tar, a manifest
+ * naming a missing blob, a path escaping the layout, a symlink, a hard link,
+ * a duplicate blob entry with different bytes.
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeImage, testSeed, type TestImage } from './support/make-image.js';
+import { pushTestImage } from './support/push-image.js';
+import { runWharf } from './support/spawn-wharf.js';
+import { snapshotStore } from './support/store-snapshot.js';
+import { readTar, writeTar, type TarEntry } from './support/tar-surgery.js';
+import { startWharf } from './support/wharf.js';
+
+const timeoutMs = 120_000;
+
+describe('wharf import refuses damaged bundles and leaves the store as it was', () => {
+  let work: string;
+  let image: TestImage;
+  let good: TarEntry[];
+  let goodPath: string;
+  let store: string;
+  let layerPath: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'wharf-refusals-'));
+    const source = await startWharf();
+    try {
+      image = await makeImage({
+        seed: testSeed('import-refusals'),
+        layers: 2,
+        platforms: [
+          { os: 'linux', architecture: 'amd64' },
+          { os: 'linux', architecture: 'arm64' },
+        ],
+      });
+      await pushTestImage(source.url, 'team/app', 'v1', image);
+      goodPath = join(work, 'good.tar');
+      const exported = await runWharf(['export', 'team/app:v1', '-o', goodPath, '--data', source.dataDir, '--quiet']);
+      expect(exported.stderr).toBe('');
+    } finally {
+      await source.close();
+    }
+    good = await readTar(goodPath);
+    const layer = image.images[0]?.layers[0]?.digest ?? '';
+    layerPath = `blobs/sha256/${layer.slice('sha256:'.length)}`;
+    // The store is not empty: an earlier import of another image, so "unchanged" means something.
+    store = join(work, 'store');
+    const other = await makeImage({ seed: `${String(image.seed)}/other`, layers: 1 });
+    const otherSource = await startWharf();
+    try {
+      await pushTestImage(otherSource.url, 'team/other', 'v1', other);
+      const otherTar = join(work, 'other.tar');
+      await runWharf(['export', 'team/other:v1', '-o', otherTar, '--data', otherSource.dataDir, '--quiet']);
+      const first = await runWharf(['import', otherTar, '--data', store, '--quiet']);
+      expect(first.code).toBe(0);
+    } finally {
+      await otherSource.close();
+    }
+  }, timeoutMs);
+
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  /** Imports `bundle` and expects one error line matching `why`, with the store unchanged. */
+  async function expectRefused(bundle: string, why: RegExp): Promise<void> {
+    const before = await snapshotStore(store);
+    const result = await runWharf(['import', bundle, '--data', store, '--quiet'], { timeoutMs: 60_000 });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^error: [^\n]+\n$/);
+    expect(result.stderr).toMatch(why);
+    expect(await snapshotStore(store)).toEqual(before);
+  }
+
+  async function variant(name: string, change: (entries: TarEntry[]) => TarEntry[]): Promise<string> {
+    const path = join(work, name);
+    await writeTar(path, change(good.map((e) => ({ header: { ...e.header }, data: Buffer.from(e.data) }))));
+    return path;
+  }
+
+  it('the good bundle imports (the control)', async () => {
+    const copy = join(work, 'control-store');
+    const result = await runWharf(['import', goodPath, '--data', copy, '--quiet']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  it('refuses a flipped byte in a layer', async () => {
+    const bundle = await variant('flipped.tar', (entries) => {
+      const layer = entries.find((e) => e.header.name === layerPath);
+      if (layer === undefined) throw new Error('no layer entry');
+      layer.data[100] = (layer.data[100] ?? 0) ^ 0xff;
+      return entries;
+    });
+    await expectRefused(bundle, /DIGEST_INVALID: blobs\/sha256\/\w+: content does not match its digest/);
+  });
+
+  it('refuses a truncated tar', async () => {
+    const whole = await readFile(goodPath);
+    const offset = whole.indexOf(Buffer.from(layerPath.slice(0, 99)));
+    const bundle = join(work, 'truncated.tar');
+    await writeFile(bundle, whole.subarray(0, offset + 512 + 1000));
+    await expectRefused(bundle, /Unexpected end of data|truncated/);
+  });
+
+  it("imports the bundle gzip'd, and refuses a truncated gzip", async () => {
+    const whole = gzipSync(await readFile(goodPath));
+    const gz = join(work, 'good.tar.gz');
+    await writeFile(gz, whole);
+    const result = await runWharf(['import', gz, '--data', join(work, 'gz-store'), '--quiet']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const cut = join(work, 'cut.tar.gz');
+    await writeFile(cut, whole.subarray(0, Math.floor(whole.length * 0.6)));
+    await expectRefused(cut, /SIZE_INVALID: the archive ends .* \(truncated or unreadable: unexpected end of file\)/);
+  });
+
+  it('refuses a manifest naming a blob the bundle lacks', async () => {
+    const bundle = await variant('missing.tar', (entries) => entries.filter((e) => e.header.name !== layerPath));
+    await expectRefused(bundle, /MANIFEST_BLOB_UNKNOWN: .* names blob sha256:\w+, which is missing from the layout/);
+  });
+
+  it('refuses a path that escapes the layout', async () => {
+    for (const name of ['../escape', 'blobs/../../escape', '/etc/escape']) {
+      const bundle = await variant('escape.tar', (entries) => [
+        { header: { name, type: 'file', size: 3, mode: 0o644 }, data: Buffer.from('bad') } as TarEntry,
+        ...entries,
+      ]);
+      await expectRefused(bundle, /NAME_INVALID: entry ".*" escapes the layout/);
+    }
+  });
+
+  it('refuses symlink and hard-link entries', async () => {
+    for (const type of ['symlink', 'link'] as const) {
+      const bundle = await variant(`${type}.tar`, (entries) => [
+        ...entries.filter((e) => e.header.name !== 'index.json'),
+        {
+          header: { name: 'blobs/sha256/evil', type, linkname: '/etc/passwd', size: 0, mode: 0o777 },
+          data: Buffer.alloc(0),
+        } as TarEntry,
+        ...entries.filter((e) => e.header.name === 'index.json'),
+      ]);
+      await expectRefused(bundle, new RegExp(`UNSUPPORTED: entry "blobs/sha256/evil" is a ${type}`));
+    }
+  });
+
+  it('refuses a duplicate blob entry with different bytes', async () => {
+    const bundle = await variant('duplicate.tar', (entries) => {
+      const layer = entries.find((e) => e.header.name === layerPath);
+      if (layer === undefined) throw new Error('no layer entry');
+      const changed = Buffer.from(layer.data);
+      changed[50] = (changed[50] ?? 0) ^ 0x01;
+      const at = entries.indexOf(layer) + 1;
+      return [...entries.slice(0, at), { header: { ...layer.header }, data: changed }, ...entries.slice(at)];
+    });
+    await expectRefused(bundle, /DIGEST_INVALID: duplicate blob entry blobs\/sha256\/\w+ with different bytes/);
+  });
+});
