@@ -17,10 +17,9 @@ import type { TransferListener } from '../oci/transfer-events.js';
 import { verifyStream } from '../oci/verified-stream.js';
 import { drain, type LayoutEntry } from './layout-entry.js';
 import { parseLayoutPath, requireSafePath } from './layout-path.js';
-import { refNameAnnotation } from './layout-names.js';
 import { collectManifest, countBytes, readSmall } from './entry-stages.js';
 import { writeImageTree, type LayoutContent } from './write-image-tree.js';
-import type { NameMapper } from './ref-names.js';
+import { pickRefName, type NameMapper } from './ref-names.js';
 
 export interface ImportLayoutOptions {
   names: NameMapper;
@@ -118,7 +117,7 @@ async function readAndWrite(
   const index = parseManifest(indexBytes, mediaTypes.ociIndex);
   if (index.kind !== 'index') throw new OciError('MANIFEST_INVALID', 'index.json is not an image index');
   for (const root of index.references) {
-    const ref = options.names(root.annotations?.[refNameAnnotation], root.digest);
+    const ref = options.names(pickRefName(root.annotations), root.digest);
     const bytes = await writeImageTree(writer, ref.name, root, content, 0);
     await writer.tag(ref.name, ref.reference, root.digest);
     result.images.push({ ref: formatImageRef(ref), digest: root.digest });

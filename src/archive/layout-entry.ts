@@ -13,6 +13,8 @@ export interface LayoutEntry {
   type: EntryType;
   size: number;
   body: AsyncIterable<Uint8Array>;
+  /** For a symlink: where it points, as the archive says (never followed on disk). */
+  linkTarget?: string;
 }
 
 /** Reads and discards the rest of a body. */

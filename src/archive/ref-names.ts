@@ -11,6 +11,24 @@ import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { hasRegistryHost, parseImageRef, type ImageRef } from '../oci/image-ref.js';
 import { parseTag, type RepoName } from '../oci/reference.js';
+import { refNameAnnotation } from './layout-names.js';
+
+/** containerd's (and docker 25+'s `docker save`) annotation holding the full name beside a bare-tag ref.name. */
+export const containerdNameAnnotation = 'io.containerd.image.name';
+
+/**
+ * The name an index.json entry gives its image: ref.name, unless it is no full
+ * reference and containerd's annotation is (docker ≥ 25 writes ref.name `3.20`
+ * and io.containerd.image.name `docker.io/library/alpine:3.20`).
+ */
+export function pickRefName(annotations: Record<string, string> | undefined): string | undefined {
+  const refName = annotations?.[refNameAnnotation];
+  const full = annotations?.[containerdNameAnnotation];
+  if (full !== undefined && (refName === undefined || parseImageRef(refName) === undefined)) {
+    if (parseImageRef(full) !== undefined) return full;
+  }
+  return refName;
+}
 
 export type NameMapper = (refName: string | undefined, digest: Digest) => ImageRef;
 

@@ -41,6 +41,7 @@ export async function* readTarEntries(input: AsyncIterable<Uint8Array>): AsyncGe
         path: entry.header.name,
         type: typeOf(entry.header),
         size: entry.header.size,
+        ...(entry.header.linkname == null ? {} : { linkTarget: entry.header.linkname }),
         body: guard(entry as AsyncIterable<Uint8Array>, (error) => truncated(`inside ${entry.header.name}`, error)),
       };
     }

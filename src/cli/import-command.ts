@@ -1,15 +1,15 @@
 /**
  * @module cli/import-command
  * `wharf import <file | dir | ->`: reads an OCI image layout (tar, tar.gz, a
- * directory, or a tar on stdin) into the store, all or nothing. It writes the
+ * directory, or a tar on stdin) or a `docker save` tar into the store, all or nothing. It writes the
  * store, so it takes the data directory's lock: it refuses to run while
  * `wharf serve` holds it (serve would not see rows it has cached, and its
  * start-up clean of tmp/ would remove an import's files in progress).
  */
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { createNameMapper } from '../archive/ref-names.js';
-import { importLayout, type ImportLayoutResult } from '../archive/import-layout.js';
+import { importArchive } from '../archive/import-archive.js';
+import type { ImportLayoutResult } from '../archive/import-layout.js';
 import { readDirEntries } from '../archive/dir-entries.js';
 import { readTarEntries } from '../archive/tar-entries.js';
 import type { LayoutEntry } from '../archive/layout-entry.js';
@@ -34,7 +34,7 @@ export async function runImport(
   env: Record<string, string | undefined>,
 ): Promise<void> {
   const config = loadConfig({ file: flags.config ?? env.WHARF_CONFIG, env, flags: { data: flags.data } });
-  const names = createNameMapper(flags.name === undefined ? undefined : requireRepoName(flags.name));
+  const name = flags.name === undefined ? undefined : requireRepoName(flags.name);
   const { entries, size } = await openSource(source);
   const lock = await lockDataDir(config.dataDir);
   const view = createProgressView(
@@ -46,8 +46,8 @@ export async function runImport(
   try {
     const store = await LocalStore.open(config.dataDir);
     try {
-      const result = await importLayout(entries, store.startImport(), {
-        names,
+      const result = await importArchive(entries, store.startImport(), {
+        name,
         label: source,
         onEvent: view.onEvent,
       });

@@ -35,3 +35,14 @@ export interface ImageWriter {
   /** Drops everything this writer wrote; what was there before stays exactly as it was. */
   abort(error?: unknown): Promise<void>;
 }
+
+/**
+ * A writer that also takes a blob whose digest is learnt from its bytes: a
+ * docker-archive names its layers by path (`<id>/layer.tar`), and which digest
+ * each must have is known only from manifest.json and the config, which come
+ * later in the tar. The caller checks the digest it gets back against the config.
+ */
+export interface DigestingImageWriter extends ImageWriter {
+  /** Streams `size` bytes in, hashing them; resolves to the digest they have. */
+  writeUnnamedBlob(size: number, body: AsyncIterable<Uint8Array>): Promise<BlobInfo>;
+}

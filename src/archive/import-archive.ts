@@ -1,0 +1,68 @@
+/**
+ * @module archive/import-archive
+ * One entry point for every archive `wharf import` reads: an OCI image layout
+ * (wharf's exports, skopeo `oci-archive:`, newer docker's `docker save`, which
+ * carries index.json) or a legacy docker-archive (`<id>/layer.tar` and
+ * manifest.json). Told apart by the first file entry, so the tar is still
+ * read once: a layout starts with `blobs/`, `oci-layout` or `index.json`
+ * (docker and wharf write them in name order, and `blobs/` sorts first).
+ */
+import type { DigestingImageWriter } from '../oci/image-transfer.js';
+import type { RepoName } from '../oci/reference.js';
+import type { TransferListener } from '../oci/transfer-events.js';
+import { importDockerArchive } from './import-docker-archive.js';
+import { importLayout, type ImportLayoutResult } from './import-layout.js';
+import { drain, type LayoutEntry } from './layout-entry.js';
+import { requireSafePath } from './layout-path.js';
+import { indexFile, layoutFile } from './layout-names.js';
+import { createNameMapper } from './ref-names.js';
+
+export interface ImportArchiveOptions {
+  name?: RepoName;
+  label: string;
+  onEvent?: TransferListener;
+}
+
+export async function importArchive(
+  entries: AsyncIterable<LayoutEntry>,
+  writer: DigestingImageWriter,
+  options: ImportArchiveOptions,
+): Promise<ImportLayoutResult> {
+  const iterator = entries[Symbol.asyncIterator]();
+  const before: LayoutEntry[] = [];
+  let first: LayoutEntry | undefined;
+  try {
+    for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) {
+      requireSafePath(next.value.path);
+      if (next.value.type !== 'directory') {
+        first = next.value;
+        break;
+      }
+      await drain(next.value.body);
+      before.push({ ...next.value, body: emptyBody() });
+    }
+  } catch (error) {
+    await writer.abort(error);
+    throw error;
+  }
+  async function* replay(): AsyncGenerator<LayoutEntry> {
+    yield* before;
+    if (first === undefined) return;
+    yield first;
+    for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) yield next.value;
+  }
+  const path = first === undefined ? '' : requireSafePath(first.path).join('/');
+  if (path.startsWith('blobs/') || path === layoutFile || path === indexFile || first === undefined) {
+    return importLayout(replay(), writer, {
+      names: createNameMapper(options.name),
+      label: options.label,
+      onEvent: options.onEvent,
+    });
+  }
+  return importDockerArchive(replay(), writer, options);
+}
+
+/** A directory's body, already drained. */
+async function* emptyBody(): AsyncGenerator<Uint8Array> {
+  yield* [];
+}
