@@ -6,6 +6,8 @@
  * its full reference in `org.opencontainers.image.ref.name`. Nothing is built
  * in memory but manifests; a tar is sequential, so blob entries are written
  * one at a time (the engine's other reads wait on back-pressure meanwhile).
+ * Before index.json, a docker `manifest.json` for the single-platform images,
+ * so `docker load` takes the same tar (see docker-load-manifest.ts).
  */
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
@@ -13,11 +15,13 @@ import { pack, type Pack } from 'tar-stream';
 import { digestAlgorithm, digestEncoded, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { OciError } from '../oci/errors.js';
-import { formatImageRef } from '../oci/image-ref.js';
+import { formatImageRef, parseImageRef } from '../oci/image-ref.js';
+import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import type { BlobInfo, ManifestContent } from '../oci/image-source.js';
 import type { ImageWriter } from '../oci/image-transfer.js';
 import { mediaTypes } from '../oci/media-types.js';
 import type { RepoName, Tag } from '../oci/reference.js';
+import { buildDockerLoadManifest } from './docker-load-manifest.js';
 import { layoutVersion, refNameAnnotation } from './layout-names.js';
 
 // Pinned header fields: the same images give the same tar bytes on any machine.
@@ -29,6 +33,8 @@ export class OciLayoutWriter implements ImageWriter {
   private readonly written = new Set<Digest>();
   private readonly dirs = new Set<string>();
   private readonly manifests = new Map<Digest, { mediaType: string; size: number }>();
+  /** Parsed manifests (small), for the docker manifest.json written at commit. */
+  private readonly parsed = new Map<Digest, ParsedManifest>();
   private readonly roots: Descriptor[] = [];
   /** Entries go one at a time: each waits for the previous one to end. */
   private queue: Promise<void> = Promise.resolve();
@@ -64,6 +70,7 @@ export class OciLayoutWriter implements ImageWriter {
 
   async writeManifest(_name: RepoName, manifest: ManifestContent): Promise<void> {
     this.manifests.set(manifest.digest, { mediaType: manifest.mediaType, size: manifest.bytes.byteLength });
+    this.parsed.set(manifest.digest, parseManifest(manifest.bytes, manifest.mediaType));
     await this.writeBlob({ digest: manifest.digest, size: manifest.bytes.byteLength }, [manifest.bytes]);
   }
 
@@ -77,6 +84,14 @@ export class OciLayoutWriter implements ImageWriter {
 
   async commit(): Promise<void> {
     const index = { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: this.roots };
+    const roots = this.roots.map((d) => {
+      const refName = d.annotations?.[refNameAnnotation] ?? '';
+      return { digest: d.digest, refName, tagged: parseImageRef(refName)?.reference !== d.digest };
+    });
+    const dockerManifest = buildDockerLoadManifest(roots, this.parsed, this.written);
+    if (dockerManifest.length > 0) {
+      await this.enqueue(() => this.entry('manifest.json', [Buffer.from(JSON.stringify(dockerManifest))]));
+    }
     await this.enqueue(() => this.entry('index.json', [Buffer.from(JSON.stringify(index))]));
     this.pack.finalize();
     await this.pumped;
