@@ -13,6 +13,7 @@ import { defaultUpstreamUrls } from './config-values.js';
 import { runVerify, type VerifyFlags } from './verify-command.js';
 import { runExport, type ExportFlags } from './export-command.js';
 import { runImport, type ImportFlags } from './import-command.js';
+import { runPreload, type PreloadFlags } from './preload-command.js';
 
 const program = new Command('wharf')
   .description('A caching pull-through OCI registry mirror')
@@ -199,6 +200,25 @@ progressOptions(
   .option('--name <repository>', 'the repository for entries whose ref.name carries no registry host')
   .action(async (source: string, flags: ImportFlags) => {
     await runImport(source, flags, process.env);
+  });
+
+progressOptions(
+  upstreamOptions(
+    storeOptions(
+      program
+        .command('preload')
+        .description('fetch images from their upstreams into the store (all platforms by default), pinned')
+        .argument('[ref...]', 'images: docker.io/library/alpine:3.20, or alpine:3.20 with --default-upstream'),
+    ),
+  ),
+)
+  .option('-f, --file <file>', 'more images, one a line (# comments)')
+  .option(
+    '--platform <list>',
+    'only these platforms of an index, e.g. linux/amd64,linux/arm64/v8 (the index is kept whole)',
+  )
+  .action(async (refs: string[], flags: PreloadFlags) => {
+    await runPreload(refs, flags, process.env);
   });
 
 /** One plain line, `error: CODE: message`, and exit 1; --debug adds the cause chain. */

@@ -12,19 +12,17 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { ProxySource } from '../proxy/proxy-source.js';
-import { Router } from '../proxy/router.js';
 import { createRegistryApp } from '../registry/app.js';
 import { LocalStore } from '../store/local-store.js';
-import { UpstreamRegistry } from '../upstream/upstream-registry.js';
 import type { LogLevel, UpstreamSettings } from './config.js';
 import type { AuthSettings } from './auth-config.js';
 import { createClientAuth, createNameResolver, warnAboutAccess } from './client-auth-setup.js';
 import { isPrivateUpstream } from './config-values.js';
-import { compileNamePattern, matchesAny } from '../registry/auth/name-pattern.js';
 import { guardConnections, serverLimitOptions, type ConnectionLimits } from './connection-guard.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { defaultMaxConnections } from './open-file-limit.js';
 import { loadTlsPair, type TlsFiles } from './tls-files.js';
+import { createUpstreamRouter } from './upstream-router.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -84,33 +82,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await lock.release();
     throw error;
   }
-  const localPatterns = (options.local ?? []).map(compileNamePattern);
-  const clients = (options.upstreams ?? []).map((settings) => ({
-    settings,
-    client: new UpstreamRegistry(
-      {
-        host: settings.host,
-        url: settings.url,
-        username: settings.username,
-        password: settings.password,
-        token: settings.token,
-        useDockerConfig: settings.dockerConfig,
-        timeouts: settings.timeouts,
-      },
-      // Credential helpers and ~/.docker/config.json are found through the process environment.
-      { logger, env: process.env },
-    ),
-  }));
-  const router = new Router(
-    clients.map(({ settings, client }) => ({
-      host: settings.host,
-      client,
-      tagTtlMs: settings.tagTtlMs,
-      notFoundTtlMs: settings.notFoundTtlMs,
-      private: isPrivateUpstream(settings),
-    })),
+  const { router, clients } = createUpstreamRouter(
+    options.upstreams ?? [],
     options.defaultUpstream,
-    (name) => matchesAny(localPatterns, name),
+    options.local ?? [],
+    logger,
   );
   const proxy = new ProxySource(store, router, {
     offline: options.offline ?? false,

@@ -1,0 +1,54 @@
+/**
+ * @module cli/upstream-router
+ * The configured upstreams as UpstreamRegistry clients behind one Router:
+ * shared by `wharf serve` and `wharf preload`, so both dial the same hosts
+ * with the same credentials, timeouts and name routing.
+ */
+import type { Logger } from 'pino';
+import { Router } from '../proxy/router.js';
+import { compileNamePattern, matchesAny } from '../registry/auth/name-pattern.js';
+import { UpstreamRegistry } from '../upstream/upstream-registry.js';
+import type { UpstreamSettings } from './config.js';
+import { isPrivateUpstream } from './config-values.js';
+
+export interface UpstreamRouting {
+  router: Router;
+  clients: { settings: UpstreamSettings; client: UpstreamRegistry }[];
+}
+
+export function createUpstreamRouter(
+  upstreams: readonly UpstreamSettings[],
+  defaultUpstream: string | undefined,
+  local: readonly string[],
+  logger: Logger,
+): UpstreamRouting {
+  const localPatterns = local.map(compileNamePattern);
+  const clients = upstreams.map((settings) => ({
+    settings,
+    client: new UpstreamRegistry(
+      {
+        host: settings.host,
+        url: settings.url,
+        username: settings.username,
+        password: settings.password,
+        token: settings.token,
+        useDockerConfig: settings.dockerConfig,
+        timeouts: settings.timeouts,
+      },
+      // Credential helpers and ~/.docker/config.json are found through the process environment.
+      { logger, env: process.env },
+    ),
+  }));
+  const router = new Router(
+    clients.map(({ settings, client }) => ({
+      host: settings.host,
+      client,
+      tagTtlMs: settings.tagTtlMs,
+      notFoundTtlMs: settings.notFoundTtlMs,
+      private: isPrivateUpstream(settings),
+    })),
+    defaultUpstream,
+    (name) => matchesAny(localPatterns, name),
+  );
+  return { router, clients };
+}

@@ -1,0 +1,162 @@
+/**
+ * Issue 10, slice 2: `wharf preload` fetches images from a real upstream (CNCF
+ * distribution on loopback) into the store, all platforms by default or only
+ * some with --platform (the index kept byte for byte), tags recorded as
+ * 'preloaded'; then `serve --offline` serves them to skopeo by tag and digest.
+ * It takes the data directory's lock: it refuses while serve runs.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDistribution, type DistributionHandle } from './support/distribution.js';
+import { makeImage, sha256Digest, testSeed, type TestImage } from './support/make-image.js';
+import { pushTestImage } from './support/push-image.js';
+import { run, withDeadline } from './support/run.js';
+import { runWharf, spawnWharf } from './support/spawn-wharf.js';
+
+const timeoutMs = 180_000;
+
+function skopeo(args: string[]): ReturnType<typeof run> {
+  return run('skopeo', args, { timeoutMs: 60_000 });
+}
+
+describe.sequential('wharf preload', () => {
+  let work: string;
+  let upstream: DistributionHandle;
+  let multi: TestImage;
+  let single: TestImage;
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'wharf-preload-'));
+    upstream = await startDistribution();
+    multi = await makeImage({
+      seed: testSeed('preload multi'),
+      layers: 2,
+      platforms: [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64', variant: 'v8' },
+      ],
+    });
+    single = await makeImage({ seed: testSeed('preload single'), layers: 1, mediaTypes: 'docker' });
+    await pushTestImage(upstream.url, 'library/multi', 'v1', multi);
+    await pushTestImage(upstream.url, 'team/single', 'v2', single);
+  }, timeoutMs);
+
+  afterAll(async () => {
+    await upstream?.close();
+    if (work !== undefined) await rm(work, { recursive: true, force: true });
+  });
+
+  const raw = async (host: string, ref: string): Promise<Buffer> =>
+    (await skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${host}/${ref}`])).stdoutBuffer;
+
+  it(
+    'preloads every platform, tags as preloaded, serves offline by tag and digest; refuses while serve runs',
+    async () => {
+      const data = join(work, 'all');
+      const preloaded = await runWharf(
+        [
+          'preload',
+          'docker.io/library/multi:v1',
+          `docker.io/team/single@${single.root.digest}`,
+          '--upstream',
+          `docker.io=${upstream.url}`,
+          '--data',
+          data,
+        ],
+        { timeoutMs: 60_000 },
+      );
+      expect(preloaded.stdout).toContain(`preloaded docker.io/library/multi:v1 (${multi.root.digest})`);
+      expect(preloaded.code).toBe(0);
+
+      const db = new Database(join(data, 'index.db'), { readonly: true });
+      try {
+        expect(db.prepare('SELECT name, source FROM tags').all()).toEqual([{ name: 'v1', source: 'preloaded' }]);
+      } finally {
+        db.close();
+      }
+
+      const served = await spawnWharf(['--data', data, '--offline']);
+      try {
+        expect(sha256Digest(await raw(served.host, 'docker.io/library/multi:v1'))).toBe(multi.root.digest);
+        for (const platform of multi.images) {
+          const bytes = await raw(served.host, `docker.io/library/multi@${platform.manifest.digest}`);
+          expect(sha256Digest(bytes)).toBe(platform.manifest.digest);
+        }
+        expect(sha256Digest(await raw(served.host, `docker.io/team/single@${single.root.digest}`))).toBe(
+          single.root.digest,
+        );
+        await skopeo([
+          'copy',
+          '--all',
+          '--src-tls-verify=false',
+          `docker://${served.host}/docker.io/library/multi:v1`,
+          `oci:${join(work, 'pulled')}:v1`,
+        ]);
+
+        const refused = await runWharf(
+          ['preload', 'docker.io/library/multi:v1', '--upstream', `docker.io=${upstream.url}`, '--data', data],
+          { timeoutMs: 30_000 },
+        );
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toMatch(/^error: data directory .* is in use by wharf \(pid \d+\)[^\n]*\n$/);
+      } finally {
+        await withDeadline(served.kill(), 15_000, 'wharf serve exiting');
+      }
+    },
+    timeoutMs,
+  );
+
+  it(
+    '--file and --platform: only arm64 is fetched, the index stays byte for byte (sparse)',
+    async () => {
+      const data = join(work, 'arm');
+      const list = join(work, 'images.txt');
+      await writeFile(list, '# the CI cache\nmulti:v1\n\n');
+      const preloaded = await runWharf(
+        [
+          'preload',
+          '--file',
+          list,
+          '--platform',
+          'linux/arm64',
+          '--upstream',
+          `docker.io=${upstream.url}`,
+          '--default-upstream',
+          'docker.io',
+          '--data',
+          data,
+          '--quiet',
+        ],
+        { timeoutMs: 60_000 },
+      );
+      expect(preloaded.stderr).toBe('');
+      expect(preloaded.code).toBe(0);
+      const served = await spawnWharf([
+        '--data',
+        data,
+        '--offline',
+        '--default-upstream',
+        'docker.io',
+        '--upstream',
+        `docker.io=${upstream.url}`,
+      ]);
+      try {
+        expect(sha256Digest(await raw(served.host, 'docker.io/library/multi:v1'))).toBe(multi.root.digest);
+        const [amd64, arm64] = multi.images;
+        if (amd64 === undefined || arm64 === undefined) throw new Error('two platforms expected');
+        expect(sha256Digest(await raw(served.host, `multi@${arm64.manifest.digest}`))).toBe(arm64.manifest.digest);
+        const missing = await fetch(`${served.url}/v2/docker.io/library/multi/manifests/${amd64.manifest.digest}`, {
+          method: 'HEAD',
+          signal: AbortSignal.timeout(30_000),
+        });
+        expect(missing.status).toBe(404);
+      } finally {
+        await withDeadline(served.kill(), 15_000, 'wharf serve exiting');
+      }
+    },
+    timeoutMs,
+  );
+});
