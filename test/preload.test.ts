@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
-import { makeImage, sha256Digest, testSeed, type TestImage } from './support/make-image.js';
+import { allBlobsOf, makeImage, sha256Digest, testSeed, type TestImage } from './support/make-image.js';
 import { pushTestImage } from './support/push-image.js';
 import { run, withDeadline } from './support/run.js';
 import { runWharf, spawnWharf } from './support/spawn-wharf.js';
@@ -155,6 +155,62 @@ describe.sequential('wharf preload', () => {
         expect(missing.status).toBe(404);
       } finally {
         await withDeadline(served.kill(), 15_000, 'wharf serve exiting');
+      }
+    },
+    timeoutMs,
+  );
+
+  it(
+    'wharf ls lists tags and digests, kinds, platforms (sparse ones marked), sizes and sources; read-only beside serve',
+    async () => {
+      const listed = await runWharf(['ls', '--data', join(work, 'all'), '--json'], { timeoutMs: 30_000 });
+      expect(listed.code).toBe(0);
+      const rows = listed.stdout
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(rows).toHaveLength(2);
+      const totalBytes = (image: TestImage): number =>
+        [...allBlobsOf(image).values()].reduce((sum, bytes) => sum + bytes.length, 0);
+      expect(rows[0]).toMatchObject({
+        repository: 'docker.io/library/multi',
+        tag: 'v1',
+        digest: multi.root.digest,
+        kind: 'index',
+        platforms: ['linux/amd64', 'linux/arm64/v8'],
+        missingPlatforms: [],
+        source: 'preloaded',
+        size: totalBytes(multi),
+      });
+      expect(rows[1]).toMatchObject({
+        repository: 'docker.io/team/single',
+        digest: single.root.digest,
+        kind: 'manifest',
+        size: totalBytes(single),
+      });
+      expect(rows[1]?.tag).toBeUndefined();
+
+      const sparse = await runWharf(['ls', 'docker.io/library/*', '--data', join(work, 'arm')], { timeoutMs: 30_000 });
+      expect(sparse.code).toBe(0);
+      const lines = sparse.stdout.trim().split('\n');
+      expect(lines[0]).toMatch(/^IMAGE\s+DIGEST\s+KIND\s+PLATFORMS\s+SIZE\s+SOURCE$/);
+      expect(lines.slice(1)).toHaveLength(1);
+      expect(lines[1]).toMatch(
+        /^docker\.io\/library\/multi:v1\s+sha256:\w{12}\s+index\s+linux\/arm64\/v8 \(\+1 not here\)\s+\S+ \w+\s+preloaded$/,
+      );
+
+      const none = await runWharf(['ls', 'team/*', '--data', join(work, 'all')], { timeoutMs: 30_000 });
+      expect(none.stdout.trim().split('\n')).toHaveLength(1);
+
+      // Beside a running serve (no lock taken): a pushed image shows as pushed.
+      const pushed = await spawnWharf(['--data', join(work, 'pushed')]);
+      try {
+        await pushTestImage(pushed.url, 'team/app', 'v3', single);
+        const beside = await runWharf(['ls', '--data', join(work, 'pushed'), '--json'], { timeoutMs: 30_000 });
+        expect(beside.code).toBe(0);
+        expect(JSON.parse(beside.stdout)).toMatchObject({ repository: 'team/app', tag: 'v3', source: 'pushed' });
+      } finally {
+        await withDeadline(pushed.kill(), 15_000, 'wharf serve exiting');
       }
     },
     timeoutMs,

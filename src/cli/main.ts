@@ -14,6 +14,7 @@ import { runVerify, type VerifyFlags } from './verify-command.js';
 import { runExport, type ExportFlags } from './export-command.js';
 import { runImport, type ImportFlags } from './import-command.js';
 import { runPreload, type PreloadFlags } from './preload-command.js';
+import { runLs, type LsFlags } from './ls-command.js';
 
 const program = new Command('wharf')
   .description('A caching pull-through OCI registry mirror')
@@ -219,6 +220,17 @@ progressOptions(
   )
   .action(async (refs: string[], flags: PreloadFlags) => {
     await runPreload(refs, flags, process.env);
+  });
+
+storeOptions(
+  program
+    .command('ls')
+    .description('list the images in the store: tags, digests, platforms, sizes, source; may run beside wharf serve')
+    .argument('[pattern]', "repositories to list, e.g. 'docker.io/**' or team/*"),
+)
+  .option('--json', 'one JSON object per image and line')
+  .action(async (pattern: string | undefined, flags: LsFlags) => {
+    await runLs(pattern, flags, process.env);
   });
 
 /** One plain line, `error: CODE: message`, and exit 1; --debug adds the cause chain. */

@@ -24,6 +24,7 @@ import { maxManifestBytes, parseManifest, type ParsedManifest } from '../oci/man
 import { isNondistributable } from '../oci/media-types.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import { BlobFiles } from './blob-files.js';
+import { listImages, type ImageListing } from './image-listing.js';
 import { indexPath, openDatabase, openReadOnlyDatabase, type Db } from './database.js';
 import { ImportBatch, type ImportBatchOptions } from './import-batch.js';
 import { ManifestCache } from './manifest-cache.js';
@@ -89,6 +90,11 @@ export class LocalStore implements ImageSource, ImageSink {
   /** An all-or-nothing import (see import-batch.ts): rows appear only on its commit(). */
   startImport(options: ImportBatchOptions = {}): ImportBatch {
     return new ImportBatch(this.files, this.index, options);
+  }
+
+  /** Every tagged image and untagged root manifest whose repository `match`es (see image-listing.ts). */
+  listImages(match: (repository: string) => boolean = () => true): Promise<ImageListing[]> {
+    return listImages(this.db, this.files, match);
   }
 
   cleanUploads(): Promise<number> {
