@@ -1,0 +1,144 @@
+/**
+ * Issue 10, slice 2: the other docker-archive writers. skopeo's `docker-archive:`
+ * (top-level `<diffid>.tar` layers, `<id>/layer.tar` symlinks to them) imports
+ * and serves; newer docker's `docker save` (docker ≥ 25: an OCI layout whose
+ * index.json names the image in `io.containerd.image.name` and gives ref.name a
+ * bare tag, plus manifest.json) imports under the containerd name, byte for
+ * byte. A symlink that leaves the archive is refused with the store unchanged.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeImage, sha256Digest, testSeed, type TestImage } from './support/make-image.js';
+import { pushTestImage } from './support/push-image.js';
+import { run, withDeadline } from './support/run.js';
+import { runWharf, spawnWharf } from './support/spawn-wharf.js';
+import { snapshotStore } from './support/store-snapshot.js';
+import { readTar, writeTar } from './support/tar-surgery.js';
+import { startWharf, type WharfHandle } from './support/wharf.js';
+
+const timeoutMs = 120_000;
+
+function skopeo(args: string[]): ReturnType<typeof run> {
+  return run('skopeo', args, { timeoutMs: 60_000 });
+}
+
+describe.sequential('docker-archive forms from other writers', () => {
+  let work: string;
+  let source: WharfHandle;
+  let image: TestImage;
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'wharf-docker-forms-'));
+    source = await startWharf();
+    image = await makeImage({ seed: testSeed('docker-archive forms'), layers: 2, mediaTypes: 'docker' });
+    await pushTestImage(source.url, 'team/app', 'v1', image);
+  }, timeoutMs);
+
+  afterAll(async () => {
+    await source?.close();
+    if (work !== undefined) await rm(work, { recursive: true, force: true });
+  });
+
+  it(
+    "imports skopeo's docker-archive (layer.tar symlinks), served offline with docker's config digest",
+    async () => {
+      const archive = join(work, 'skopeo.tar');
+      await skopeo([
+        'copy',
+        '--src-tls-verify=false',
+        `docker://${source.host}/team/app:v1`,
+        `docker-archive:${archive}:team/app:v1`,
+      ]);
+      const entries = await readTar(archive);
+      // The form this test is about: symlinks from the legacy directories to the top-level layers.
+      expect(entries.some((e) => e.header.type === 'symlink' && e.header.name.endsWith('/layer.tar'))).toBe(true);
+
+      const data = join(work, 'skopeo-store');
+      const imported = await runWharf(['import', archive, '--data', data], { timeoutMs: 60_000 });
+      expect(imported.stdout).toContain('imported docker.io/team/app:v1');
+      expect(imported.code).toBe(0);
+      const served = await spawnWharf(['--data', data, '--offline']);
+      try {
+        const raw = await skopeo([
+          'inspect',
+          '--raw',
+          '--tls-verify=false',
+          `docker://${served.host}/docker.io/team/app:v1`,
+        ]);
+        const manifest = JSON.parse(raw.stdout) as { config: { digest: string }; layers: { digest: string }[] };
+        expect(manifest.config.digest).toBe(image.images[0]?.config.digest);
+        expect(manifest.layers.map((l) => l.digest)).toEqual(image.images[0]?.diffIds);
+        await skopeo([
+          'copy',
+          '--src-tls-verify=false',
+          `docker://${served.host}/docker.io/team/app:v1`,
+          `oci:${join(work, 'pulled')}:x`,
+        ]);
+      } finally {
+        await withDeadline(served.kill(), 15_000, 'wharf serve exiting');
+      }
+
+      // A symlink pointing out of the archive is refused, and the store is left as it was.
+      const hostile = entries.map((e) =>
+        e.header.type === 'symlink' && e.header.name.endsWith('/layer.tar')
+          ? { ...e, header: { ...e.header, linkname: '../../../etc/passwd' } }
+          : e,
+      );
+      const bad = join(work, 'escape.tar');
+      await writeTar(bad, hostile);
+      const before = await snapshotStore(data);
+      const refused = await runWharf(['import', bad, '--data', data, '--quiet'], { timeoutMs: 60_000 });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(
+        /^error: NAME_INVALID: symlink \w+\/layer\.tar points outside the archive[^\n]*\n$/,
+      );
+      expect(await snapshotStore(data)).toEqual(before);
+    },
+    timeoutMs,
+  );
+
+  it(
+    "imports newer docker's OCI-form docker save under io.containerd.image.name, byte for byte",
+    async () => {
+      const bundle = join(work, 'export.tar');
+      const exported = await runWharf(['export', 'team/app:v1', '-o', bundle, '--data', source.dataDir, '--quiet']);
+      expect(exported.code).toBe(0);
+      // Rewritten as docker 25+ names it: ref.name a bare tag, the full name in containerd's annotation.
+      const entries = await readTar(bundle);
+      const index = entries.find((e) => e.header.name === 'index.json');
+      if (index === undefined) throw new Error('no index.json');
+      const parsed = JSON.parse(index.data.toString('utf8')) as {
+        manifests: { annotations: Record<string, string> }[];
+      };
+      for (const m of parsed.manifests) {
+        m.annotations = {
+          'io.containerd.image.name': 'docker.io/library/app:v1',
+          'org.opencontainers.image.ref.name': 'v1',
+        };
+      }
+      index.data = Buffer.from(JSON.stringify(parsed));
+      const dockerForm = join(work, 'docker25.tar');
+      await writeTar(dockerForm, entries);
+
+      const data = join(work, 'docker25-store');
+      const imported = await runWharf(['import', dockerForm, '--data', data], { timeoutMs: 60_000 });
+      expect(imported.stdout).toContain(`imported docker.io/library/app:v1 (${image.root.digest})`);
+      expect(imported.code).toBe(0);
+      const served = await spawnWharf(['--data', data, '--offline']);
+      try {
+        const raw = await skopeo([
+          'inspect',
+          '--raw',
+          '--tls-verify=false',
+          `docker://${served.host}/docker.io/library/app:v1`,
+        ]);
+        expect(sha256Digest(raw.stdoutBuffer)).toBe(image.root.digest);
+      } finally {
+        await withDeadline(served.kill(), 15_000, 'wharf serve exiting');
+      }
+    },
+    timeoutMs,
+  );
+});
