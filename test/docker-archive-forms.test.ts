@@ -6,7 +6,7 @@
  * bare tag, plus manifest.json) imports under the containerd name, byte for
  * byte. A symlink that leaves the archive is refused with the store unchanged.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,6 +105,9 @@ describe.sequential('docker-archive forms from other writers', () => {
       const bundle = join(work, 'export.tar');
       const exported = await runWharf(['export', 'team/app:v1', '-o', bundle, '--data', source.dataDir, '--quiet']);
       expect(exported.code).toBe(0);
+      // skopeo reads the export as a docker-archive too (its manifest.json), with the same image.
+      const fromDockerArchive = await skopeo(['inspect', '--config', '--raw', `docker-archive:${bundle}`]);
+      expect(sha256Digest(fromDockerArchive.stdoutBuffer)).toBe(image.images[0]?.config.digest);
       // Rewritten as docker 25+ names it: ref.name a bare tag, the full name in containerd's annotation.
       const entries = await readTar(bundle);
       const index = entries.find((e) => e.header.name === 'index.json');
@@ -138,6 +141,49 @@ describe.sequential('docker-archive forms from other writers', () => {
       } finally {
         await withDeadline(served.kill(), 15_000, 'wharf serve exiting');
       }
+    },
+    timeoutMs,
+  );
+
+  it(
+    'refuses a docker-archive naming a missing layer, and a truncated one, the store unchanged',
+    async () => {
+      const archive = join(work, 'refusals-src.tar');
+      await skopeo([
+        'copy',
+        '--src-tls-verify=false',
+        `docker://${source.host}/team/app:v1`,
+        `docker-archive:${archive}:team/app:v1`,
+      ]);
+      const entries = await readTar(archive);
+      const data = join(work, 'refusals-store');
+      const control = await runWharf(['import', archive, '--data', data, '--quiet', '--name', 'team/control']);
+      expect(control.code).toBe(0);
+      const expectRefused = async (bundle: string, why: RegExp): Promise<void> => {
+        const before = await snapshotStore(data);
+        const result = await runWharf(['import', bundle, '--data', data, '--quiet'], { timeoutMs: 60_000 });
+        expect(result.code).toBe(1);
+        expect(result.stderr).toMatch(/^error: [^\n]+\n$/);
+        expect(result.stderr).toMatch(why);
+        expect(await snapshotStore(data)).toEqual(before);
+      };
+      // The biggest top-level .tar is a layer; without it (and the symlinks to it) manifest.json names a missing file.
+      const layer = entries
+        .filter((e) => e.header.type === 'file' && /^\w+\.tar$/.test(e.header.name))
+        .sort((a, b) => b.data.length - a.data.length)[0];
+      if (layer === undefined) throw new Error('no layer entry');
+      const missing = join(work, 'missing-layer.tar');
+      await writeTar(
+        missing,
+        entries.filter((e) => e !== layer),
+      );
+      await expectRefused(missing, /MANIFEST_BLOB_UNKNOWN: manifest\.json names layer \S+, which is missing/);
+
+      const whole = await readFile(archive);
+      const offset = whole.indexOf(Buffer.from(layer.header.name));
+      const truncated = join(work, 'truncated.tar');
+      await writeFile(truncated, whole.subarray(0, offset + 512 + Math.floor(layer.data.length / 2)));
+      await expectRefused(truncated, /truncated/);
     },
     timeoutMs,
   );
