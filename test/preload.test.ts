@@ -215,4 +215,54 @@ describe.sequential('wharf preload', () => {
     },
     timeoutMs,
   );
+
+  it(
+    'online: a sparse platform is fetched on demand, and a preloaded tag is not revalidated when the upstream moves it',
+    async () => {
+      const data = join(work, 'arm');
+      const served = await spawnWharf(['--data', data, '--upstream', `docker.io=${upstream.url}`]);
+      try {
+        const amd64 = multi.images[0];
+        if (amd64 === undefined) throw new Error('no amd64 image');
+        const onDemand = await skopeo([
+          'inspect',
+          '--raw',
+          '--tls-verify=false',
+          `docker://${served.host}/docker.io/library/multi@${amd64.manifest.digest}`,
+        ]);
+        expect(sha256Digest(onDemand.stdoutBuffer)).toBe(amd64.manifest.digest);
+        // The upstream's tag now names another image; the preloaded pin stays.
+        await pushTestImage(upstream.url, 'library/multi', 'v1', single);
+        expect(sha256Digest(await raw(served.host, 'docker.io/library/multi:v1'))).toBe(multi.root.digest);
+      } finally {
+        await withDeadline(served.kill(), 15_000, 'wharf serve exiting');
+      }
+    },
+    timeoutMs,
+  );
+
+  it(
+    'preload → export → import into a fresh store → serve --offline: same digests by tag and digest, tags imported',
+    async () => {
+      const bundle = join(work, 'ci-cache.tar');
+      const exported = await runWharf(['export', '--all', '-o', bundle, '--data', join(work, 'all'), '--quiet']);
+      expect(exported.code).toBe(0);
+      const fresh = join(work, 'fresh');
+      const imported = await runWharf(['import', bundle, '--data', fresh, '--quiet']);
+      expect(imported.code).toBe(0);
+      const served = await spawnWharf(['--data', fresh, '--offline']);
+      try {
+        expect(sha256Digest(await raw(served.host, 'docker.io/library/multi:v1'))).toBe(multi.root.digest);
+        for (const platform of multi.images) {
+          const bytes = await raw(served.host, `docker.io/library/multi@${platform.manifest.digest}`);
+          expect(sha256Digest(bytes)).toBe(platform.manifest.digest);
+        }
+      } finally {
+        await withDeadline(served.kill(), 15_000, 'wharf serve exiting');
+      }
+      const listed = await runWharf(['ls', '--data', fresh, '--json']);
+      expect(JSON.parse(listed.stdout.trim().split('\n')[0] ?? '{}')).toMatchObject({ source: 'imported' });
+    },
+    timeoutMs,
+  );
 });
