@@ -4,7 +4,8 @@
  * read as docker reads them: a RepoTag is a familiar name, so `alpine:3.20`
  * means `docker.io/library/alpine:3.20` and `team/app:v1` means
  * `docker.io/team/app:v1`; a first component with a '.' or ':' or `localhost`
- * is a registry host and kept (`index.docker.io` is `docker.io`). This is the
+ * is a registry host and kept (`index.docker.io` is `docker.io`; a port becomes
+ * `-5000`, as the mirror names hosts: `localhost:5000/app` → `localhost-5000/app`). This is the
  * opposite of OCI layouts (decision 0005), on purpose: a RepoTag is written by
  * docker in its familiar form, so the normalisation restores what it stripped.
  * `--name` replaces the repository and keeps the tag.
@@ -20,6 +21,11 @@ export function normalizeDockerRef(repoTag: string): ImageRef | undefined {
   let full = repoTag;
   if (!hasRegistryHost(repoTag)) full = repoTag.includes('/') ? `docker.io/${repoTag}` : `docker.io/library/${repoTag}`;
   else if (repoTag.startsWith('index.docker.io/')) full = `docker.io/${repoTag.slice('index.docker.io/'.length)}`;
+  else {
+    // A repository name cannot hold ':': a host with a port is kept as the mirror keeps it (localhost-5000/app).
+    const slash = repoTag.indexOf('/');
+    full = `${repoTag.slice(0, slash).toLowerCase().replace(/:/g, '-')}${repoTag.slice(slash)}`;
+  }
   const ref = parseImageRef(full);
   // A RepoTag with a digest is not a tag; docker writes none.
   if (ref === undefined || parseDigest(ref.reference) !== undefined) return undefined;
