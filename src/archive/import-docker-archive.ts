@@ -96,6 +96,10 @@ async function readAndWrite(
       if (named !== undefined && named !== digest) {
         throw new OciError('DIGEST_INVALID', `${path}: content does not match its name (computed ${digest})`);
       }
+      const seen = content.configs.get(path);
+      if (seen !== undefined && seen.digest !== digest) {
+        throw new OciError('DIGEST_INVALID', `duplicate entry ${path} with different bytes`);
+      }
       content.configs.set(path, { digest, bytes });
       if (!(await writer.hasBlob(digest))) await writer.writeBlob({ digest, size: bytes.byteLength }, once(bytes));
     } else {
