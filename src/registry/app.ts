@@ -32,6 +32,9 @@ import { tokenHandler } from './auth/token-endpoint.js';
 import { TokenIssuer } from './auth/tokens.js';
 import { UserTable } from './auth/user-table.js';
 import { requireRepoName, type RepoName } from '../oci/reference.js';
+import { addHealthRoutes } from './health-routes.js';
+import { RequestLog, type RequestRecord, type RouteClass } from './request-log.js';
+import { userOf } from './auth/client-auth.js';
 
 type Handler = (deps: RegistryDeps, req: RegistryRequest) => Promise<Reply>;
 
@@ -74,6 +77,25 @@ const allowed: Record<RoutePath['kind'], string> = {
   tags: 'GET, HEAD',
   referrers: 'GET, HEAD',
 };
+
+const routeClass: Record<RoutePath['kind'], RouteClass> = {
+  base: 'base',
+  catalog: 'catalog',
+  blob: 'blob',
+  uploads: 'upload',
+  upload: 'upload',
+  manifest: 'manifest',
+  tags: 'tags',
+  referrers: 'referrers',
+};
+
+/** Repository and reference for the access log, as the client sent them (no repository on base and catalog). */
+function describeRoute(record: RequestRecord, route: RoutePath): void {
+  if (route.kind === 'base' || route.kind === 'catalog') return;
+  record.repository = route.name;
+  if (route.kind === 'manifest') record.reference = route.reference;
+  else if (route.kind === 'blob' || route.kind === 'referrers') record.reference = route.digest;
+}
 
 function toRequest(c: Context<{ Bindings: HttpBindings }>): RegistryRequest {
   const { incoming, outgoing } = c.env;
@@ -124,13 +146,22 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
   const auth = deps.auth ?? createOpenAuth();
   const names = deps.names ?? localNames;
 
+  const requests = new RequestLog(deps.logger, deps.requests ?? { accessLog: true });
+
   const token = tokenHandler(auth, names);
-  app.get('/token', token);
-  app.post('/token', token);
+  const loggedToken = (c: Context<{ Bindings: HttpBindings }>): Promise<Response> => {
+    requests.start(c.env.incoming, c.env.outgoing, 'token');
+    return token(c);
+  };
+  app.get('/token', loggedToken);
+  app.post('/token', loggedToken);
+  addHealthRoutes(app, deps.health ?? {}, auth);
 
   app.all('*', async (c) => {
     const req = toRequest(c);
     const route = parseRoutePath(req.path);
+    req.record = requests.start(req.incoming, req.outgoing, route === undefined ? 'other' : routeClass[route.kind]);
+    if (route !== undefined) describeRoute(req.record, route);
     if (route === undefined) {
       throw new OciError('UNSUPPORTED', 'no such endpoint', { status: 404, detail: { path: req.path.slice(0, 300) } });
     }
@@ -189,6 +220,7 @@ async function authorizeRequest(
       ? { kind: 'anonymous' }
       : await auth.identify(authorization, () => req.incoming.socket?.remoteAddress ?? 'unknown', context);
   req.identity = identity;
+  if (req.record !== undefined) req.record.user = userOf(identity);
   req.readable = (name: RepoName) => {
     try {
       const cls = names.classify(name);

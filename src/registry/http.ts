@@ -11,6 +11,8 @@ import type { ImageSink, ImageSource, ReadOptions } from '../oci/image-source.js
 import { requireRepoName, type RepoName } from '../oci/reference.js';
 import type { ClientAuth, Identity } from './auth/client-auth.js';
 import type { NameResolver } from './auth/name-resolver.js';
+import type { HealthChecks } from './health-routes.js';
+import type { RequestLogOptions, RequestRecord } from './request-log.js';
 
 export interface RegistryDeps {
   source: ImageSource;
@@ -21,6 +23,10 @@ export interface RegistryDeps {
   auth?: ClientAuth;
   /** Which names are mirrored (read-only, maybe private); default: every name is local. */
   names?: NameResolver;
+  /** Access log and request metrics (request-log.ts); default: the access log on, nothing else watching. */
+  requests?: RequestLogOptions;
+  /** /metrics and /readyz (health-routes.ts); /healthz is always there. */
+  health?: HealthChecks;
 }
 
 export interface RegistryRequest {
@@ -35,6 +41,8 @@ export interface RegistryRequest {
   identity: Identity;
   /** readOptions' answer, once it was asked. */
   options?: ReadOptions;
+  /** The access log's record of this request; a mirror writes its cache result into it (the read trace). */
+  record?: RequestRecord;
   /**
    * The store name of `name` when this client may pull it, else undefined: what
    * a mount may take from and what _catalog may list.
@@ -149,6 +157,7 @@ export function readOptions(req: RegistryRequest): ReadOptions {
   // Authorization and the handler both need it: parsed once per request.
   if (req.options !== undefined) return req.options;
   const options: ReadOptions = {};
+  if (req.record !== undefined) options.trace = req.record;
   const namespace = req.query.get('ns');
   if (namespace !== null && namespace !== '') options.namespace = requireRegistryHost(namespace);
   const accept = req.header('accept');
