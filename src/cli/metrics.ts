@@ -8,7 +8,7 @@
  * small closed sets (route class, method, status, configured upstream host).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { RequestRecord } from '../registry/request-log.js';
+import { RequestMetrics } from './request-metrics.js';
 import type { UpstreamExchange } from '../upstream/upstream-config.js';
 
 /** What the scrape reads from the running server. */
@@ -17,18 +17,12 @@ export interface MetricsSources {
   storeUsage(): { bytes: number; blobs: number };
 }
 
-/** Seconds: from a manifest served from memory (sub-ms) to a large cold layer (minutes). */
-const requestBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 const upstreamBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export class WharfMetrics {
   readonly registry = new Registry();
   private sources: MetricsSources | undefined;
-  private readonly requests: Counter<'route' | 'method' | 'status'>;
-  private readonly durations: Histogram<'route'>;
-  private readonly servedBytes: Counter<'source'>;
-  private readonly cacheResults: Counter<'route' | 'result'>;
-  private readonly cutShort: Counter<'route'>;
+  private readonly requests = new RequestMetrics();
   private readonly upstreamRequests: Counter<'upstream' | 'method' | 'status'>;
   private readonly upstreamErrors: Counter<'upstream'>;
   private readonly upstreamSeconds: Histogram<'upstream'>;
@@ -39,37 +33,7 @@ export class WharfMetrics {
   constructor() {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
-    this.requests = new Counter({
-      name: 'wharf_http_requests_total',
-      help: 'HTTP requests answered, by route class, method and status',
-      labelNames: ['route', 'method', 'status'],
-      registers,
-    });
-    this.durations = new Histogram({
-      name: 'wharf_http_request_duration_seconds',
-      help: 'Time from a request to the end of its response, by route class',
-      labelNames: ['route'],
-      buckets: requestBuckets,
-      registers,
-    });
-    this.servedBytes = new Counter({
-      name: 'wharf_served_bytes_total',
-      help: 'Blob and manifest bytes sent to clients: source="store" from what was stored, "fill" while it came from an upstream',
-      labelNames: ['source'],
-      registers,
-    });
-    this.cacheResults = new Counter({
-      name: 'wharf_cache_results_total',
-      help: 'Reads of mirrored names by how the cache answered (hit, fill, miss, not_found, stale, revalidated)',
-      labelNames: ['route', 'result'],
-      registers,
-    });
-    this.cutShort = new Counter({
-      name: 'wharf_http_requests_cut_short_total',
-      help: 'Responses that did not finish (the client left, or the connection was cut after a failure)',
-      labelNames: ['route'],
-      registers,
-    });
+    this.requests.register(this.registry);
     this.upstreamRequests = new Counter({
       name: 'wharf_upstream_requests_total',
       help: 'Requests to upstream registries (token services and redirects included), by status ("none": no answer)',
@@ -149,22 +113,8 @@ export class WharfMetrics {
     return { contentType: this.registry.contentType, body: await this.registry.metrics() };
   }
 
-  readonly observeRequest = (record: Readonly<RequestRecord>): void => {
-    const { route } = record;
-    this.counter(`r ${route} ${record.method} ${record.status}`, () =>
-      this.requests.labels(route, record.method, String(record.status)),
-    ).inc();
-    this.histogram(`d ${route}`, () => this.durations.labels(route)).observe(record.durationMs / 1000);
-    if (!record.completed) this.counter(`x ${route}`, () => this.cutShort.labels(route)).inc();
-    if (record.cache !== undefined) {
-      const result = record.cache;
-      this.counter(`c ${route} ${result}`, () => this.cacheResults.labels(route, result)).inc();
-    }
-    if (record.bytes > 0 && (route === 'blob' || route === 'manifest')) {
-      const source = record.cache === 'fill' ? 'fill' : 'store';
-      this.counter(`b ${source}`, () => this.servedBytes.labels(source)).inc(record.bytes);
-    }
-  };
+  /** Told of every finished request (registry/request-log.ts). */
+  readonly observeRequest = this.requests.observe;
 
   readonly observeUpstream = (exchange: UpstreamExchange): void => {
     const { upstream, method, status } = exchange;

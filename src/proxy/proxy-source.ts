@@ -283,7 +283,8 @@ export class ProxySource implements ImageSource {
     const state = this.store.tagState(route.canonical, tag);
     if (state !== undefined) {
       const fresh = state.confirmed_at !== null && this.now() - state.confirmed_at < route.upstream.tagTtlMs;
-      if (state.source !== 'fetched' || fresh) return note(trace, await this.store.getManifest(route.canonical, tag), 'hit');
+      if (state.source !== 'fetched' || fresh)
+        return note(trace, await this.store.getManifest(route.canonical, tag), 'hit');
       if (this.offline) return note(trace, await this.store.getManifest(route.canonical, tag), 'stale');
       const outcome = await this.revalidations.revalidate(`${route.canonical}:${tag}`, (signal) =>
         this.revalidateTag(route, tag, state.digest, signal),

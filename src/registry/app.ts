@@ -150,7 +150,9 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
 
   const token = tokenHandler(auth, names);
   const loggedToken = (c: Context<{ Bindings: HttpBindings }>): Promise<Response> => {
-    requests.start(c.env.incoming, c.env.outgoing, 'token');
+    const { requestId } = requests.start(c.env.incoming, c.env.outgoing, 'token');
+    // Hono writes this answer: a header set ahead is merged in.
+    c.env.outgoing.setHeader('X-Request-Id', requestId);
     return token(c);
   };
   app.get('/token', loggedToken);
@@ -172,7 +174,7 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
       });
     }
     await authorizeRequest(auth, names, req, route);
-    writeReply(req.outgoing, await handler(deps, req));
+    writeReply(req.outgoing, await handler(deps, req), req.record);
     return RESPONSE_ALREADY_SENT;
   });
 
@@ -191,7 +193,11 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
     // A request body left unread must not stay on a keep-alive connection: the client's next request would queue behind it.
     if (!c.env.incoming.complete) outgoing.setHeader('Connection', 'close');
     const known = isOciError(error) ? error : isOutOfSpace(error) ? outOfSpace(error) : undefined;
-    writeReply(outgoing, errorReply(known ?? new OciError('UNKNOWN', 'internal error', { cause: error })));
+    writeReply(
+      outgoing,
+      errorReply(known ?? new OciError('UNKNOWN', 'internal error', { cause: error })),
+      requests.recordOf(outgoing),
+    );
     return RESPONSE_ALREADY_SENT;
   });
 

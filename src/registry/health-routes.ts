@@ -58,7 +58,11 @@ export function addHealthRoutes(app: Hono<{ Bindings: HttpBindings }>, checks: H
 }
 
 /** Basic (what Prometheus' basic_auth sends) or a bearer token of an admin; else 401 or 403. */
-async function requireAdmin(auth: ClientAuth, authorization: string | undefined, address: string | undefined): Promise<void> {
+async function requireAdmin(
+  auth: ClientAuth,
+  authorization: string | undefined,
+  address: string | undefined,
+): Promise<void> {
   const challenge = { 'WWW-Authenticate': 'Basic realm="wharf metrics"' };
   if (authorization === undefined) {
     throw new OciError('UNAUTHORIZED', 'metrics are for admins: sign in', { headers: challenge });

@@ -93,14 +93,19 @@ export function isClientGone(error: unknown, incoming: IncomingMessage): boolean
   return code !== undefined && connectionGoneCodes.has(code) && incoming.socket?.destroyed !== false;
 }
 
-/** Writes a reply with the API version header; Content-Length from the body unless given (HEAD gives the real size). */
-export function writeReply(outgoing: ServerResponse, reply: Reply): void {
+/**
+ * Writes a reply with the API version header and the request id (noting the body's size in the record); Content-Length from the body unless given
+ * (HEAD gives the real size). The id goes in with the other headers: one set before writeHead would send every
+ * header down Node's slower merging path.
+ */
+export function writeReply(outgoing: ServerResponse, reply: Reply, record?: RequestRecord): void {
   if ('sent' in reply) return;
   const headers: Record<string, string> = { ...apiVersionHeader, ...reply.headers };
-  if (reply.body !== undefined && headers['Content-Length'] === undefined) {
-    headers['Content-Length'] = String(
-      typeof reply.body === 'string' ? Buffer.byteLength(reply.body) : reply.body.byteLength,
-    );
+  if (record !== undefined) headers['X-Request-Id'] = record.requestId;
+  if (reply.body !== undefined) {
+    const length = typeof reply.body === 'string' ? Buffer.byteLength(reply.body) : reply.body.byteLength;
+    headers['Content-Length'] ??= String(length);
+    if (record !== undefined) record.bytes = length;
   }
   outgoing.writeHead(reply.status, headers);
   outgoing.end(reply.body);

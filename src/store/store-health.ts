@@ -35,9 +35,9 @@ export class StoreHealth {
     if (this.usage !== undefined && (at - this.usage.at < usageMaxAgeMs || !this.db.open)) return this.usage.value;
     // A scrape during shutdown, after the index closed, and before any usage was known.
     if (!this.db.open) return { bytes: 0, blobs: 0 };
-    const row = this.db.prepare<[], { bytes: number | null; blobs: number }>(
-      'SELECT sum(size) AS bytes, count(*) AS blobs FROM blobs',
-    ).get();
+    const row = this.db
+      .prepare<[], { bytes: number | null; blobs: number }>('SELECT sum(size) AS bytes, count(*) AS blobs FROM blobs')
+      .get();
     const value = { bytes: row?.bytes ?? 0, blobs: row?.blobs ?? 0 };
     this.usage = { at, value };
     return value;
