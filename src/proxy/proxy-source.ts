@@ -121,7 +121,8 @@ export class ProxySource implements ImageSource {
     if (route.kind === 'local') return this.store.openBlob(name, digest);
     const trace = traceOf(options, route);
     const cached = await this.store.openBlob(route.canonical, digest);
-    if (cached !== undefined || this.offline) return note(trace, cached, 'hit');
+    if (cached === undefined && this.offline) throw offlineMiss('BLOB_UNKNOWN', route, digest, trace);
+    if (cached !== undefined) return note(trace, cached, 'hit');
     if (this.isHeldForOthers(route, digest)) {
       if ((await this.confirmBlob(route, digest)) === undefined) return note(trace, undefined, 'hit');
       // Confirmed: the bytes here are the same bytes (same digest), so a link replaces a download.
@@ -142,7 +143,8 @@ export class ProxySource implements ImageSource {
     if (route.kind === 'local') return this.store.statBlob(name, digest);
     const trace = traceOf(options, route);
     const cached = await this.store.statBlob(route.canonical, digest);
-    if (cached !== undefined || this.offline) return note(trace, cached, 'hit');
+    if (cached === undefined && this.offline) throw offlineMiss('BLOB_UNKNOWN', route, digest, trace);
+    if (cached !== undefined) return note(trace, cached, 'hit');
     const found = await this.confirmBlob(route, digest);
     if (found === undefined) return note(trace, undefined, 'miss');
     const held = this.store.contentSize(digest);
@@ -259,7 +261,8 @@ export class ProxySource implements ImageSource {
     trace: ReadTrace | undefined,
   ): Promise<ManifestContent | undefined> {
     const cached = await this.store.getManifest(route.canonical, digest);
-    if (cached !== undefined || this.offline) return note(trace, cached, 'hit');
+    if (cached === undefined && this.offline) throw offlineMiss('MANIFEST_UNKNOWN', route, digest, trace);
+    if (cached !== undefined) return note(trace, cached, 'hit');
     const key = `${route.canonical}@${digest} ${acceptKey(accept)}`;
     if (this.notFound.has(key, this.now())) return note(trace, undefined, 'fill');
     const fetched = await this.manifestFlights.run(key, async () => {
@@ -294,7 +297,7 @@ export class ProxySource implements ImageSource {
       const served = await this.store.getManifest(route.canonical, tag);
       return note(trace, served, outcome?.kind === 'done' ? 'revalidated' : 'stale');
     }
-    if (this.offline) return note(trace, undefined, 'fill');
+    if (this.offline) throw offlineMiss('MANIFEST_UNKNOWN', route, tag, trace);
     // Nothing to serve: this pull waits for the upstream. The answer may depend on Accept.
     const key = `${route.canonical}:${tag} ${acceptKey(accept)}`;
     if (this.notFound.has(key, this.now())) return note(trace, undefined, 'fill');
@@ -388,4 +391,25 @@ function traceOf(options: ReadOptions | undefined, route: MirrorRoute): ReadTrac
 function note<T>(trace: ReadTrace | undefined, answer: T | undefined, found: CacheResult): T | undefined {
   if (trace !== undefined) trace.cache = answer === undefined ? 'not_found' : found;
   return answer;
+}
+
+/**
+ * What an offline mirror answers for content it does not hold: the spec's 404 code, with a message
+ * that says why (not "unknown to registry": the upstream may well have it).
+ */
+function offlineMiss(
+  code: 'BLOB_UNKNOWN' | 'MANIFEST_UNKNOWN',
+  route: MirrorRoute,
+  reference: string,
+  trace: ReadTrace | undefined,
+): OciError {
+  note(trace, undefined, 'hit');
+  const at = reference.includes(':') ? '@' : ':';
+  const what =
+    code === 'BLOB_UNKNOWN' ? `blob ${reference} of ${route.canonical}` : `${route.canonical}${at}${reference}`;
+  return new OciError(
+    code,
+    `wharf is offline and ${what} is not cached here; it cannot be fetched from ${route.upstream.host}`,
+    { detail: { name: route.canonical, reference: reference.slice(0, 200), offline: true } },
+  );
 }
