@@ -113,6 +113,8 @@ describe('the command line', () => {
     try {
       wharf.child.kill('SIGHUP');
       await new Promise((resolve) => setTimeout(resolve, 500));
+      // Killed by a signal, exitCode stays null: signalCode says so.
+      expect(wharf.child.signalCode).toBeNull();
       expect(wharf.child.exitCode).toBeNull();
       expect((await call(wharf.url, '/healthz')).status).toBe(200);
     } finally {

@@ -116,6 +116,22 @@ upstreamOptions(
       accessLog: config.accessLog,
       metricsPublic: config.metricsPublic,
     });
+    const stop = (signal: string): void => {
+      logger.info({ signal }, 'shutting down: finishing requests in flight');
+      server.close().then(
+        () => process.exit(0),
+        (error: unknown) => fail(error),
+      );
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    // A renewed certificate: new connections get it, open ones keep theirs. Without TLS there is
+    // nothing to reload, but SIGHUP must still not kill the process (its default action).
+    process.on('SIGHUP', () => {
+      if (config.tls === undefined) logger.info({ signal: 'SIGHUP' }, 'nothing to reload (no TLS files)');
+      else void server.reloadTls();
+    });
+    // Last: whoever waits for this line may signal the process at once, so the handlers are in place.
     const shown = server.host.includes(':') ? `[${server.host}]` : server.host;
     // The banner is a log line like the others (no bare text among JSON lines), written whatever the
     // level: scripts and test/support/spawn-wharf.ts wait for "listening on http(s)://host:port".
@@ -133,21 +149,6 @@ upstreamOptions(
       },
       `wharf listening on ${server.scheme}://${shown}:${server.port}, data in ${config.dataDir}`,
     );
-    const stop = (signal: string): void => {
-      logger.info({ signal }, 'shutting down: finishing requests in flight');
-      server.close().then(
-        () => process.exit(0),
-        (error: unknown) => fail(error),
-      );
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    // A renewed certificate: new connections get it, open ones keep theirs. Without TLS there is
-    // nothing to reload, but SIGHUP must still not kill the process (its default action).
-    process.on('SIGHUP', () => {
-      if (config.tls === undefined) logger.info({ signal: 'SIGHUP' }, 'nothing to reload (no TLS files)');
-      else void server.reloadTls();
-    });
   });
 
 program
