@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the test suite drives (see /work/shared/research/real-clients.md): a real
+# Installs what the test suite drives (test/support/*.ts starts each of them): a real
 # upstream registry (CNCF distribution), real clients (skopeo, containerd/ctr, podman, Docker
 # Engine), load generators, nginx as the static-file baseline; then the project's npm dependencies.
 # Debian 12, run as root. apt is skipped when every binary is already on PATH.

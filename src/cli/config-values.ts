@@ -19,14 +19,18 @@ export interface Sourced {
   from: string;
 }
 
-/** "host:port", ":port" or "port" or "[v6]:port". */
+/**
+ * "host:port", ":port" or "port" (all interfaces), "[v6]:port". The port alone is tried first: one
+ * pattern for every form once read "5000" as host "500", port "0".
+ */
 export function parseListen({ value, from }: Sourced): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*))?:?(\d+)$/.exec(value.trim());
-  const port = Number(match?.[3]);
-  if (match === null || !Number.isInteger(port) || port < 0 || port > 65535) {
+  const text = value.trim();
+  const match = /^(\d+)$/.exec(text) ?? /^\[([0-9A-Fa-f:.]+)\]:(\d+)$/.exec(text) ?? /^([^:[\]]*):(\d+)$/.exec(text);
+  const host = match === null || match.length === 2 ? '' : (match[1] ?? '');
+  const port = Number(match?.[match.length - 1]);
+  if (match === null || !/^\d{1,5}$/.test(match[match.length - 1] ?? '') || port > 65535) {
     throw new ConfigError(from, `expected host:port, :port or port, got ${JSON.stringify(value)}`);
   }
-  const host = match[1] ?? match[2] ?? '';
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
 

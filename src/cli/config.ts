@@ -46,6 +46,10 @@ export interface Config {
   limits: { headerTimeoutMs: number; idleTimeoutMs: number; maxConnections: number };
   /** PEM files: set, wharf serves HTTPS only. */
   tls: { cert: string; key: string } | undefined;
+  /** One JSON line per request at info (log.access). */
+  accessLog: boolean;
+  /** Anyone may read /metrics (metrics.public); else loopback clients and admins, when users are configured. */
+  metricsPublic: boolean;
 }
 
 /** Every scalar option by its dotted YAML key, with the environment variable and flag that set it. */
@@ -72,6 +76,8 @@ const options = {
   },
   defaultUpstream: { env: 'WHARF_DEFAULT_UPSTREAM', flag: 'defaultUpstream', default: '' },
   offline: { env: 'WHARF_OFFLINE', flag: 'offline', default: 'false' },
+  'log.access': { env: 'WHARF_LOG_ACCESS', flag: undefined, default: 'true' },
+  'metrics.public': { env: 'WHARF_METRICS_PUBLIC', flag: undefined, default: 'false' },
 } as const;
 type Key = keyof typeof options;
 
@@ -135,9 +141,7 @@ export function loadConfig(sources: ConfigSources): Config {
   const htpasswdFlag = sources.flags.htpasswd ?? (sources.env.WHARF_HTPASSWD || undefined);
   const auth = parseAuth(file.auth, htpasswdFlag);
   const offline = raw('offline');
-  if (!['true', 'false', '1', '0'].includes(offline.value)) {
-    throw new ConfigError(offline.from, `expected true or false, got ${JSON.stringify(offline.value)}`);
-  }
+  parseBoolean(offline);
   const maxFills = raw('mirror.maxConcurrentFills');
   if (!/^[1-9]\d{0,5}$/.test(maxFills.value.trim())) {
     throw new ConfigError(maxFills.from, `expected a whole number from 1, got ${JSON.stringify(maxFills.value)}`);
@@ -150,7 +154,7 @@ export function loadConfig(sources: ConfigSources): Config {
     shutdownGraceMs: parseDuration(raw('shutdown.grace')),
     upstreams,
     defaultUpstream: defaultUpstream.value === '' ? undefined : defaultUpstream.value.toLowerCase(),
-    offline: offline.value === 'true' || offline.value === '1',
+    offline: parseBoolean(offline),
     local,
     auth,
     maxConcurrentFills: Number(maxFills.value.trim()),
@@ -165,7 +169,16 @@ export function loadConfig(sources: ConfigSources): Config {
       maxConnections: parseMaxConnections(raw('limits.maxConnections')),
     },
     tls: parseTls(raw('tls.cert'), raw('tls.key')),
+    accessLog: parseBoolean(raw('log.access')),
+    metricsPublic: parseBoolean(raw('metrics.public')),
   };
+}
+
+function parseBoolean({ value, from }: Sourced): boolean {
+  if (!['true', 'false', '1', '0'].includes(value)) {
+    throw new ConfigError(from, `expected true or false, got ${JSON.stringify(value)}`);
+  }
+  return value === 'true' || value === '1';
 }
 
 /** "auto" (the default) sizes the cap from the open-file limit; see open-file-limit.ts. */
@@ -233,7 +246,14 @@ function readConfigFile(path: string): ConfigFile {
       for (const [k, v] of Object.entries(node)) walk(v, prefix === '' ? k : `${prefix}.${k}`);
       return;
     }
-    if (!(prefix in options)) throw new ConfigError(prefix || '(root)', `unknown option in ${path}`);
+    if (!(prefix in options)) {
+      // `log: debug` where `log: { level: debug }` is meant: say what the section holds.
+      const inside = Object.keys(options).filter((key) => key.startsWith(`${prefix}.`));
+      if (inside.length > 0) {
+        throw new ConfigError(prefix, `expected a map with ${inside.join(', ')}, got ${JSON.stringify(node)}`);
+      }
+      throw new ConfigError(prefix || '(root)', `unknown option in ${path}`);
+    }
     if (typeof node !== 'string' && typeof node !== 'number' && typeof node !== 'boolean') {
       throw new ConfigError(prefix, 'expected a string, number or boolean');
     }

@@ -5,8 +5,11 @@
  * process.env and argv, exits the process or opens a listening socket.
  */
 import { Argument, Command, Option } from 'commander';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { ConfigError, loadConfig, logLevels } from './config.js';
+import { loadConfig, logLevels } from './config.js';
 import { startServer } from './start-server.js';
 import { formatMirrorConfig, mirrorClients, type MirrorClient } from './mirror-config.js';
 import { defaultUpstreamUrls } from './config-values.js';
@@ -15,9 +18,16 @@ import { runExport, type ExportFlags } from './export-command.js';
 import { runImport, type ImportFlags } from './import-command.js';
 import { runPreload, type PreloadFlags } from './preload-command.js';
 import { runLs, type LsFlags } from './ls-command.js';
+import { explainError, type PathOption } from './explain-error.js';
+
+/** package.json sits at the package root, two levels above both src/cli and dist/cli. */
+const packageVersion = (
+  JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string }
+).version;
 
 const program = new Command('wharf')
   .description('A caching pull-through OCI registry mirror')
+  .version(packageVersion, '-V, --version', 'print the version of wharf')
   .option('--debug', 'print the cause chain of errors')
   .showHelpAfterError();
 
@@ -84,6 +94,11 @@ upstreamOptions(
       upstreamFlags: flags.upstream ?? [],
       localFlags: flags.local ?? [],
     });
+    pathOptions.push({ path: config.dataDir, option: '--data (WHARF_DATA, data:)' });
+    if (config.tls !== undefined) {
+      pathOptions.push({ path: config.tls.cert, option: '--tls-cert (WHARF_TLS_CERT, tls.cert:)' });
+      pathOptions.push({ path: config.tls.key, option: '--tls-key (WHARF_TLS_KEY, tls.key:)' });
+    }
     const logger = pino({ level: config.logLevel });
     const server = await startServer({
       dataDir: config.dataDir,
@@ -102,9 +117,29 @@ upstreamOptions(
       uploads: config.uploads,
       limits: config.limits,
       tls: config.tls,
+      accessLog: config.accessLog,
+      metricsPublic: config.metricsPublic,
     });
+    const stop = (signal: string): void => {
+      logger.info({ signal }, 'shutting down: finishing requests in flight');
+      server.close().then(
+        () => process.exit(0),
+        (error: unknown) => fail(error),
+      );
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    // A renewed certificate: new connections get it, open ones keep theirs. Without TLS there is
+    // nothing to reload, but SIGHUP must still not kill the process (its default action).
+    process.on('SIGHUP', () => {
+      if (config.tls === undefined) logger.info({ signal: 'SIGHUP' }, 'nothing to reload (no TLS files)');
+      else void server.reloadTls();
+    });
+    // Last: whoever waits for this line may signal the process at once, so the handlers are in place.
     const shown = server.host.includes(':') ? `[${server.host}]` : server.host;
-    logger.info(
+    // The banner is a log line like the others (no bare text among JSON lines), written whatever the
+    // level: scripts and test/support/spawn-wharf.ts wait for "listening on http(s)://host:port".
+    logger.child({}, { level: 'info' }).info(
       {
         listen: `${shown}:${server.port}`,
         data: config.dataDir,
@@ -116,20 +151,8 @@ upstreamOptions(
         maxConnections: config.limits.maxConnections,
         tls: config.tls !== undefined,
       },
-      'wharf is serving',
+      `wharf listening on ${server.scheme}://${shown}:${server.port}, data in ${config.dataDir}`,
     );
-    process.stdout.write(`wharf listening on ${server.scheme}://${shown}:${server.port}, data in ${config.dataDir}\n`);
-    const stop = (signal: string): void => {
-      logger.info({ signal }, 'shutting down: finishing requests in flight');
-      server.close().then(
-        () => process.exit(0),
-        (error: unknown) => fail(error),
-      );
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-    // A renewed certificate: new connections get it, open ones keep theirs.
-    if (config.tls !== undefined) process.on('SIGHUP', () => void server.reloadTls());
   });
 
 program
@@ -142,11 +165,23 @@ program
     `a registry to mirror (repeatable; default: ${Object.keys(defaultUpstreamUrls).join(', ')})`,
     (value: string, previous: string[] = []) => [...previous, value],
   )
-  .action((client: MirrorClient, flags: { url: string; registry?: string[] }) => {
+  .option('--out <dir>', 'write the files under this directory (their full paths inside it) instead of printing them')
+  .action((client: MirrorClient, flags: { url: string; registry?: string[]; out?: string }) => {
     const config = formatMirrorConfig(client, {
       url: flags.url,
       registries: flags.registry ?? Object.keys(defaultUpstreamUrls),
     });
+    if (flags.out !== undefined) {
+      // DIR/etc/docker/daemon.json and so on: `cp -r DIR/etc /` installs them, or review them first.
+      for (const file of config.files) {
+        const target = join(flags.out, file.path);
+        mkdirSync(dirname(target), { recursive: true });
+        writeFileSync(target, file.content.endsWith('\n') ? file.content : `${file.content}\n`);
+        process.stdout.write(`wrote ${target} (for ${file.path})\n`);
+      }
+      for (const note of config.notes) process.stderr.write(`note: ${note}\n`);
+      return;
+    }
     // One file prints as it is (daemon.json must stay valid JSON when redirected); several get a
     // comment line naming their path (TOML comments). Notes go to stderr.
     for (const file of config.files) {
@@ -168,6 +203,9 @@ storeOptions(
   .action(async (flags: VerifyFlags) => {
     process.exitCode = await runVerify(flags, process.env);
   });
+
+/** Paths the configuration named, so an error about one of them can name the option (explain-error.ts). */
+const pathOptions: PathOption[] = [];
 
 /** --quiet and --json, for commands that report progress. */
 function progressOptions(command: Command): Command {
@@ -236,10 +274,7 @@ storeOptions(
 /** One plain line, `error: CODE: message`, and exit 1; --debug adds the cause chain. */
 function fail(error: unknown): never {
   const debug = program.opts<{ debug?: boolean }>().debug === true;
-  const code = (error as { code?: unknown } | undefined)?.code;
-  const prefix = error instanceof ConfigError || typeof code !== 'string' ? '' : `${code}: `;
-  const message = error instanceof Error ? error.message : String(error);
-  process.stderr.write(`error: ${prefix}${message.split('\n')[0]}\n`);
+  process.stderr.write(`error: ${explainError(error, pathOptions)}\n`);
   if (debug) {
     for (let cause: unknown = error; cause !== undefined; cause = (cause as { cause?: unknown }).cause) {
       process.stderr.write(`  ${cause instanceof Error ? (cause.stack ?? cause.message) : JSON.stringify(cause)}\n`);

@@ -23,6 +23,7 @@ import { lockDataDir } from './data-dir-lock.js';
 import { defaultMaxConnections } from './open-file-limit.js';
 import { loadTlsPair, type TlsFiles } from './tls-files.js';
 import { createUpstreamRouter } from './upstream-router.js';
+import { WharfMetrics } from './metrics.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -47,6 +48,10 @@ export interface ServerOptions {
   limits?: Partial<ConnectionLimits>;
   /** Serve HTTPS with these PEM files (re-read by reloadTls). */
   tls?: TlsFiles;
+  /** One JSON line per request at info (log.access; default true). */
+  accessLog?: boolean;
+  /** Anyone may read /metrics (metrics.public; default false: loopback clients and admins, or anyone without users). */
+  metricsPublic?: boolean;
 }
 
 export interface RunningServer {
@@ -82,17 +87,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await lock.release();
     throw error;
   }
+  const metrics = new WharfMetrics();
   const { router, clients } = createUpstreamRouter(
     options.upstreams ?? [],
     options.defaultUpstream,
     options.local ?? [],
     logger,
+    metrics.observeUpstream,
   );
   const proxy = new ProxySource(store, router, {
     offline: options.offline ?? false,
     logger,
     maxConcurrentFills: options.maxConcurrentFills,
   });
+  metrics.attach({ fills: () => proxy.fills, storeUsage: () => store.health.currentUsage() });
   const auth = createClientAuth(options.auth);
   warnAboutAccess(
     logger,
@@ -102,7 +110,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   );
   // Reads go through the mirror; writes (pushes) go to the store, to local names (or, by an admin,
   // to a mirrored name's canonical name).
-  const app = createRegistryApp({ source: proxy, sink: store, logger, auth, names: createNameResolver(router) });
+  const app = createRegistryApp({
+    source: proxy,
+    sink: store,
+    logger,
+    auth,
+    names: createNameResolver(router),
+    requests: { accessLog: options.accessLog ?? true, observe: metrics.observeRequest },
+    health: {
+      metrics: () => metrics.render(),
+      notReady: () => store.health.notReadyReason(),
+      metricsPublic: options.metricsPublic,
+    },
+  });
   // getRequestListener rather than createAdaptorServer, which does not pass errorHandler on: a
   // request the adaptor cannot read (a backslash in the path, a bad Host) still gets an OCI body.
   const listener = getRequestListener(app.fetch, {

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { Router } from '../proxy/router.js';
 import { compileNamePattern, matchesAny } from '../registry/auth/name-pattern.js';
-import { UpstreamRegistry } from '../upstream/upstream-registry.js';
+import { UpstreamRegistry, type UpstreamRegistryOptions } from '../upstream/upstream-registry.js';
 import type { UpstreamSettings } from './config.js';
 import { isPrivateUpstream } from './config-values.js';
 
@@ -21,6 +21,7 @@ export function createUpstreamRouter(
   defaultUpstream: string | undefined,
   local: readonly string[],
   logger: Logger,
+  observe?: UpstreamRegistryOptions['observe'],
 ): UpstreamRouting {
   const localPatterns = local.map(compileNamePattern);
   const clients = upstreams.map((settings) => ({
@@ -36,7 +37,7 @@ export function createUpstreamRouter(
         timeouts: settings.timeouts,
       },
       // Credential helpers and ~/.docker/config.json are found through the process environment.
-      { logger, env: process.env },
+      { logger, env: process.env, ...(observe === undefined ? {} : { observe }) },
     ),
   }));
   const router = new Router(

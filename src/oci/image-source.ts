@@ -8,6 +8,7 @@
 import type { Digest } from './digest.js';
 import type { Descriptor } from './descriptor.js';
 import type { RepoName, Tag } from './reference.js';
+import type { ReadTrace } from './read-trace.js';
 
 /** An inclusive byte range, already checked against the blob's size. */
 export interface ByteRange {
@@ -65,6 +66,8 @@ export interface PageRequest {
 export interface ReadOptions {
   namespace?: string;
   accept?: readonly string[];
+  /** Written by a mirror: how it answered (read-trace.ts). */
+  trace?: ReadTrace;
 }
 
 export interface ImageSource {

@@ -38,6 +38,7 @@ import type {
 import { isOciError } from '../oci/errors.js';
 import type { Logger } from '../oci/logger.js';
 import { mediaTypes } from '../oci/media-types.js';
+import type { CacheResult, ReadTrace } from '../oci/read-trace.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import type { LocalStore } from '../store/local-store.js';
 import { acceptKey } from './accept-key.js';
@@ -118,32 +119,40 @@ export class ProxySource implements ImageSource {
   async openBlob(name: RepoName, digest: Digest, options?: ReadOptions): Promise<BlobHandle | undefined> {
     const route = this.router.resolve(name, options?.namespace);
     if (route.kind === 'local') return this.store.openBlob(name, digest);
+    const trace = traceOf(options, route);
     const cached = await this.store.openBlob(route.canonical, digest);
-    if (cached !== undefined || this.offline) return cached;
+    if (cached === undefined && this.offline) throw offlineMiss('BLOB_UNKNOWN', route, digest, trace);
+    if (cached !== undefined) return note(trace, cached, 'hit');
     if (this.isHeldForOthers(route, digest)) {
-      if ((await this.confirmBlob(route, digest)) === undefined) return undefined;
+      if ((await this.confirmBlob(route, digest)) === undefined) return note(trace, undefined, 'hit');
       // Confirmed: the bytes here are the same bytes (same digest), so a link replaces a download.
       if (this.store.contentSize(digest) !== undefined) {
         this.store.linkBlob(route.canonical, digest);
-        return this.store.openBlob(route.canonical, digest);
+        return note(trace, await this.store.openBlob(route.canonical, digest), 'hit');
       }
       // Still being filled for another name: this request joins that fill below.
     }
-    return this.fills.open(digest, route.canonical, () => route.upstream.client.getBlob(route.remote, digest));
+    const filled = await this.fills.open(digest, route.canonical, () =>
+      route.upstream.client.getBlob(route.remote, digest),
+    );
+    return note(trace, filled, 'fill');
   }
 
   async statBlob(name: RepoName, digest: Digest, options?: ReadOptions): Promise<BlobInfo | undefined> {
     const route = this.router.resolve(name, options?.namespace);
     if (route.kind === 'local') return this.store.statBlob(name, digest);
+    const trace = traceOf(options, route);
     const cached = await this.store.statBlob(route.canonical, digest);
-    if (cached !== undefined || this.offline) return cached;
+    if (cached === undefined && this.offline) throw offlineMiss('BLOB_UNKNOWN', route, digest, trace);
+    if (cached !== undefined) return note(trace, cached, 'hit');
     const found = await this.confirmBlob(route, digest);
-    if (found === undefined) return undefined;
+    if (found === undefined) return note(trace, undefined, 'miss');
     const held = this.store.contentSize(digest);
     if (held !== undefined) {
       this.store.linkBlob(route.canonical, digest);
-      return { digest, size: held };
+      return note(trace, { digest, size: held }, 'hit');
     }
+    note(trace, found, 'miss');
     if (found.size === undefined) {
       throw new OciError('UNAVAILABLE', 'the upstream answered a blob HEAD without a usable Content-Length', {
         status: 502,
@@ -162,9 +171,10 @@ export class ProxySource implements ImageSource {
     if (route.kind === 'local') return this.store.getManifest(name, reference);
     const digest = parseDigest(reference);
     const accept = options?.accept ?? [];
+    const trace = traceOf(options, route);
     return digest === undefined
-      ? this.manifestByTag(route, reference as Tag, accept)
-      : this.manifestByDigest(route, digest, accept);
+      ? this.manifestByTag(route, reference as Tag, accept, trace)
+      : this.manifestByDigest(route, digest, accept, trace);
   }
 
   async statManifest(
@@ -248,12 +258,14 @@ export class ProxySource implements ImageSource {
     route: MirrorRoute,
     digest: Digest,
     accept: readonly string[],
+    trace: ReadTrace | undefined,
   ): Promise<ManifestContent | undefined> {
     const cached = await this.store.getManifest(route.canonical, digest);
-    if (cached !== undefined || this.offline) return cached;
+    if (cached === undefined && this.offline) throw offlineMiss('MANIFEST_UNKNOWN', route, digest, trace);
+    if (cached !== undefined) return note(trace, cached, 'hit');
     const key = `${route.canonical}@${digest} ${acceptKey(accept)}`;
-    if (this.notFound.has(key, this.now())) return undefined;
-    return this.manifestFlights.run(key, async () => {
+    if (this.notFound.has(key, this.now())) return note(trace, undefined, 'fill');
+    const fetched = await this.manifestFlights.run(key, async () => {
       const fetched = await route.upstream.client.getManifest(route.remote, digest, accept);
       if (fetched === undefined) {
         this.notFound.add(key, route.upstream.notFoundTtlMs, this.now());
@@ -262,29 +274,34 @@ export class ProxySource implements ImageSource {
       await this.store.putFetchedManifest(route.canonical, fetched);
       return { ...fetched, digest };
     });
+    return note(trace, fetched, 'fill');
   }
 
   private async manifestByTag(
     route: MirrorRoute,
     tag: Tag,
     accept: readonly string[],
+    trace: ReadTrace | undefined,
   ): Promise<ManifestContent | undefined> {
     const state = this.store.tagState(route.canonical, tag);
     if (state !== undefined) {
       const fresh = state.confirmed_at !== null && this.now() - state.confirmed_at < route.upstream.tagTtlMs;
-      if (state.source !== 'fetched' || this.offline || fresh) return this.store.getManifest(route.canonical, tag);
+      if (state.source !== 'fetched' || fresh)
+        return note(trace, await this.store.getManifest(route.canonical, tag), 'hit');
+      if (this.offline) return note(trace, await this.store.getManifest(route.canonical, tag), 'stale');
       const outcome = await this.revalidations.revalidate(`${route.canonical}:${tag}`, (signal) =>
         this.revalidateTag(route, tag, state.digest, signal),
       );
       if (outcome?.kind === 'denied') throw outcome.error;
       // Whatever the revalidation found is in the store; without an answer, this is the cached tag.
-      return this.store.getManifest(route.canonical, tag);
+      const served = await this.store.getManifest(route.canonical, tag);
+      return note(trace, served, outcome?.kind === 'done' ? 'revalidated' : 'stale');
     }
-    if (this.offline) return undefined;
+    if (this.offline) throw offlineMiss('MANIFEST_UNKNOWN', route, tag, trace);
     // Nothing to serve: this pull waits for the upstream. The answer may depend on Accept.
     const key = `${route.canonical}:${tag} ${acceptKey(accept)}`;
-    if (this.notFound.has(key, this.now())) return undefined;
-    return this.manifestFlights.run(key, async () => {
+    if (this.notFound.has(key, this.now())) return note(trace, undefined, 'fill');
+    const fetched = await this.manifestFlights.run(key, async () => {
       const fetched = await route.upstream.client.getManifest(route.remote, tag, accept);
       if (fetched === undefined) {
         this.notFound.add(key, route.upstream.notFoundTtlMs, this.now());
@@ -293,6 +310,7 @@ export class ProxySource implements ImageSource {
       await this.store.putFetchedManifest(route.canonical, fetched, tag);
       return fetched;
     });
+    return note(trace, fetched, 'fill');
   }
 
   /**
@@ -360,4 +378,38 @@ export class ProxySource implements ImageSource {
 function describeFailure(error: unknown): { code?: string; reason: string } {
   if (isOciError(error)) return { code: error.code, reason: error.message };
   return { reason: error instanceof Error ? error.message : String(error) };
+}
+
+/** The caller's trace for a mirrored read, with the upstream named (undefined: nobody asked). */
+function traceOf(options: ReadOptions | undefined, route: MirrorRoute): ReadTrace | undefined {
+  const trace = options?.trace;
+  if (trace !== undefined) trace.upstream = route.upstream.host;
+  return trace;
+}
+
+/** Records how a read was answered (`found`, or not_found when there is nothing) and passes the answer on. */
+function note<T>(trace: ReadTrace | undefined, answer: T | undefined, found: CacheResult): T | undefined {
+  if (trace !== undefined) trace.cache = answer === undefined ? 'not_found' : found;
+  return answer;
+}
+
+/**
+ * What an offline mirror answers for content it does not hold: the spec's 404 code, with a message
+ * that says why (not "unknown to registry": the upstream may well have it).
+ */
+function offlineMiss(
+  code: 'BLOB_UNKNOWN' | 'MANIFEST_UNKNOWN',
+  route: MirrorRoute,
+  reference: string,
+  trace: ReadTrace | undefined,
+): OciError {
+  note(trace, undefined, 'hit');
+  const at = reference.includes(':') ? '@' : ':';
+  const what =
+    code === 'BLOB_UNKNOWN' ? `blob ${reference} of ${route.canonical}` : `${route.canonical}${at}${reference}`;
+  return new OciError(
+    code,
+    `wharf is offline and ${what} is not cached here; it cannot be fetched from ${route.upstream.host}`,
+    { detail: { name: route.canonical, reference: reference.slice(0, 200), offline: true } },
+  );
 }

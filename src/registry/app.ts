@@ -32,6 +32,9 @@ import { tokenHandler } from './auth/token-endpoint.js';
 import { TokenIssuer } from './auth/tokens.js';
 import { UserTable } from './auth/user-table.js';
 import { requireRepoName, type RepoName } from '../oci/reference.js';
+import { addHealthRoutes } from './health-routes.js';
+import { RequestLog, type RequestRecord, type RouteClass } from './request-log.js';
+import { userOf } from './auth/client-auth.js';
 
 type Handler = (deps: RegistryDeps, req: RegistryRequest) => Promise<Reply>;
 
@@ -74,6 +77,25 @@ const allowed: Record<RoutePath['kind'], string> = {
   tags: 'GET, HEAD',
   referrers: 'GET, HEAD',
 };
+
+const routeClass: Record<RoutePath['kind'], RouteClass> = {
+  base: 'base',
+  catalog: 'catalog',
+  blob: 'blob',
+  uploads: 'upload',
+  upload: 'upload',
+  manifest: 'manifest',
+  tags: 'tags',
+  referrers: 'referrers',
+};
+
+/** Repository and reference for the access log, as the client sent them (no repository on base and catalog). */
+function describeRoute(record: RequestRecord, route: RoutePath): void {
+  if (route.kind === 'base' || route.kind === 'catalog') return;
+  record.repository = route.name;
+  if (route.kind === 'manifest') record.reference = route.reference;
+  else if (route.kind === 'blob' || route.kind === 'referrers') record.reference = route.digest;
+}
 
 function toRequest(c: Context<{ Bindings: HttpBindings }>): RegistryRequest {
   const { incoming, outgoing } = c.env;
@@ -124,13 +146,24 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
   const auth = deps.auth ?? createOpenAuth();
   const names = deps.names ?? localNames;
 
+  const requests = new RequestLog(deps.logger, deps.requests ?? { accessLog: true });
+
   const token = tokenHandler(auth, names);
-  app.get('/token', token);
-  app.post('/token', token);
+  const loggedToken = (c: Context<{ Bindings: HttpBindings }>): Promise<Response> => {
+    const { requestId } = requests.start(c.env.incoming, c.env.outgoing, 'token');
+    // Hono writes this answer: a header set ahead is merged in.
+    c.env.outgoing.setHeader('X-Request-Id', requestId);
+    return token(c);
+  };
+  app.get('/token', loggedToken);
+  app.post('/token', loggedToken);
+  addHealthRoutes(app, deps.health ?? {}, auth);
 
   app.all('*', async (c) => {
     const req = toRequest(c);
     const route = parseRoutePath(req.path);
+    req.record = requests.start(req.incoming, req.outgoing, route === undefined ? 'other' : routeClass[route.kind]);
+    if (route !== undefined) describeRoute(req.record, route);
     if (route === undefined) {
       throw new OciError('UNSUPPORTED', 'no such endpoint', { status: 404, detail: { path: req.path.slice(0, 300) } });
     }
@@ -141,7 +174,7 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
       });
     }
     await authorizeRequest(auth, names, req, route);
-    writeReply(req.outgoing, await handler(deps, req));
+    writeReply(req.outgoing, await handler(deps, req), req.record);
     return RESPONSE_ALREADY_SENT;
   });
 
@@ -160,7 +193,11 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
     // A request body left unread must not stay on a keep-alive connection: the client's next request would queue behind it.
     if (!c.env.incoming.complete) outgoing.setHeader('Connection', 'close');
     const known = isOciError(error) ? error : isOutOfSpace(error) ? outOfSpace(error) : undefined;
-    writeReply(outgoing, errorReply(known ?? new OciError('UNKNOWN', 'internal error', { cause: error })));
+    writeReply(
+      outgoing,
+      errorReply(known ?? new OciError('UNKNOWN', 'internal error', { cause: error })),
+      requests.recordOf(outgoing),
+    );
     return RESPONSE_ALREADY_SENT;
   });
 
@@ -189,6 +226,7 @@ async function authorizeRequest(
       ? { kind: 'anonymous' }
       : await auth.identify(authorization, () => req.incoming.socket?.remoteAddress ?? 'unknown', context);
   req.identity = identity;
+  if (req.record !== undefined) req.record.user = userOf(identity);
   req.readable = (name: RepoName) => {
     try {
       const cls = names.classify(name);

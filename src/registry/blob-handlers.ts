@@ -83,6 +83,8 @@ function blobHeaders(
     'Cache-Control': 'max-age=31536000',
     ...namespaceHeader(options),
   };
+  const record = req.record;
+  if (record !== undefined) headers['X-Request-Id'] = record.requestId;
   const range = parseByteRange(req.header('range'), blob.size);
   if (range.kind === 'unsatisfiable') {
     throw new OciError('RANGE_INVALID', 'requested range not satisfiable', {
@@ -93,9 +95,11 @@ function blobHeaders(
   if (range.kind === 'partial') {
     headers['Content-Range'] = `bytes ${range.range.start}-${range.range.end}/${blob.size}`;
     headers['Content-Length'] = String(range.range.end - range.range.start + 1);
+    if (record !== undefined && req.method !== 'HEAD') record.bytes = range.range.end - range.range.start + 1;
     return { status: 206, headers, range: range.range };
   }
   headers['Content-Length'] = String(blob.size);
+  if (record !== undefined && req.method !== 'HEAD') record.bytes = blob.size;
   return { status: 200, headers, range: undefined };
 }
 

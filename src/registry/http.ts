@@ -11,6 +11,8 @@ import type { ImageSink, ImageSource, ReadOptions } from '../oci/image-source.js
 import { requireRepoName, type RepoName } from '../oci/reference.js';
 import type { ClientAuth, Identity } from './auth/client-auth.js';
 import type { NameResolver } from './auth/name-resolver.js';
+import type { HealthChecks } from './health-routes.js';
+import type { RequestLogOptions, RequestRecord } from './request-log.js';
 
 export interface RegistryDeps {
   source: ImageSource;
@@ -21,6 +23,10 @@ export interface RegistryDeps {
   auth?: ClientAuth;
   /** Which names are mirrored (read-only, maybe private); default: every name is local. */
   names?: NameResolver;
+  /** Access log and request metrics (request-log.ts); default: the access log on, nothing else watching. */
+  requests?: RequestLogOptions;
+  /** /metrics and /readyz (health-routes.ts); /healthz is always there. */
+  health?: HealthChecks;
 }
 
 export interface RegistryRequest {
@@ -35,6 +41,8 @@ export interface RegistryRequest {
   identity: Identity;
   /** readOptions' answer, once it was asked. */
   options?: ReadOptions;
+  /** The access log's record of this request; a mirror writes its cache result into it (the read trace). */
+  record?: RequestRecord;
   /**
    * The store name of `name` when this client may pull it, else undefined: what
    * a mount may take from and what _catalog may list.
@@ -85,14 +93,19 @@ export function isClientGone(error: unknown, incoming: IncomingMessage): boolean
   return code !== undefined && connectionGoneCodes.has(code) && incoming.socket?.destroyed !== false;
 }
 
-/** Writes a reply with the API version header; Content-Length from the body unless given (HEAD gives the real size). */
-export function writeReply(outgoing: ServerResponse, reply: Reply): void {
+/**
+ * Writes a reply with the API version header and the request id (noting the body's size in the record); Content-Length from the body unless given
+ * (HEAD gives the real size). The id goes in with the other headers: one set before writeHead would send every
+ * header down Node's slower merging path.
+ */
+export function writeReply(outgoing: ServerResponse, reply: Reply, record?: RequestRecord): void {
   if ('sent' in reply) return;
   const headers: Record<string, string> = { ...apiVersionHeader, ...reply.headers };
-  if (reply.body !== undefined && headers['Content-Length'] === undefined) {
-    headers['Content-Length'] = String(
-      typeof reply.body === 'string' ? Buffer.byteLength(reply.body) : reply.body.byteLength,
-    );
+  if (record !== undefined) headers['X-Request-Id'] = record.requestId;
+  if (reply.body !== undefined) {
+    const length = typeof reply.body === 'string' ? Buffer.byteLength(reply.body) : reply.body.byteLength;
+    headers['Content-Length'] ??= String(length);
+    if (record !== undefined) record.bytes = length;
   }
   outgoing.writeHead(reply.status, headers);
   outgoing.end(reply.body);
@@ -149,6 +162,7 @@ export function readOptions(req: RegistryRequest): ReadOptions {
   // Authorization and the handler both need it: parsed once per request.
   if (req.options !== undefined) return req.options;
   const options: ReadOptions = {};
+  if (req.record !== undefined) options.trace = req.record;
   const namespace = req.query.get('ns');
   if (namespace !== null && namespace !== '') options.namespace = requireRegistryHost(namespace);
   const accept = req.header('accept');

@@ -12,7 +12,7 @@
  * filesystem, after fsync and after its size and digest matched.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { randomUUID, type Hash } from 'node:crypto';
 import { dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -73,6 +73,16 @@ export class BlobFiles {
     // Writes that were in flight when the process stopped can never complete.
     for (const entry of await readdir(this.tmpDir)) {
       if (entry.endsWith('.part')) await rm(join(this.tmpDir, entry), { force: true });
+    }
+  }
+
+  /** Writes and removes a tiny file where blob writes go (readiness): throws when that fails. */
+  async probeWritable(): Promise<void> {
+    const probe = join(this.tmpDir, `${randomUUID()}.part`);
+    try {
+      await writeFile(probe, 'ok');
+    } finally {
+      await rm(probe, { force: true });
     }
   }
 

@@ -30,6 +30,7 @@ import { ImportBatch, type ImportBatchOptions } from './import-batch.js';
 import { ManifestCache } from './manifest-cache.js';
 import { StoreIndex, toManifestInfo, type ManifestRow, type TagRow } from './store-index.js';
 import { BlobFill } from './blob-fill.js';
+import { StoreHealth } from './store-health.js';
 import { defaultUploadLimits, type UploadLimits } from './upload-quota.js';
 import { Uploads } from './uploads.js';
 
@@ -49,6 +50,8 @@ const defaultUploadEmptyMaxAgeMs = 10 * 60 * 1000;
 export class LocalStore implements ImageSource, ImageSink {
   private readonly cache: ManifestCache;
   private readonly uploads: Uploads;
+  /** Size and readiness, for metrics and /readyz (store-health.ts). */
+  readonly health: StoreHealth;
 
   private constructor(
     readonly root: string,
@@ -64,6 +67,7 @@ export class LocalStore implements ImageSource, ImageSink {
       maxAgeMs: options.uploadMaxAgeMs ?? defaultUploadMaxAgeMs,
       emptyMaxAgeMs: options.uploadEmptyMaxAgeMs ?? defaultUploadEmptyMaxAgeMs,
     });
+    this.health = new StoreHealth(db, () => files.probeWritable());
   }
 
   /** Opens (creating if needed) the store at root; cleans what a crash may have left. */

@@ -38,7 +38,22 @@ export interface UpstreamRegistryOptions {
    * loopback the guard a public one gets.
    */
   network?: AddressClass;
+  /** Told of every exchange with the upstream, for metrics (cli/ wires it to Prometheus). */
+  observe?: UpstreamObserver;
 }
+
+/** One exchange with an upstream (its token service and redirect hops included). */
+export interface UpstreamExchange {
+  /** The configured registry host, whichever host answered (a CDN after a redirect): one label per upstream. */
+  upstream: string;
+  method: string;
+  /** undefined when no answer came at all (refused, reset, timed out). */
+  status: number | undefined;
+  /** From sending the request to its response headers, or to the failure. */
+  seconds: number;
+}
+
+export type UpstreamObserver = (exchange: UpstreamExchange) => void;
 
 export interface UpstreamBlob {
   /** Content-Length of the upstream answer. */

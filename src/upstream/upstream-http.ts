@@ -12,6 +12,7 @@ import { forbiddenAddressCode, type AddressGuard } from './address-guard.js';
 import type { Logger } from './logger.js';
 import { discardBody, type ResponseBody } from './read-body.js';
 import type { UpstreamTimeouts } from './timeouts.js';
+import type { UpstreamObserver } from './upstream-config.js';
 
 export const userAgent = 'wharf/0.1';
 
@@ -75,6 +76,8 @@ export class UpstreamHttp {
     private readonly timeouts: UpstreamTimeouts,
     private readonly logger: Logger,
     private readonly guard: AddressGuard,
+    /** Metrics: told of each exchange under the configured host's name. */
+    private readonly observer?: { host: string; observe: UpstreamObserver },
   ) {}
 
   /** Sends the request, following up to maxRedirects redirects; the caller owns the returned body. */
@@ -136,14 +139,21 @@ export class UpstreamHttp {
     });
   }
 
+  private report(method: string, status: number | undefined, started: number): void {
+    if (this.observer === undefined) return;
+    const seconds = (performance.now() - started) / 1000;
+    this.observer.observe({ upstream: this.observer.host, method, status, seconds });
+  }
+
   private async exchange(
     method: HttpRequest['method'],
     url: URL,
     headers: Record<string, string>,
     body: string | undefined,
   ): Promise<Dispatcher.ResponseData> {
+    const started = performance.now();
     try {
-      return await this.dispatcher.request({
+      const response = await this.dispatcher.request({
         origin: url.origin,
         path: `${url.pathname}${url.search}`,
         method,
@@ -155,7 +165,10 @@ export class UpstreamHttp {
         // body anyway; registries do not, and tag revalidation is HEAD after HEAD: keep it alive.
         ...(method === 'HEAD' ? { reset: false } : {}),
       });
+      this.report(method, response.statusCode, started);
+      return response;
     } catch (error) {
+      this.report(method, undefined, started);
       if ((error as { code?: unknown } | null)?.code === forbiddenAddressCode) {
         this.logger.warn({ to: describeUrl(url), why: describeError(error) }, 'upstream target refused');
         throw new OciError(

@@ -98,7 +98,14 @@ export class UpstreamRegistry {
       });
       dispatcher = this.agent;
     }
-    this.http = new UpstreamHttp(dispatcher, timeouts, this.logger, guard);
+    const observe = options.observe;
+    this.http = new UpstreamHttp(
+      dispatcher,
+      timeouts,
+      this.logger,
+      guard,
+      observe === undefined ? undefined : { host: this.host, observe },
+    );
     const resolve = (): Promise<Credentials | undefined> =>
       (this.credentials ??= resolveCredentials(config, options.env, this.logger).then((found) => {
         this.logger.debug({ upstream: this.host, credentials: describeCredentials(found) }, 'upstream credentials');

@@ -35,6 +35,8 @@ export interface WharfOptions {
   maxConcurrentFills?: number;
   uploads?: ServerOptions['uploads'];
   limits?: ServerOptions['limits'];
+  accessLog?: boolean;
+  metricsPublic?: boolean;
 }
 
 export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
@@ -59,6 +61,8 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
     maxConcurrentFills: options.maxConcurrentFills,
     uploads: options.uploads,
     limits: options.limits,
+    accessLog: options.accessLog,
+    metricsPublic: options.metricsPublic,
   });
   const host = `127.0.0.1:${server.port}`;
   return {
