@@ -69,17 +69,21 @@ let idCounter = 0;
 /** Route classes whose responses are long enough to be cut short, for which bytes sent are counted from the socket. */
 const streamed: ReadonlySet<RouteClass> = new Set(['blob']);
 
-export class RequestLog {
-  /** For the error path, which has only the response at hand. */
-  private readonly records = new WeakMap<ServerResponse, RequestRecord>();
+/**
+ * For the error path, which has only the response at hand: kept on the response itself (a WeakMap
+ * entry per request cost more on the manifest hot path than the rest of the record).
+ */
+const recordKey = Symbol('wharf.requestRecord');
+type RecordedResponse = ServerResponse & { [recordKey]?: RequestRecord };
 
+export class RequestLog {
   constructor(
     private readonly logger: Logger,
     private readonly options: RequestLogOptions,
   ) {}
 
   recordOf(outgoing: ServerResponse): RequestRecord | undefined {
-    return this.records.get(outgoing);
+    return (outgoing as RecordedResponse)[recordKey];
   }
 
   /**
@@ -106,7 +110,8 @@ export class RequestLog {
       client: socket.remoteAddress,
       completed: false,
     };
-    outgoing.once('close', () => {
+    // 'close' comes once per response: `on` spares the wrapper `once` makes.
+    outgoing.on('close', () => {
       record.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
       record.status = outgoing.statusCode;
       record.completed = outgoing.writableFinished;
@@ -118,7 +123,7 @@ export class RequestLog {
         this.logger.info(record, 'request cut short: the connection closed before the response ended');
       else if (this.options.accessLog) this.logger.info(record, 'request');
     });
-    this.records.set(outgoing, record);
+    (outgoing as RecordedResponse)[recordKey] = record;
     return record;
   }
 }
