@@ -262,6 +262,51 @@ describe('default upstream', () => {
     }
   });
 
+  // Issue 13, survivor 2: the same tag on both sides with different digests. A local pattern broad
+  // enough to match the canonical name must not pull a path-prefixed or ?ns= request away from
+  // the upstream, and the mirrored tag is never written by a push under any spelling.
+  it('never lets a local name shadow a mirrored one: same tag on both sides, different digests', async () => {
+    const viaDefault = await startWharf({
+      upstreams: [{ host: upstreamHost, url: upstream.url }],
+      defaultUpstream: upstreamHost,
+      local: ['team/*', '*/team/*'],
+    });
+    try {
+      const local = await pushImage(viaDefault.url, 'team/app', 'v1', 'local-side');
+      expect(local.digest).not.toBe(image.root.digest);
+      const digestOf = async (path: string): Promise<string | null> => {
+        const response = await call(viaDefault.url, path, { headers: { Accept: acceptAll } });
+        expect(response.status, path).toBe(200);
+        await response.arrayBuffer();
+        return response.headers.get('docker-content-digest');
+      };
+      expect(await digestOf('/v2/team/app/manifests/v1')).toBe(local.digest);
+      expect(await digestOf(`/v2/${upstreamHost}/team/app/manifests/v1`)).toBe(image.root.digest);
+      expect(await digestOf(`/v2/team/app/manifests/v1?ns=${upstreamHost}`)).toBe(image.root.digest);
+      // The local manifest is not served under the mirrored name, even by digest.
+      const byDigest = await call(viaDefault.url, `/v2/${upstreamHost}/team/app/manifests/${local.digest}`);
+      expect(byDigest.status).toBe(404);
+      expect(await errorCode(byDigest)).toBe('MANIFEST_UNKNOWN');
+      // A push of that manifest under either mirrored spelling is refused and changes nothing.
+      for (const path of [
+        `/v2/${upstreamHost}/team/app/manifests/v1`,
+        `/v2/team/app/manifests/v1?ns=${upstreamHost}`,
+      ]) {
+        const put = await call(viaDefault.url, path, {
+          method: 'PUT',
+          headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+          body: local.bytes,
+        });
+        expect(put.status, path).toBe(405);
+        expect(await errorCode(put)).toBe('UNSUPPORTED');
+      }
+      expect(await digestOf(`/v2/${upstreamHost}/team/app/manifests/v1`)).toBe(image.root.digest);
+      expect(await digestOf('/v2/team/app/manifests/v1')).toBe(local.digest);
+    } finally {
+      await viaDefault.close();
+    }
+  });
+
   // Issue 8, finding 2: with a default upstream, a blob HEAD under a pushed name answered 200 from
   // elsewhere in the store, the client skipped the upload, and the manifest PUT failed.
   it('keeps local names local: a second image sharing a layer pushes cleanly, no phantom repositories', async () => {
