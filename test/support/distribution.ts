@@ -3,6 +3,7 @@
  * Starts a real CNCF distribution registry (Debian's docker-registry) on 127.0.0.1 as an upstream or reference.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -11,6 +12,7 @@ import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import bcrypt from 'bcryptjs';
+import { logMarkerPrefix } from './access-log.js';
 import { withDeadline } from './run.js';
 
 export interface DistributionHandle {
@@ -22,6 +24,13 @@ export interface DistributionHandle {
   dataDir: string;
   /** Everything the registry printed so far; the access log lets a test count upstream requests. */
   logs(): string;
+  /**
+   * The log once every request answered before the call is in it. distribution writes an access
+   * line after the response, so a count read right after wharf answered can miss a late line (and
+   * a zero-count check then passes for the wrong reason): this sends a marker request of its own
+   * and waits for the marker's line. Count with access-log's helpers, which skip the markers.
+   */
+  settledLogs(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -192,6 +201,17 @@ async function startOnce(
     host,
     dataDir,
     logs: () => output,
+    async settledLogs() {
+      const marker = `${logMarkerPrefix}manifests/${randomUUID()}`;
+      const response = await fetch(`${url}${marker}`, { signal: AbortSignal.timeout(10_000) });
+      await response.arrayBuffer();
+      const deadline = Date.now() + 10_000;
+      while (!output.includes(` ${marker} `)) {
+        if (Date.now() > deadline) throw new Error(`distribution on ${host}: access log line for ${marker} never came`);
+        await sleep(20);
+      }
+      return output;
+    },
     async close() {
       await stop();
       await rm(workDir, { recursive: true, force: true });
