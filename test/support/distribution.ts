@@ -112,7 +112,10 @@ export async function startDistribution(options: StartDistributionOptions = {}):
   throw lastError;
 }
 
+/** Thrown when the registry could not take its port (it exited, or another server answers there): retried. */
 class EarlyExitError extends Error {}
+
+const instanceHeader = 'X-Wharf-Test-Instance';
 
 /** distribution's htpasswd auth section, with its file (bcrypt, as distribution requires) written to workDir. */
 async function htpasswdAuth(
@@ -133,13 +136,16 @@ async function startOnce(
   readyTimeoutMs: number,
 ): Promise<DistributionHandle> {
   const port = await freePort();
+  const instance = randomUUID();
   const host = `127.0.0.1:${port}`;
   const url = `http://${host}`;
   const config = {
     version: 0.1,
     log: { level: 'error', accesslog: { disabled: false } },
     storage: { filesystem: { rootdirectory: dataDir }, delete: { enabled: true } },
-    http: { addr: host, secret: 'test-only' },
+    // Every answer carries this run's marker: readiness proves it is this process answering on the
+    // port, not whatever took the port between the free-port probe and the registry's bind.
+    http: { addr: host, secret: 'test-only', headers: { [instanceHeader]: [instance] } },
     ...(await htpasswdAuth(workDir, options.htpasswd)),
     ...options.config,
   };
@@ -182,8 +188,14 @@ async function startOnce(
       const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
       await response.arrayBuffer();
       // 401 counts as up: a config with `auth` answers /v2/ with a challenge.
-      if (response.status === 200 || response.status === 401) break;
-      lastProblem = `GET /v2/ answered ${response.status}`;
+      const ours = response.headers.get(instanceHeader) === instance;
+      if (ours && (response.status === 200 || response.status === 401)) break;
+      lastProblem = ours ? `GET /v2/ answered ${response.status}` : `another server answers on ${host}`;
+      if (!ours) {
+        // Someone else holds the port: ours cannot bind it. Stop it and try a fresh port.
+        await stop();
+        throw new EarlyExitError(`startDistribution: ${lastProblem} (no ${instanceHeader}: ${instance})`);
+      }
     } catch (error) {
       lastProblem = error instanceof Error ? error.message : String(error);
     }
