@@ -113,6 +113,21 @@ export function* randomChunks(seed: Seed, size: number): Generator<Buffer> {
   }
 }
 
+/**
+ * Bytes [start, start + length) of randomChunks(seed, ...), computed without generating what comes
+ * before: the counter block of AES-CTR is set to start / 16 (a 1 GiB blob's last MiB, byte for byte).
+ */
+export function randomSlice(seed: Seed, start: number, length: number): Buffer {
+  const key = createHash('sha256')
+    .update(`wharf-test-random:${String(seed)}`)
+    .digest();
+  const iv = Buffer.alloc(16);
+  iv.writeBigUInt64BE(BigInt(Math.floor(start / 16)), 8);
+  const cipher = createCipheriv('aes-256-ctr', key, iv);
+  const skip = start % 16;
+  return cipher.update(Buffer.alloc(skip + length)).subarray(skip);
+}
+
 /** `size` pseudo-random bytes for `seed`, streamed in 1 MiB chunks without holding the whole body. */
 export function randomStream(seed: Seed, size: number): Readable {
   return Readable.from(randomChunks(seed, size), { objectMode: false, highWaterMark: chunkSize });
