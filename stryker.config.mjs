@@ -33,6 +33,8 @@ const scopes = {
       'src/upstream/manifest-response.ts',
     ],
     tests: [
+      'src/oci/digest.test.ts',
+      'src/upstream/manifest-response.test.ts',
       'test/store.test.ts',
       'test/verify.test.ts',
       'test/registry-api.test.ts',
