@@ -97,6 +97,14 @@ describe('AccessPolicy with configured rules', () => {
   });
 });
 
+describe('rules with several patterns', () => {
+  it('apply when any one of their patterns matches', () => {
+    const policy = new AccessPolicy([{ repositories: ['other/*', 'team/*'], users: ['bob'], allow: ['push'] }]);
+    expect(sorted(policy.rights('bob', local))).toEqual(['push']);
+    expect(sorted(policy.rights('bob', { ...local, storeName: 'other/x' }))).toEqual(['push']);
+  });
+});
+
 describe('anonymousMayWrite', () => {
   it('is true only when a rule for anonymous allows push or admin', () => {
     const rule = (users: string[], allow: Action[]) => new AccessPolicy([{ repositories: ['**'], users, allow }]);
@@ -105,5 +113,10 @@ describe('anonymousMayWrite', () => {
     expect(rule(['anonymous'], ['pull', 'delete']).anonymousMayWrite()).toBe(false);
     expect(rule(['*'], ['push', 'admin']).anonymousMayWrite()).toBe(false);
     expect(rule(['bob'], ['admin']).anonymousMayWrite()).toBe(false);
+    const mixed = new AccessPolicy([
+      { repositories: ['**'], users: ['bob'], allow: ['pull'] },
+      { repositories: ['**'], users: ['anonymous'], allow: ['push'] },
+    ]);
+    expect(mixed.anonymousMayWrite()).toBe(true);
   });
 });

@@ -65,6 +65,10 @@ describe('parseBasic', () => {
     expect(parseBasic('Basicx abc')).toBeUndefined();
     expect(parseBasic(`Basic ${Buffer.from(':pw').toString('base64')}`)).toBeUndefined();
     expect(parseBasic(`Basic ${Buffer.from('nocolon').toString('base64')}`)).toBeUndefined();
+    // Another scheme carrying what would decode as user:password, or "basic " not at the start.
+    const credentials = Buffer.from('alice:pw').toString('base64');
+    expect(parseBasic(`Bearer ${credentials}`)).toBeUndefined();
+    expect(parseBasic(`Xbasic ${credentials}`)).toBeUndefined();
   });
 });
 
@@ -94,6 +98,10 @@ describe('identify', () => {
   it('answers a bad token with 401 invalid_token and a challenge naming the realm and service', async () => {
     const error = await refusal(() => auth().identify('Bearer nonsense', () => '1.2.3.4', plain));
     expect(error.code).toBe('UNAUTHORIZED');
+    expect(error.message).toBe('the bearer token is invalid or expired');
+    // "bearer " only counts at the start.
+    const notBearer = await refusal(() => auth().identify('Xbearer nonsense', () => '1.2.3.4', plain));
+    expect(notBearer.message).toBe('unsupported Authorization header');
     expect(challengeOf(error)).toBe(
       'Bearer realm="http://registry.test:5000/token",service="wharf",error="invalid_token"',
     );
@@ -118,6 +126,7 @@ describe('identify', () => {
     for (let i = 0; i < 2; i++) await refusal(() => client.identify(basic('alice', 'no'), () => '10.1.1.1', plain));
     const locked = await refusal(() => client.identify(basic('alice', 'right'), () => '10.1.1.1', plain));
     expect(locked.code).toBe('TOOMANYREQUESTS');
+    expect(locked.message).toBe('too many failed sign-ins from this address; try again later');
     expect(Number(locked.headers?.['Retry-After'])).toBe(60);
     expect(await client.identify(basic('alice', 'right'), () => '10.1.1.2', plain)).toEqual({
       kind: 'basic',
@@ -145,6 +154,7 @@ describe('authorize', () => {
   it('asks anonymous clients to sign in, naming the scope (a push scope carries pull)', async () => {
     const error = await refusal(() => auth().authorize(anonymous, local, 'team/app', ['push'], plain));
     expect(error.code).toBe('UNAUTHORIZED');
+    expect(error.message).toBe('authentication required');
     expect(challengeOf(error)).toBe(
       'Bearer realm="http://registry.test:5000/token",service="wharf",scope="repository:team/app:pull,push"',
     );
@@ -152,11 +162,15 @@ describe('authorize', () => {
     expect(challengeOf(del)).toContain('scope="repository:team/app:pull,delete"');
     const adm = await refusal(() => auth().authorize(anonymous, local, 'team/app', ['admin', 'push'], plain));
     expect(challengeOf(adm)).toContain('scope="repository:team/app:pull,push,admin"');
+    // Only push brings pull along.
+    const delOnly = await refusal(() => auth().authorize(anonymous, local, 'team/app', ['delete'], plain));
+    expect(challengeOf(delOnly)).toContain('scope="repository:team/app:delete"');
   });
 
   it('refuses writes to mirrored names with 405 UNSUPPORTED, to anonymous clients of an open registry too', async () => {
     const error = await refusal(() => auth().authorize(alice, mirrored, 'alpine', ['pull', 'push'], plain));
     expect(error.code).toBe('UNSUPPORTED');
+    expect(error.detail).toEqual({ name: 'alpine' });
     expect(error.message).toBe(
       'docker.io/library/alpine is mirrored from docker.io and read-only: push to a local name, or have an admin feed the mirror',
     );
@@ -174,6 +188,11 @@ describe('authorize', () => {
     // A missing pull on a mirrored name is not a write: no 405.
     const pull = await refusal(() => auth().authorize(anonymous, privateName, 'x', ['pull'], plain));
     expect(pull.code).toBe('UNAUTHORIZED');
+    // Missing a read and a write on a mirrored name: the write decides, 405.
+    const both = await refusal(() =>
+      auth({ withUsers: false }).authorize(anonymous, privateName, 'x', ['pull', 'push'], plain),
+    );
+    expect(both.code).toBe('UNSUPPORTED');
   });
 
   it('answers a signed-in client without the right with 403 DENIED, saying when the content is private', async () => {
@@ -188,6 +207,11 @@ describe('authorize', () => {
     expect(hidden.message).toBe('requested access to the resource is denied (private upstream content)');
     const notPrivate = await refusal(() => open.authorize(anonymous, local, 'other/app', ['pull'], plain));
     expect(notPrivate.message).toBe('requested access to the resource is denied');
+    // A signed-in user refused private content is not told it is private.
+    const signedIn = await refusal(() =>
+      auth({ policy: new AccessPolicy([]) }).authorize(alice, privateName, 'x', ['pull'], plain),
+    );
+    expect(signedIn.message).toBe('requested access to the resource is denied');
   });
 
   it('holds a token to its grant: insufficient_scope when it lacks an action the user has', async () => {
@@ -197,6 +221,7 @@ describe('authorize', () => {
     expect(() => client.authorize(bearer, local, 'team/app', ['pull'], plain)).not.toThrow();
     const narrow = await refusal(() => client.authorize(bearer, local, 'team/app', ['pull', 'push'], plain));
     expect(narrow.code).toBe('UNAUTHORIZED');
+    expect(narrow.message).toBe('the token does not grant this access');
     expect(challengeOf(narrow)).toBe(
       'Bearer realm="http://registry.test:5000/token",service="wharf",scope="repository:team/app:pull,push",error="insufficient_scope"',
     );
@@ -217,6 +242,7 @@ describe('authorize', () => {
     const policy = new AccessPolicy([{ repositories: ['**'], users: ['*'], allow: ['pull'] }]);
     const denied = await refusal(() => auth({ policy }).authorize(wide, local, 'team/app', ['push'], plain));
     expect(challengeOf(denied)).toContain('error="insufficient_scope"');
+    expect(denied.message).toBe('the token does not grant this access');
   });
 
   it('requires sign-in at /v2/ only when users are configured', async () => {
@@ -225,6 +251,17 @@ describe('authorize', () => {
     const error = await refusal(() => auth().requireSignInForBase({ kind: 'anonymous' }, plain));
     expect(error.code).toBe('UNAUTHORIZED');
     expect(error.message).toBe('authentication required');
+  });
+});
+
+describe('accessors', () => {
+  it('hand out the policy and token issuer they were given', () => {
+    const policy = new AccessPolicy([]);
+    const client = auth({ policy });
+    expect(client.policy).toBe(policy);
+    expect(client.tokens.service).toBe('wharf');
+    expect(client.enabled).toBe(true);
+    expect(auth({ withUsers: false }).enabled).toBe(false);
   });
 });
 

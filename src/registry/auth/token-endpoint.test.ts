@@ -97,14 +97,29 @@ describe('answerTokenRequest', () => {
     ).toEqual({ user: 'alice', access: [{ type: 'repository', name: 'team/app', actions: [] }] });
   });
 
+  it('takes a user name without a password as an empty password', async () => {
+    const withEmpty = new UserTable(new Map([['ci', await bcrypt.hash('', 4)]]));
+    const client = new ClientAuth({
+      users: withEmpty,
+      policy: new AccessPolicy(defaultRules(true)),
+      tokens: new TokenIssuer('wharf', 300),
+      limiter: new LoginLimiter(),
+    });
+    expect((await answerTokenRequest(client, names, ask([], 'ci'))).user).toBe('ci');
+  });
+
   it('refuses a wrong password with 401, and more than 32 scopes with 400', async () => {
     const wrong = await answerTokenRequest(auth(), names, ask([], 'alice', 'wrong')).catch((e: unknown) => e);
-    expect(isOciError(wrong) && wrong.code).toBe('UNAUTHORIZED');
+    expect(isOciError(wrong) && [wrong.code, wrong.message]).toEqual(['UNAUTHORIZED', 'wrong user name or password']);
     const noPassword = await answerTokenRequest(auth(), names, ask([], 'alice')).catch((e: unknown) => e);
     expect(isOciError(noPassword) && noPassword.code).toBe('UNAUTHORIZED');
     const scopes = Array.from({ length: 33 }, (_, i) => `repository:r${i}:pull`);
     const many = await answerTokenRequest(auth(), names, ask(scopes)).catch((e: unknown) => e);
-    expect(isOciError(many) && [many.code, many.status]).toEqual(['DENIED', 400]);
+    expect(isOciError(many) && [many.code, many.status, many.message]).toEqual([
+      'DENIED',
+      400,
+      'at most 32 scopes per token request',
+    ]);
     expect((await answerTokenRequest(auth(), names, ask(scopes.slice(0, 32)))).access).toHaveLength(32);
   });
 

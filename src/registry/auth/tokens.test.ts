@@ -24,7 +24,8 @@ describe('TokenIssuer', () => {
     expect(issued.issuedAt).toBe(new Date(second * 1000).toISOString());
     expect(await tokens.check(issued.token)).toEqual({ sub: 'alice', access });
     const payload = payloadOf(issued.token);
-    expect(payload).toMatchObject({ iss: tokenIssuer, aud: 'wharf', sub: 'alice', iat: second });
+    expect(payload).toMatchObject({ iss: 'wharf', aud: 'wharf', sub: 'alice', iat: second });
+    expect(tokenIssuer).toBe('wharf');
     expect(payload['nbf']).toBe(second - 1);
     expect(payload['exp']).toBe(second + 61);
     expect(payload['jti']).toMatch(/^[0-9a-f]{24}$/);
