@@ -142,5 +142,7 @@ describe('answerTokenRequest', () => {
       { type: 'registry', name: 'catalog', actions: ['*'] },
       { type: 'repository', name: 'team/app', actions: ['pull'] },
     ]);
+    // An invalid name is refused before any resolver sees it (localNames would classify anything).
+    expect((await answerTokenRequest(auth(false), localNames, ask(['repository:Bad Name:pull']))).access).toEqual([]);
   });
 });
