@@ -21,6 +21,9 @@ describe('compileNamePattern', () => {
     expect(middle('team/x/y/app')).toBe(true);
     expect(middle('teamx/app')).toBe(false);
     expect(middle('team/app/x')).toBe(false);
+    // Found by mutation testing: the '/' after '**' was dropped, so these matched.
+    expect(middle('teamapp')).toBe(false);
+    expect(middle('team/xapp')).toBe(false);
     const prefix = compileNamePattern('**/app');
     expect(prefix('team/app')).toBe(true);
     expect(prefix('a/b/app')).toBe(true);

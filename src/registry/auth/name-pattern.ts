@@ -21,7 +21,9 @@ export function compileNamePattern(pattern: string): NamePattern {
       // `a/**` also matches `a` itself, as in gitignore and zot's policies.
       if (source.endsWith('/') && (i + 2 === pattern.length || pattern[i + 2] === '/')) {
         source = source.slice(0, -1) + '(?:/.*)?';
-        i += 2;
+        // Past the second '*' only: the '/' that may follow is matched literally (`a/**/b` is
+        // a/b or a/…/b, never ab).
+        i++;
         continue;
       }
       source += '.*';

@@ -136,11 +136,13 @@ describe('answerTokenRequest', () => {
         'repository:explodes/app:pull',
         'plugin:team/app:pull',
         'repository:team/app:pull',
+        'repository:catalog:pull',
       ]),
     );
     expect(answer.access).toEqual([
       { type: 'registry', name: 'catalog', actions: ['*'] },
       { type: 'repository', name: 'team/app', actions: ['pull'] },
+      { type: 'repository', name: 'catalog', actions: ['pull'] },
     ]);
     // An invalid name is refused before any resolver sees it (localNames would classify anything).
     expect((await answerTokenRequest(auth(false), localNames, ask(['repository:Bad Name:pull']))).access).toEqual([]);
