@@ -35,6 +35,8 @@ const scopes = {
     tests: [
       'src/oci/digest.test.ts',
       'src/upstream/manifest-response.test.ts',
+      'test/store-verification.test.ts',
+      'test/registry-errors.test.ts',
       'test/store.test.ts',
       'test/verify.test.ts',
       'test/registry-api.test.ts',
@@ -52,6 +54,7 @@ const scopes = {
     tests: [
       'test/store.test.ts',
       'test/store-durability.test.ts',
+      'test/store-verification.test.ts',
       'test/verify.test.ts',
       'test/registry-api.test.ts',
       'test/upload-limits.test.ts',
