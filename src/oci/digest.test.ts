@@ -45,6 +45,8 @@ describe('parseDigest', () => {
     ['a non-hex character', `sha256:${hex64.slice(1)}g`],
     ['sha512 length under sha256', `sha256:${hex128}`],
     ['sha256 length under sha512', `sha512:${hex64}`],
+    ['a sha512 one digit long', `sha512:${hex128}b`],
+    ['a sha512 with a leading non-hex character', `sha512:g${hex128}`],
     ['an algorithm we cannot verify', `md5:${hex64}`],
     ['a sha256 variant', `sha256+b64u:${hex64}`],
     ['no algorithm', `:${hex64}`],
@@ -89,6 +91,11 @@ describe('requireDigest', () => {
       detail: { digest: `sha256:${hex64.slice(2)}` },
     });
     expect(refusal('not a digest').message).toBe('invalid digest');
+    // The general grammar, anchored at both ends, decides which of the two it is.
+    expect(refusal('md5:abc!').message).toBe('invalid digest');
+    expect(refusal('!md5:abc').message).toBe('invalid digest');
+    expect(refusal('sha256+b64u:abc').message).toBe('unsupported digest algorithm (sha256 and sha512 are)');
+    expect(refusal('sha256+:abc').message).toBe('invalid digest');
     const long = `x:${'a'.repeat(300)}`;
     expect(refusal(long).detail).toEqual({ digest: long.slice(0, 200) });
   });

@@ -13,13 +13,15 @@ const other = digestOf(Buffer.from('other'));
 const byTag = { kind: 'tag' as const, tag: 'v1' as Tag };
 const byDigest = (digest: Digest) => ({ kind: 'digest' as const, digest });
 
-function recordingLogger(): { logger: Logger; warnings: string[] } {
+function recordingLogger(): { logger: Logger; warnings: string[]; fields: unknown[] } {
   const warnings: string[] = [];
+  const fields: unknown[] = [];
   const ignore = (): void => undefined;
-  return {
-    logger: { debug: ignore, info: ignore, warn: (_o, message) => warnings.push(message ?? ''), error: ignore },
-    warnings,
+  const warn = (object: unknown, message?: string): void => {
+    fields.push(object);
+    warnings.push(message ?? '');
   };
+  return { logger: { debug: ignore, info: ignore, warn, error: ignore }, warnings, fields };
 }
 
 describe('manifestFromBody', () => {
@@ -42,16 +44,20 @@ describe('manifestFromBody', () => {
     if (!isOciError(caught)) throw new Error('expected an OciError');
     expect([caught.code, caught.status]).toEqual(['UNAVAILABLE', 502]);
     expect(caught.detail).toEqual({ upstream: 'up.test', expected: other, actual: sha256 });
-    expect(isOciError(caught.cause) && caught.cause.code).toBe('DIGEST_INVALID');
+    expect(caught.message).toBe(`upstream up.test served a manifest that does not match ${other}`);
+    if (!isOciError(caught.cause)) throw new Error('expected an OciError cause');
+    expect([caught.cause.code, caught.cause.message]).toEqual(['DIGEST_INVALID', `manifest bytes hash to ${sha256}`]);
+    expect(caught.cause.detail).toEqual({ upstream: 'up.test', expected: other, actual: sha256 });
   });
 
   it('by tag: reports Docker-Content-Digest when the bytes match it, else their sha256 with a warning', () => {
-    const { logger, warnings } = recordingLogger();
+    const { logger, warnings, fields } = recordingLogger();
     expect(manifestFromBody(bytes, { 'docker-content-digest': sha512 }, byTag, 'up.test', logger).digest).toBe(sha512);
     expect(manifestFromBody(bytes, { 'docker-content-digest': sha256 }, byTag, 'up.test', logger).digest).toBe(sha256);
     expect(warnings).toEqual([]);
     expect(manifestFromBody(bytes, { 'docker-content-digest': other }, byTag, 'up.test', logger).digest).toBe(sha256);
-    expect(warnings).toHaveLength(1);
+    expect(warnings).toEqual(['upstream Docker-Content-Digest does not match the manifest bytes: using their sha256']);
+    expect(fields).toEqual([{ upstream: 'up.test', tag: 'v1', announced: other }]);
     expect(manifestFromBody(bytes, { 'docker-content-digest': 'garbage' }, byTag, 'up.test', logger).digest).toBe(
       sha256,
     );
