@@ -4,7 +4,7 @@ import { defineConfig, globalIgnores } from 'eslint/config';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  globalIgnores(['dist/', 'node_modules/', 'coverage/', 'bench/.work/', '.scratch/']),
+  globalIgnores(['dist/', 'node_modules/', 'coverage/', 'bench/.work/', '.scratch/', 'reports/', '.stryker-tmp/']),
 
   // Plain JavaScript (this file): the recommended rules, without type information.
   {
@@ -14,7 +14,12 @@ export default defineConfig(
 
   // The project's TypeScript, type-checked through tsconfig.json.
   {
-    files: ['{src,test,bench,scripts}/**/*.{ts,mts,cts}', 'vitest.config.ts', 'vitest.faults.config.ts'],
+    files: [
+      '{src,test,bench,scripts}/**/*.{ts,mts,cts}',
+      'vitest.config.ts',
+      'vitest.faults.config.ts',
+      'vitest.stryker.config.ts',
+    ],
     extends: [js.configs.recommended, tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: {

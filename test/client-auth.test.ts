@@ -6,6 +6,7 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -155,6 +156,90 @@ describe('signing in', () => {
     const body = (await response.json()) as { access_token: string; scope: string };
     expect(body.scope).toBe('repository:team/app:pull,push');
     expect(grantedActions(body.access_token, 'team/app')).toEqual(['pull', 'push']);
+  });
+
+  it('answers /token by GET with every scope parameter, and anonymous tokens name no user', async () => {
+    const query = 'service=wharf&scope=repository:team/a:pull&scope=repository:team/b:pull%20registry:catalog:*';
+    const response = await call(wharf.url, `/token?${query}`);
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as { token: string; access_token: string; expires_in: number };
+    expect(body.access_token).toBe(body.token);
+    expect(body.expires_in).toBe(60);
+    const payload = JSON.parse(Buffer.from(body.token.split('.')[1] ?? '', 'base64url').toString()) as {
+      sub: string;
+      access: unknown[];
+    };
+    expect(payload.sub).toBe('');
+    expect(payload.access).toEqual([
+      { type: 'repository', name: 'team/a', actions: ['pull'] },
+      { type: 'repository', name: 'team/b', actions: ['pull'] },
+      { type: 'registry', name: 'catalog', actions: ['*'] },
+    ]);
+  });
+
+  it('refuses OAuth2 grants other than password, and forms over 16 KiB however they are sent', async () => {
+    const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString();
+    const post = (body: string, headers: Record<string, string> = {}) =>
+      call(wharf.url, '/token', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers },
+        body,
+      });
+    const refresh = await post(form({ grant_type: 'refresh_token', refresh_token: 'x' }));
+    expect(refresh.status).toBe(400);
+    expect(await refresh.json()).toEqual({ error: 'unsupported_grant_type' });
+    // Exactly 16 KiB is still a form; one byte more is not.
+    const base = form({ grant_type: 'password', scope: 'repository:team/app:pull', pad: '' });
+    const exact = base + 'x'.repeat(16 * 1024 - base.length);
+    expect(Buffer.byteLength(exact)).toBe(16 * 1024);
+    const ok = await post(exact);
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { scope: string }).scope).toBe('repository:team/app:pull');
+    const over = await post(`${exact}x`);
+    expect(over.status).toBe(413);
+    expect(await over.json()).toMatchObject({ errors: [{ code: 'DENIED', message: 'token request form too large' }] });
+    // Without a Content-Length the body is counted as it arrives.
+    const chunked = (body: string) =>
+      call(wharf.url, '/token', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: new Blob([body]).stream(),
+        duplex: 'half',
+      });
+    expect((await chunked(exact)).status).toBe(200);
+    const chunkedOver = await chunked(`${exact}x`);
+    expect(chunkedOver.status).toBe(413);
+    expect(await chunkedOver.json()).toMatchObject({
+      errors: [{ code: 'DENIED', message: 'token request form too large' }],
+    });
+    // The OAuth2 answer lists every scope granted, space-separated.
+    const two = await post(form({ grant_type: 'password', scope: 'repository:team/a:pull repository:team/b:pull' }));
+    expect(((await two.json()) as { scope: string }).scope).toBe('repository:team/a:pull repository:team/b:pull');
+  });
+
+  it('refuses a declared form over 16 KiB before reading its body', async () => {
+    // The body never comes: only a refusal on the declared length can answer.
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(new URL(wharf.url).port), '127.0.0.1');
+      let text = '';
+      socket.setTimeout(10_000, () => {
+        socket.destroy();
+        reject(new Error('no answer to a declared 16 KiB + 1 form within 10 s'));
+      });
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString();
+        if (text.includes('\r\n\r\n')) {
+          socket.destroy();
+          resolve(text);
+        }
+      });
+      socket.on('error', reject);
+      socket.write(
+        'POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n' +
+          `Content-Length: ${16 * 1024 + 1}\r\n\r\ngrant_type=password`,
+      );
+    });
+    expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 413 Payload Too Large');
   });
 });
 

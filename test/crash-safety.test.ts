@@ -5,10 +5,13 @@
  */
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, pushImage, sha256 } from './support/http.js';
+import { withDeadline } from './support/run.js';
 import { spawnWharf } from './support/spawn-wharf.js';
 
 let dataDir: string;
@@ -16,6 +19,29 @@ beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'wharf-crash-'));
 });
 afterAll(async () => rm(dataDir, { recursive: true, force: true }));
+
+/**
+ * Resolves once a fresh TCP connection to the port is refused; rejects if the port still accepts
+ * after `ms` (shorter than the server's 10 s grace period, so a server that keeps accepting fails).
+ */
+async function waitUntilRefused(port: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const outcome = await new Promise<'refused' | 'accepted'>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve('accepted');
+      });
+      socket.once('error', (error: NodeJS.ErrnoException) =>
+        error.code === 'ECONNREFUSED' ? resolve('refused') : reject(error),
+      );
+    });
+    if (outcome === 'refused') return;
+    if (Date.now() > deadline) throw new Error(`port ${port} still accepts new connections ${ms} ms after SIGTERM`);
+    await sleep(50);
+  }
+}
 
 /** Starts a request that sends `first`, then waits forever: the server is killed while it hangs. */
 function hangingUpload(
@@ -91,31 +117,52 @@ describe('kill -9 and restart', () => {
     }
   });
 
-  it('stops gracefully on SIGTERM: a request in flight finishes, new connections are refused', async () => {
+  // Issue 13, survivor 4: refusal used to be checked only after the process had exited, so a server
+  // that kept accepting connections through its grace period passed. It is checked now while the
+  // upload is still in flight, and the upload must finish after that.
+  it('stops gracefully on SIGTERM: while a request is in flight new connections are refused, then it finishes', async () => {
     const server = await spawnWharf(['--data', dataDir]);
+    const port = Number(new URL(server.url).port);
     const body = Buffer.alloc(64 * 1024, 7);
     const digest = sha256(body);
+    let answered = false;
     // Expect: 100-continue makes the server answer once it has parsed the request: only then is the
     // request in flight (a connection with no parsed request is idle, and shutting down closes it).
-    // Then signal, send half the body, wait, and send the rest: the upload must still complete.
-    const done = new Promise<number>((resolve, reject) => {
-      const req = request(`${server.url}/v2/graceful/blobs/uploads/?digest=${digest}`, {
-        method: 'POST',
-        headers: { 'Content-Length': String(body.length), Connection: 'close', Expect: '100-continue' },
-      });
-      req.on('response', (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('error', reject);
-      req.on('continue', () => {
-        server.child.kill('SIGTERM');
-        req.write(body.subarray(0, 32 * 1024), () => setTimeout(() => req.end(body.subarray(32 * 1024)), 300));
-      });
-      req.flushHeaders();
-    });
-    expect(await done).toBe(201);
-    const { code } = await server.exited;
+    // Then signal, send half the body, hold the rest until a new connection has been refused.
+    const refusedWhileInFlight = withDeadline(
+      new Promise<{ status: Promise<number> }>((resolveHeld, rejectHeld) => {
+        const req = request(`${server.url}/v2/graceful/blobs/uploads/?digest=${digest}`, {
+          method: 'POST',
+          headers: { 'Content-Length': String(body.length), Connection: 'close', Expect: '100-continue' },
+        });
+        const status = new Promise<number>((resolve, reject) => {
+          req.on('response', (res) => {
+            answered = true;
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          });
+          req.on('error', reject);
+        });
+        status.catch(rejectHeld);
+        req.on('continue', () => {
+          server.child.kill('SIGTERM');
+          req.write(body.subarray(0, 32 * 1024), () => {
+            waitUntilRefused(port, 8_000).then(() => {
+              req.end(body.subarray(32 * 1024));
+              resolveHeld({ status });
+            }, rejectHeld);
+          });
+        });
+        req.flushHeaders();
+      }),
+      20_000,
+      'a new connection refused during shutdown',
+    );
+    const { status } = await refusedWhileInFlight;
+    // The refusal was seen before the upload's last bytes were even sent.
+    expect(answered).toBe(false);
+    expect(await withDeadline(status, 20_000, 'the in-flight upload answering')).toBe(201);
+    const { code } = await withDeadline(server.exited, 20_000, 'wharf exiting after SIGTERM');
     expect(code).toBe(0);
     await expect(call(server.url, '/v2/')).rejects.toThrow();
   });

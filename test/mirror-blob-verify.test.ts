@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cutOrThrow } from './support/cut-or-timeout.js';
 import { call, errorCode, sha256 } from './support/http.js';
 import { withDeadline } from './support/run.js';
 import { sendBytes, startScriptedRegistry, type ScriptedRegistry } from './support/scripted-registry.js';
@@ -71,14 +72,14 @@ async function get(
   let response;
   try {
     response = await request(`${wharf.url}${path}`, { headers, headersTimeout: 20_000, bodyTimeout: 20_000 });
-  } catch {
-    return { status: 0, body: 'cut' };
+  } catch (error) {
+    return { status: 0, body: cutOrThrow(error, `GET ${path}, before the status line`) };
   }
   const chunks: Buffer[] = [];
   try {
     for await (const chunk of response.body) chunks.push(chunk as Buffer);
-  } catch {
-    return { status: response.statusCode, body: 'cut' };
+  } catch (error) {
+    return { status: response.statusCode, body: cutOrThrow(error, `GET ${path}, mid-body`) };
   }
   return { status: response.statusCode, body: Buffer.concat(chunks) };
 }

@@ -138,7 +138,13 @@ describe.sequential('real clients through the mirror', () => {
         await writeHostsToml(hostsDir, registryHost, wharf.url);
         await containerd.pull(`${registryHost}/clients/ctr:v1`, { hostsDir, allPlatforms: true });
         await containerd.pull(`${registryHost}/clients/ctr@${image.root.digest}`, { hostsDir, allPlatforms: true });
-        expect((await containerd.imageList()).every((i) => i.digest === image.root.digest)).toBe(true);
+        // Exactly the two references pulled, both at the root digest (an empty list must not pass).
+        const listed = (await containerd.imageList()).map((i) => ({ ref: i.ref, digest: i.digest }));
+        expect(listed.sort((a, b) => a.ref.localeCompare(b.ref))).toEqual(
+          [`${registryHost}/clients/ctr:v1`, `${registryHost}/clients/ctr@${image.root.digest}`]
+            .sort((a, b) => a.localeCompare(b))
+            .map((ref) => ({ ref, digest: image.root.digest })),
+        );
       } finally {
         await containerd.close();
       }

@@ -8,6 +8,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cutOrThrow } from './support/cut-or-timeout.js';
 import { call, errorCode, sha256 } from './support/http.js';
 import {
   resetMidBody,
@@ -109,9 +110,9 @@ async function fetchBlob(
       headersTimeout: 10_000,
       bodyTimeout: 10_000,
     });
-  } catch {
+  } catch (error) {
     // The connection was cut before the status line.
-    return { status: 0, outcome: 'cut' };
+    return { status: 0, outcome: cutOrThrow(error, `GET ${repo} blob, before the status line`) };
   }
   if (response.statusCode !== 200) {
     const body = (await response.body.json()) as { errors: { code: string }[] };
@@ -120,8 +121,8 @@ async function fetchBlob(
   const chunks: Buffer[] = [];
   try {
     for await (const chunk of response.body) chunks.push(chunk as Buffer);
-  } catch {
-    return { status: 200, outcome: 'cut' };
+  } catch (error) {
+    return { status: 200, outcome: cutOrThrow(error, `GET ${repo} blob, mid-body`) };
   }
   return { status: 200, outcome: 'complete', digest: sha256(Buffer.concat(chunks)) };
 }
@@ -144,14 +145,18 @@ describe('upstream faults while filling a blob', () => {
       else expect(result.outcome).toBe('cut');
       await wharf.server.proxy.settle();
       await expectNothingKept(repo);
-      expect(wharf.server.proxy.fills.stats.failed).toBeGreaterThan(failedBefore);
+      expect(wharf.server.proxy.fills.stats.failed).toBe(failedBefore + 1);
     },
   );
 
   it('wrong bytes arriving slowly: the client receives all but the held-back end, then the cut', async () => {
+    const failedBefore = wharf.server.proxy.fills.stats.failed;
     const result = await fetchBlob('wrong-slowly');
+    // 'cut' only from a reset or premature close: a clean end() short of Content-Length would leave
+    // the client waiting for its timeout, and fetchBlob throws on that.
     expect(result).toEqual({ status: 200, outcome: 'cut' });
     await wharf.server.proxy.settle();
+    expect(wharf.server.proxy.fills.stats.failed).toBe(failedBefore + 1);
     await expectNothingKept('wrong-slowly');
   });
 

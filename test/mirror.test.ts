@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
-import { countRequests } from './support/access-log.js';
+import { countRequests, realRequests } from './support/access-log.js';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
 import { call, errorCode, pushImage, sha256 } from './support/http.js';
 import { makeImage, testSeed, type TestImage } from './support/make-image.js';
@@ -92,12 +92,12 @@ describe('pull-through', () => {
   });
 
   it('answers ?ns= from the same cache entry, echoing OCI-Namespace, without asking the upstream again', async () => {
-    const before = upstream.logs();
+    const before = await upstream.settledLogs();
     const digests = await pull(wharf.url, 'team/app', 'v1', `?ns=${upstreamHost}`);
     expect(digests[0]).toBe(image.root.digest);
-    const after = upstream.logs().slice(before.length);
-    expect(countRequests(after, 'GET', '/v2/team/app/manifests/v1')).toBe(0);
-    for (const blob of image.blobs.keys()) expect(countRequests(after, 'GET', `/v2/team/app/blobs/${blob}`)).toBe(0);
+    // Settled: a late access line must not make the zero counts pass; any method counts (HEAD too).
+    const after = (await upstream.settledLogs()).slice(before.length);
+    expect(realRequests(after)).toEqual([]);
     const head = await call(wharf.url, `/v2/team/app/manifests/v1?ns=${upstreamHost}`, { method: 'HEAD' });
     expect(head.headers.get('oci-namespace')).toBe(upstreamHost);
   });
@@ -225,11 +225,11 @@ describe('tags and the upstream going away', () => {
         offline: true,
       });
       try {
-        const before = upstream.logs().length;
+        const before = (await upstream.settledLogs()).length;
         expect((await pull(offline.url, name, 'v1'))[0]).toBe(image.root.digest);
         const missing = await call(offline.url, `/v2/${upstreamHost}/team/crowd/manifests/v1`);
         expect(missing.status).toBe(404);
-        expect(upstream.logs().length).toBe(before);
+        expect(realRequests((await upstream.settledLogs()).slice(before))).toEqual([]);
       } finally {
         await offline.close();
       }
@@ -262,6 +262,51 @@ describe('default upstream', () => {
     }
   });
 
+  // Issue 13, survivor 2: the same tag on both sides with different digests. A local pattern broad
+  // enough to match the canonical name must not pull a path-prefixed or ?ns= request away from
+  // the upstream, and the mirrored tag is never written by a push under any spelling.
+  it('never lets a local name shadow a mirrored one: same tag on both sides, different digests', async () => {
+    const viaDefault = await startWharf({
+      upstreams: [{ host: upstreamHost, url: upstream.url }],
+      defaultUpstream: upstreamHost,
+      local: ['team/*', '*/team/*'],
+    });
+    try {
+      const local = await pushImage(viaDefault.url, 'team/app', 'v1', 'local-side');
+      expect(local.digest).not.toBe(image.root.digest);
+      const digestOf = async (path: string): Promise<string | null> => {
+        const response = await call(viaDefault.url, path, { headers: { Accept: acceptAll } });
+        expect(response.status, path).toBe(200);
+        await response.arrayBuffer();
+        return response.headers.get('docker-content-digest');
+      };
+      expect(await digestOf('/v2/team/app/manifests/v1')).toBe(local.digest);
+      expect(await digestOf(`/v2/${upstreamHost}/team/app/manifests/v1`)).toBe(image.root.digest);
+      expect(await digestOf(`/v2/team/app/manifests/v1?ns=${upstreamHost}`)).toBe(image.root.digest);
+      // The local manifest is not served under the mirrored name, even by digest.
+      const byDigest = await call(viaDefault.url, `/v2/${upstreamHost}/team/app/manifests/${local.digest}`);
+      expect(byDigest.status).toBe(404);
+      expect(await errorCode(byDigest)).toBe('MANIFEST_UNKNOWN');
+      // A push of that manifest under either mirrored spelling is refused and changes nothing.
+      for (const path of [
+        `/v2/${upstreamHost}/team/app/manifests/v1`,
+        `/v2/team/app/manifests/v1?ns=${upstreamHost}`,
+      ]) {
+        const put = await call(viaDefault.url, path, {
+          method: 'PUT',
+          headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+          body: local.bytes,
+        });
+        expect(put.status, path).toBe(405);
+        expect(await errorCode(put)).toBe('UNSUPPORTED');
+      }
+      expect(await digestOf(`/v2/${upstreamHost}/team/app/manifests/v1`)).toBe(image.root.digest);
+      expect(await digestOf('/v2/team/app/manifests/v1')).toBe(local.digest);
+    } finally {
+      await viaDefault.close();
+    }
+  });
+
   // Issue 8, finding 2: with a default upstream, a blob HEAD under a pushed name answered 200 from
   // elsewhere in the store, the client skipped the upload, and the manifest PUT failed.
   it('keeps local names local: a second image sharing a layer pushes cleanly, no phantom repositories', async () => {
@@ -283,9 +328,10 @@ describe('default upstream', () => {
       const catalog = (await (await call(viaDefault.url, '/v2/_catalog')).json()) as { repositories: string[] };
       expect(catalog.repositories).toEqual(['mine/base', 'mine/derived']);
       // Local names are never sent upstream.
-      const before = upstream.logs().length;
+      const before = (await upstream.settledLogs()).length;
       expect((await call(viaDefault.url, '/v2/mine/nothing/manifests/v1')).status).toBe(404);
-      expect(upstream.logs().length).toBe(before);
+      expect((await call(viaDefault.url, '/v2/mine/nothing/manifests/v1', { method: 'HEAD' })).status).toBe(404);
+      expect(realRequests((await upstream.settledLogs()).slice(before))).toEqual([]);
     } finally {
       await viaDefault.close();
     }

@@ -12,7 +12,7 @@
  * filesystem, after fsync and after its size and digest matched.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomUUID, type Hash } from 'node:crypto';
 import { dirname, join, relative, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -31,6 +31,19 @@ import type { BlobFile, BlobInfo, ByteRange } from '../oci/image-source.js';
 
 /** Large reads mean fewer syscalls and event-loop turns per blob served (1 MiB: ~0.97 GB/s against ~0.86 GB/s at 256 KiB, one client on loopback). */
 const readChunkBytes = 1024 * 1024;
+
+/**
+ * The fs calls a commit's durability rests on: opening the files and directories that get fsynced,
+ * and the rename. Node's by default; a test hands in wrappers to see that the file is synced, then
+ * renamed, then its directory synced, before the index row is written (issue 13). Nothing else
+ * replaces them.
+ */
+export interface DurableFs {
+  open(path: string, flags: string): Promise<FileHandle>;
+  rename(from: string, to: string): Promise<void>;
+}
+
+const nodeFs: DurableFs = { open, rename };
 
 export interface WriteExpectation {
   digest?: Digest;
@@ -61,7 +74,10 @@ export class BlobFiles {
   readonly tmpDir: string;
   readonly uploadsDir: string;
 
-  constructor(readonly root: string) {
+  constructor(
+    readonly root: string,
+    readonly fs: DurableFs = nodeFs,
+  ) {
     this.blobsDir = join(root, 'blobs');
     this.tmpDir = join(root, 'tmp');
     this.uploadsDir = join(this.tmpDir, 'uploads');
@@ -126,7 +142,7 @@ export class BlobFiles {
     let size = 0;
     // The file exists before any byte is read: a source that fails at once must not leave the
     // stream's own (asynchronous) open to create the file after `finally` removed it.
-    const handle = await open(temp, 'wx');
+    const handle = await this.fs.open(temp, 'wx');
     try {
       const limit = expect.maxSize ?? expect.size;
       await pipeline(
@@ -249,7 +265,7 @@ export class BlobFiles {
 
   /** fsync the file, rename it into place, fsync the directory: file first, index row second. */
   private async commit(temp: string, digest: Digest): Promise<void> {
-    const handle = await open(temp, 'r+');
+    const handle = await this.fs.open(temp, 'r+');
     try {
       await handle.sync();
     } finally {
@@ -262,8 +278,8 @@ export class BlobFiles {
   async commitFile(temp: string, digest: Digest): Promise<void> {
     const target = this.pathOf(digest);
     await mkdir(dirname(target), { recursive: true });
-    await rename(temp, target);
-    const dir = await open(dirname(target), 'r');
+    await this.fs.rename(temp, target);
+    const dir = await this.fs.open(dirname(target), 'r');
     try {
       await dir.sync();
     } finally {

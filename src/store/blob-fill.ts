@@ -8,7 +8,7 @@
  * before the commit finish from the same inode.
  */
 import { randomUUID } from 'node:crypto';
-import { open, rm, type FileHandle } from 'node:fs/promises';
+import { rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDigester, digestAlgorithm, formatDigest, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
@@ -33,7 +33,7 @@ export class BlobFill {
 
   static async create(files: BlobFiles, digest: Digest): Promise<BlobFill> {
     const temp = join(files.tmpDir, `${randomUUID()}.part`);
-    const handle = await open(temp, 'wx+');
+    const handle = await files.fs.open(temp, 'wx+');
     return new BlobFill(digest, files, temp, handle);
   }
 

@@ -23,7 +23,7 @@ import type {
 import { maxManifestBytes, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { isNondistributable } from '../oci/media-types.js';
 import type { RepoName, Tag } from '../oci/reference.js';
-import { BlobFiles } from './blob-files.js';
+import { BlobFiles, type DurableFs } from './blob-files.js';
 import { listImages, type ImageListing } from './image-listing.js';
 import { indexPath, openDatabase, openReadOnlyDatabase, type Db } from './database.js';
 import { ImportBatch, type ImportBatchOptions } from './import-batch.js';
@@ -42,6 +42,8 @@ export interface LocalStoreOptions {
   /** Caps on open upload sessions (default 1000 in all, 100 per client). */
   uploadLimits?: Partial<UploadLimits>;
   manifestCacheBytes?: number;
+  /** For tests only: the fs calls blob commits make, to observe their order (store/blob-files.ts). */
+  blobFs?: DurableFs;
 }
 
 const defaultUploadMaxAgeMs = 24 * 60 * 60 * 1000;
@@ -72,7 +74,7 @@ export class LocalStore implements ImageSource, ImageSink {
 
   /** Opens (creating if needed) the store at root; cleans what a crash may have left. */
   static async open(root: string, options: LocalStoreOptions = {}): Promise<LocalStore> {
-    const files = new BlobFiles(root);
+    const files = new BlobFiles(root, options.blobFs);
     await files.init();
     const db = openDatabase(indexPath(root));
     const store = new LocalStore(root, db, files, new StoreIndex(db), options);

@@ -99,13 +99,16 @@ afterAll(async () => {
 /** Messages of every refused write, printed at the end so the report shows what clients saw. */
 const refusals: string[] = [];
 
-/** A 5xx with an OCI error body; the message must tell an operator the disk is full. */
+/**
+ * 507 Insufficient Storage with an UNAVAILABLE OCI error body (oci/errors.ts outOfSpace): exactly
+ * that, not "any 5xx", so a full disk reported as a 500 crash fails here (issue 13). The message
+ * must tell an operator the disk is full.
+ */
 function expectRefusedForSpace(response: Fetched, what: string): void {
-  expect(response.status, `${what}: ${response.body.toString().slice(0, 300)}`).toBeGreaterThanOrEqual(500);
-  expect(response.status).toBeLessThan(600);
+  expect(response.status, `${what}: ${response.body.toString().slice(0, 300)}`).toBe(507);
   const body = JSON.parse(response.body.toString()) as { errors?: { code?: unknown; message?: unknown }[] };
   const error = body.errors?.[0];
-  expect(typeof error?.code, `${what}: OCI error body`).toBe('string');
+  expect(error?.code, `${what}: OCI error body`).toBe('UNAVAILABLE');
   expect(typeof error?.message, `${what}: OCI error body`).toBe('string');
   refusals.push(`${what}: ${response.status} ${response.body.toString()}`);
   // Soft: the other checks (nothing half-written, reads go on) still run when only the wording is wrong.
@@ -179,7 +182,7 @@ function blobRows(verifyOutput: string): number {
 }
 
 describe('a full disk', () => {
-  it('refuses writes with a clear 5xx, keeps nothing half-written, and goes on serving', async () => {
+  it('refuses writes with 507 UNAVAILABLE, keeps nothing half-written, and goes on serving', async () => {
     if (wharf === undefined || mountDir === undefined) throw new Error('setup did not finish');
     const base = wharf.url;
     const dataDir = join(mountDir, 'data');

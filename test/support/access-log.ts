@@ -21,3 +21,16 @@ export function accessLines(logs: string): AccessLine[] {
 export function countRequests(logs: string, method: string, path: string): number {
   return accessLines(logs).filter((l) => l.method === method && l.path.split('?')[0] === path).length;
 }
+
+/** Paths of the requests `settledLogs()` sends to find the end of the log; never counted. */
+export const logMarkerPrefix = '/v2/wharf-test-log-marker/';
+
+/** Every request on exactly this path (query ignored), whatever the method: GET, HEAD or other. */
+export function countAnyRequests(logs: string, path: string): number {
+  return accessLines(logs).filter((l) => l.path.split('?')[0] === path).length;
+}
+
+/** Every request but the log markers: what "the upstream was not asked anything" counts. */
+export function realRequests(logs: string): AccessLine[] {
+  return accessLines(logs).filter((l) => !l.path.startsWith(logMarkerPrefix));
+}

@@ -3,6 +3,7 @@
  * Starts a real CNCF distribution registry (Debian's docker-registry) on 127.0.0.1 as an upstream or reference.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { constants } from 'node:fs';
 import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -11,6 +12,7 @@ import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import bcrypt from 'bcryptjs';
+import { logMarkerPrefix } from './access-log.js';
 import { withDeadline } from './run.js';
 
 export interface DistributionHandle {
@@ -22,6 +24,13 @@ export interface DistributionHandle {
   dataDir: string;
   /** Everything the registry printed so far; the access log lets a test count upstream requests. */
   logs(): string;
+  /**
+   * The log once every request answered before the call is in it. distribution writes an access
+   * line after the response, so a count read right after wharf answered can miss a late line (and
+   * a zero-count check then passes for the wrong reason): this sends a marker request of its own
+   * and waits for the marker's line. Count with access-log's helpers, which skip the markers.
+   */
+  settledLogs(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -103,7 +112,10 @@ export async function startDistribution(options: StartDistributionOptions = {}):
   throw lastError;
 }
 
+/** Thrown when the registry could not take its port (it exited, or another server answers there): retried. */
 class EarlyExitError extends Error {}
+
+const instanceHeader = 'X-Wharf-Test-Instance';
 
 /** distribution's htpasswd auth section, with its file (bcrypt, as distribution requires) written to workDir. */
 async function htpasswdAuth(
@@ -124,13 +136,16 @@ async function startOnce(
   readyTimeoutMs: number,
 ): Promise<DistributionHandle> {
   const port = await freePort();
+  const instance = randomUUID();
   const host = `127.0.0.1:${port}`;
   const url = `http://${host}`;
   const config = {
     version: 0.1,
     log: { level: 'error', accesslog: { disabled: false } },
     storage: { filesystem: { rootdirectory: dataDir }, delete: { enabled: true } },
-    http: { addr: host, secret: 'test-only' },
+    // Every answer carries this run's marker: readiness proves it is this process answering on the
+    // port, not whatever took the port between the free-port probe and the registry's bind.
+    http: { addr: host, secret: 'test-only', headers: { [instanceHeader]: [instance] } },
     ...(await htpasswdAuth(workDir, options.htpasswd)),
     ...options.config,
   };
@@ -173,8 +188,14 @@ async function startOnce(
       const response = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(1_000) });
       await response.arrayBuffer();
       // 401 counts as up: a config with `auth` answers /v2/ with a challenge.
-      if (response.status === 200 || response.status === 401) break;
-      lastProblem = `GET /v2/ answered ${response.status}`;
+      const ours = response.headers.get(instanceHeader) === instance;
+      if (ours && (response.status === 200 || response.status === 401)) break;
+      lastProblem = ours ? `GET /v2/ answered ${response.status}` : `another server answers on ${host}`;
+      if (!ours) {
+        // Someone else holds the port: ours cannot bind it. Stop it and try a fresh port.
+        await stop();
+        throw new EarlyExitError(`startDistribution: ${lastProblem} (no ${instanceHeader}: ${instance})`);
+      }
     } catch (error) {
       lastProblem = error instanceof Error ? error.message : String(error);
     }
@@ -192,6 +213,17 @@ async function startOnce(
     host,
     dataDir,
     logs: () => output,
+    async settledLogs() {
+      const marker = `${logMarkerPrefix}manifests/${randomUUID()}`;
+      const response = await fetch(`${url}${marker}`, { signal: AbortSignal.timeout(10_000) });
+      await response.arrayBuffer();
+      const deadline = Date.now() + 10_000;
+      while (!output.includes(` ${marker} `)) {
+        if (Date.now() > deadline) throw new Error(`distribution on ${host}: access log line for ${marker} never came`);
+        await sleep(20);
+      }
+      return output;
+    },
     async close() {
       await stop();
       await rm(workDir, { recursive: true, force: true });

@@ -60,6 +60,12 @@ export interface MakeImageOptions {
   layerSize?: number;
   platforms?: Platform[];
   mediaTypes?: 'oci' | 'docker';
+  /**
+   * 'compact' (default): `JSON.stringify` output. 'irregular': bytes no serialiser would produce
+   * (tab indentation, mediaType last, layers before config, escaped unicode in an annotation, a
+   * trailing newline), so any parse-and-reserialise on a manifest path changes the digest.
+   */
+  manifestFormat?: 'compact' | 'irregular';
 }
 
 const types = {
@@ -107,6 +113,21 @@ export function* randomChunks(seed: Seed, size: number): Generator<Buffer> {
   }
 }
 
+/**
+ * Bytes [start, start + length) of randomChunks(seed, ...), computed without generating what comes
+ * before: the counter block of AES-CTR is set to start / 16 (a 1 GiB blob's last MiB, byte for byte).
+ */
+export function randomSlice(seed: Seed, start: number, length: number): Buffer {
+  const key = createHash('sha256')
+    .update(`wharf-test-random:${String(seed)}`)
+    .digest();
+  const iv = Buffer.alloc(16);
+  iv.writeBigUInt64BE(BigInt(Math.floor(start / 16)), 8);
+  const cipher = createCipheriv('aes-256-ctr', key, iv);
+  const skip = start % 16;
+  return cipher.update(Buffer.alloc(skip + length)).subarray(skip);
+}
+
 /** `size` pseudo-random bytes for `seed`, streamed in 1 MiB chunks without holding the whole body. */
 export function randomStream(seed: Seed, size: number): Readable {
   return Readable.from(randomChunks(seed, size), { objectMode: false, highWaterMark: chunkSize });
@@ -152,8 +173,33 @@ function platformKey(platform: Platform): string {
   return [platform.os, platform.architecture, platform.variant ?? ''].join('/');
 }
 
-function manifestBlob(mediaType: string, body: unknown): ManifestBlob {
-  const bytes = Buffer.from(JSON.stringify(body), 'utf8');
+/** An annotation with characters outside ASCII, written escaped by `irregularJson`. */
+const unicodeAnnotation = { 'org.opencontainers.image.description': 'caf\u00e9 \u2693 wharf' };
+
+/** Reverses key order at every level and escapes every non-ASCII character as \uXXXX. */
+function reorder(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(reorder);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .reverse()
+      .map(([k, v]) => [k, reorder(v)]),
+  );
+}
+
+/** JSON that `JSON.stringify(JSON.parse(x))` never gives back: tabs, reversed keys, \u escapes, trailing newline. */
+export function irregularJson(body: unknown): string {
+  const text = JSON.stringify(reorder(body), null, '\t');
+  const escaped = text.replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `${escaped}\n`;
+}
+
+function manifestBlob(mediaType: string, body: unknown, format: 'compact' | 'irregular'): ManifestBlob {
+  const text =
+    format === 'irregular'
+      ? irregularJson({ ...(body as object), annotations: unicodeAnnotation })
+      : JSON.stringify(body);
+  const bytes = Buffer.from(text, 'utf8');
   return { mediaType, digest: sha256Digest(bytes), size: bytes.length, bytes };
 }
 
@@ -164,6 +210,7 @@ function manifestBlob(mediaType: string, body: unknown): ManifestBlob {
 export async function makeImage(options: MakeImageOptions): Promise<TestImage> {
   const { seed, layers = 2, layerSize = 4096, platforms = [{ os: 'linux', architecture: 'amd64' }] } = options;
   const kind = options.mediaTypes ?? 'oci';
+  const format = options.manifestFormat ?? 'compact';
   const t = types[kind];
   if (platforms.length === 0) throw new Error('makeImage: at least one platform');
   const blobs = new Map<string, Buffer>();
@@ -211,27 +258,35 @@ export async function makeImage(options: MakeImageOptions): Promise<TestImage> {
     const configDescriptor: Descriptor = { mediaType: t.config, digest: sha256Digest(config), size: config.length };
     blobs.set(configDescriptor.digest, config);
 
-    const manifest = manifestBlob(t.manifest, {
-      schemaVersion: 2,
-      mediaType: t.manifest,
-      config: configDescriptor,
-      layers: layerDescriptors,
-    });
+    const manifest = manifestBlob(
+      t.manifest,
+      {
+        schemaVersion: 2,
+        mediaType: t.manifest,
+        config: configDescriptor,
+        layers: layerDescriptors,
+      },
+      format,
+    );
     images.push({ platform, manifest, config: configDescriptor, layers: layerDescriptors, diffIds });
   }
 
   const index =
     images.length > 1
-      ? manifestBlob(t.index, {
-          schemaVersion: 2,
-          mediaType: t.index,
-          manifests: images.map((image) => ({
-            mediaType: image.manifest.mediaType,
-            digest: image.manifest.digest,
-            size: image.manifest.size,
-            platform: image.platform,
-          })),
-        })
+      ? manifestBlob(
+          t.index,
+          {
+            schemaVersion: 2,
+            mediaType: t.index,
+            manifests: images.map((image) => ({
+              mediaType: image.manifest.mediaType,
+              digest: image.manifest.digest,
+              size: image.manifest.size,
+              platform: image.platform,
+            })),
+          },
+          format,
+        )
       : undefined;
   const first = images[0];
   if (first === undefined) throw new Error('makeImage: unreachable, no images');

@@ -1,0 +1,121 @@
+/**
+ * Mutation testing (`npm run mutate`, issue 13): StrykerJS plants small bugs in the modules where a
+ * wrong answer corrupts or leaks data, and reports each one no test caught. Not part of test:all
+ * (too slow for 2 cores). Scores and the survivors explained: docs/mutation-testing.md.
+ *
+ *   npm run mutate                      every scope below, one after the other in one run
+ *   MUTATE_SCOPE=auth npm run mutate    one scope (auth, digest, store, fill, guard); a comma list works
+ *
+ * Each scope names the code it mutates and the tests that cover it; vitest.stryker.config.ts runs
+ * only those tests (passed through WHARF_MUTATE_TESTS), and with perTest coverage Stryker runs, for
+ * each mutant, only the tests that reach it. Results are kept in reports/mutation/ (--incremental:
+ * a rerun tests only mutants whose code or tests changed).
+ */
+import process from 'node:process';
+
+const scopes = {
+  // Client authentication and authorization (issue 8): who may read and write what.
+  auth: {
+    mutate: ['src/registry/auth/**/*.ts', '!src/registry/auth/**/*.test.ts'],
+    tests: ['src/registry/auth/**/*.test.ts', 'test/client-auth.test.ts', 'test/mirror.test.ts'],
+  },
+  // Digest computation and every place bytes are checked against one.
+  digest: {
+    mutate: [
+      'src/oci/digest.ts',
+      // Line ranges: BlobFiles.write and verify(), BlobFill.verify, Uploads.finish, LocalStore.putManifest's
+      // digest check. Keep them on those functions when the files change (`grep -n` the names).
+      'src/store/blob-files.ts:125-158',
+      'src/store/blob-files.ts:281-301',
+      'src/store/blob-fill.ts:73-86',
+      'src/store/uploads.ts:79-108',
+      'src/store/local-store.ts:183-199',
+      'src/upstream/manifest-response.ts',
+    ],
+    tests: [
+      'src/oci/digest.test.ts',
+      'src/upstream/manifest-response.test.ts',
+      'test/store-verification.test.ts',
+      'test/registry-errors.test.ts',
+      'test/store.test.ts',
+      'test/verify.test.ts',
+      'test/registry-api.test.ts',
+      'test/fill-registry.test.ts',
+      'test/mirror-blob-verify.test.ts',
+      'test/mirror-faults.test.ts',
+      'test/upstream-registry.test.ts',
+      'test/upstream-hostile.test.ts',
+      'test/manifest-bytes.test.ts',
+    ],
+  },
+  // The content-addressed store: blob files, the SQLite index, uploads, verify.
+  store: {
+    mutate: ['src/store/**/*.ts'],
+    tests: [
+      'test/store.test.ts',
+      'test/store-durability.test.ts',
+      'test/store-verification.test.ts',
+      'test/verify.test.ts',
+      'test/registry-api.test.ts',
+      'test/upload-limits.test.ts',
+      'test/fill-registry.test.ts',
+      'test/manifest-bytes.test.ts',
+      'test/large-blob.test.ts',
+    ],
+  },
+  // Single-flight fills: one upstream download per digest, verdict shared, last chunk held back.
+  fill: {
+    mutate: ['src/proxy/fill-registry.ts'],
+    tests: [
+      'test/fill-registry.test.ts',
+      'test/mirror.test.ts',
+      'test/mirror-faults.test.ts',
+      'test/mirror-blob-verify.test.ts',
+      'test/mirror-fill-limits.test.ts',
+      'test/client-disconnect.test.ts',
+    ],
+  },
+  // Which addresses wharf may dial.
+  guard: {
+    mutate: ['src/upstream/address-guard.ts', 'src/upstream/address-class.ts'],
+    tests: [
+      'src/upstream/address-guard.test.ts',
+      'src/upstream/address-class.test.ts',
+      'test/upstream-hostile.test.ts',
+    ],
+  },
+};
+
+const names = (process.env.MUTATE_SCOPE ?? Object.keys(scopes).join(',')).split(',').filter(Boolean);
+for (const name of names) {
+  if (!(name in scopes)) throw new Error(`MUTATE_SCOPE: unknown scope ${name} (${Object.keys(scopes).join(', ')})`);
+}
+const chosen = names.map((name) => scopes[name]);
+// Read by vitest.stryker.config.ts in Stryker's test-runner processes (they inherit the environment).
+process.env.WHARF_MUTATE_TESTS = JSON.stringify([...new Set(chosen.flatMap((scope) => scope.tests))]);
+const scopeName = names.join('+');
+
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: 'vitest',
+  plugins: ['@stryker-mutator/vitest-runner'],
+  // related: false, the file list is ours: vitest's import graph misses tests that reach code over HTTP.
+  vitest: { configFile: 'vitest.stryker.config.ts', related: false },
+  coverageAnalysis: 'perTest',
+  mutate: [...new Set(chosen.flatMap((scope) => scope.mutate))],
+  // Two cores: two test-runner processes.
+  concurrency: 2,
+  // Integration tests start servers; a mutant that makes one hang is a timeout (counted as killed).
+  timeoutMS: 30_000,
+  timeoutFactor: 2,
+  incremental: true,
+  incrementalFile: `reports/mutation/${scopeName}.incremental.json`,
+  reporters: ['clear-text', 'progress', 'html', 'json'],
+  htmlReporter: { fileName: `reports/mutation/${scopeName}.html` },
+  jsonReporter: { fileName: `reports/mutation/${scopeName}.json` },
+  clearTextReporter: { allowColor: false, logTests: false },
+  tempDirName: '.stryker-tmp',
+  cleanTempDir: 'always',
+  // Leave heavy or unrelated trees out of the sandbox copy.
+  ignorePatterns: ['dist', 'reports', 'bench', '.ci', 'docs', '.stryker-tmp'],
+};
