@@ -25,10 +25,10 @@ const scopes = {
       'src/oci/digest.ts',
       // Line ranges: BlobFiles.write and verify(), BlobFill.verify, Uploads.finish, LocalStore.putManifest's
       // digest check. Keep them on those functions when the files change (`grep -n` the names).
-      'src/store/blob-files.ts:125-158',
-      'src/store/blob-files.ts:281-301',
+      'src/store/blob-files.ts:125-159',
+      'src/store/blob-files.ts:282-302',
       'src/store/blob-fill.ts:73-86',
-      'src/store/uploads.ts:79-108',
+      'src/store/uploads.ts:79-109',
       'src/store/local-store.ts:183-199',
       'src/upstream/manifest-response.ts',
     ],

@@ -89,7 +89,7 @@ export class Uploads {
       const running = this.hashes.get(id);
       const algorithm = digestAlgorithm(digest);
       const computed =
-        // Stryker disable next-line ConditionalExpression,EqualityOperator: an append keeps the running hash's size equal to the upload's or drops it; the size test is a guard.
+        // Stryker disable next-line ConditionalExpression,EqualityOperator,StringLiteral: an append keeps the running hash's size equal to the upload's or drops it (the size test is a guard), and hashing the file gives the same digest as the running hash, only later.
         running !== undefined && running.size === size && algorithm === 'sha256'
           ? formatDigest('sha256', running.hash)
           : await this.files.hashUpload(id, algorithm);

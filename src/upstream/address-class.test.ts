@@ -71,3 +71,93 @@ describe('classifyAddress on what DNS answers', () => {
     expect(classifyAddress('')).toBeUndefined();
   });
 });
+
+// Issue 13 (mutation testing): one address inside and one just outside each special range, so a
+// range dropped, mislabelled or mis-sized changes an answer here.
+describe('classifyAddress, range by range', () => {
+  it.each([
+    ['0.0.0.0', 'unspecified'],
+    ['0.255.255.255', 'unspecified'],
+    ['1.0.0.0', 'public'],
+    ['192.0.0.8', 'reserved'],
+    ['192.0.1.0', 'public'],
+    ['192.0.2.1', 'reserved'],
+    ['192.88.99.1', 'reserved'],
+    ['192.88.100.1', 'public'],
+    ['198.18.0.1', 'reserved'],
+    ['198.19.255.255', 'reserved'],
+    ['198.20.0.0', 'public'],
+    ['198.17.255.255', 'public'],
+    ['198.51.100.7', 'reserved'],
+    ['198.51.101.0', 'public'],
+    ['203.0.113.9', 'reserved'],
+    ['203.0.114.0', 'public'],
+    ['100.63.255.255', 'public'],
+    ['100.64.0.1', 'private'],
+    ['100.127.255.255', 'private'],
+    ['100.128.0.0', 'public'],
+    ['255.255.255.255', 'reserved'],
+    ['224.0.0.1', 'multicast'],
+  ] as const)('IPv4 %s is %s', (address, kind) => {
+    expect(classifyAddress(address)).toBe(kind);
+  });
+
+  it.each([
+    ['::', 'unspecified'],
+    ['::1', 'loopback'],
+    ['::2', 'reserved'],
+    ['1::1', 'reserved'],
+    ['::ffff:127.0.0.1', 'loopback'],
+    ['::ffff:8.8.8.8', 'public'],
+    ['::ffff:7f00:1', 'loopback'],
+    ['::8.8.8.8', 'reserved'],
+    ['::ffff:0:8.8.8.8', 'reserved'],
+    ['::1:ffff:0:808:808', 'reserved'],
+    ['64:ff9b::8.8.8.8', 'public'],
+    ['64:ff9b::10.0.0.1', 'private'],
+    ['64:ff9b::a00:1', 'private'],
+    ['64:ff9b:1::1', 'private'],
+    ['64:ff9a::1', 'reserved'],
+    ['65:ff9b::8.8.8.8', 'reserved'],
+    ['64:ff9b:0:0:0:1:808:808', 'reserved'],
+    ['2002:0a00:0001::1', 'private'],
+    ['2002:0808:0808::1', 'public'],
+    ['fc00::1', 'private'],
+    ['fdff::1', 'private'],
+    ['fe80::1', 'link-local'],
+    ['fe80::1%eth0', 'link-local'],
+    ['febf::1', 'link-local'],
+    ['fec0::1', 'private'],
+    ['feff::1', 'private'],
+    ['ff02::1', 'multicast'],
+    ['2001::1', 'reserved'],
+    ['2001:db8::1', 'reserved'],
+    ['2001:2::1', 'reserved'],
+    ['2001:2:1::1', 'public'],
+    ['2001:3::1', 'public'],
+    ['2001:4860:4860::8888', 'public'],
+    ['2600::1', 'public'],
+    ['3fff::1', 'public'],
+    ['4000::1', 'reserved'],
+    ['1fff::1', 'reserved'],
+    ['100::1', 'reserved'],
+  ] as const)('IPv6 %s is %s', (address, kind) => {
+    expect(classifyAddress(address)).toBe(kind);
+  });
+
+  it('is undefined for names and malformed addresses', () => {
+    for (const text of ['localhost', 'example.com', '1.2.3', '::g', '']) expect(classifyAddress(text)).toBeUndefined();
+  });
+});
+
+describe('classifyHost', () => {
+  it('unwraps bracketed IPv6 only when both brackets are there', () => {
+    expect(classifyHost('[::1]')).toBe('loopback');
+    expect(classifyHost('[fe80::1]')).toBe('link-local');
+    expect(classifyHost('[::1')).toBeUndefined();
+    expect(classifyHost('::1]')).toBeUndefined();
+    expect(classifyHost('10.0.0.1')).toBe('private');
+    expect(classifyHost('LOCALHOST.')).toBe('loopback');
+    expect(classifyHost('registry.example.com')).toBeUndefined();
+  });
+});
