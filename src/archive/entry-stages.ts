@@ -1,7 +1,7 @@
 /**
  * @module archive/entry-stages
  * Small pull stages over an entry's body: read a small file whole (capped),
- * count bytes for progress, and keep a copy of a blob that is a manifest.
+ * and keep a copy of a blob that is a manifest.
  */
 import { OciError } from '../oci/errors.js';
 import { maxManifestBytes, parseManifest } from '../oci/manifest.js';
@@ -16,25 +16,6 @@ export async function readSmall(body: AsyncIterable<Uint8Array>, cap: number, la
     chunks.push(chunk);
   }
   return Buffer.concat(chunks, size);
-}
-
-/** 4 MiB: progress every 4 MiB keeps a terminal smooth without an event per tar block. */
-const stepBytes = 4 * 1024 * 1024;
-
-export async function* countBytes(
-  body: AsyncIterable<Uint8Array>,
-  report: (done: number) => void,
-): AsyncGenerator<Uint8Array, void, undefined> {
-  let done = 0;
-  let reported = 0;
-  for await (const chunk of body) {
-    done += chunk.byteLength;
-    if (done - reported >= stepBytes) {
-      reported = done;
-      report(done);
-    }
-    yield chunk;
-  }
 }
 
 /**

@@ -10,6 +10,7 @@
  * manifest (see docker-manifest.ts). Any refusal aborts the writer, which
  * leaves the target as it was.
  */
+import { commitOrAbort } from './commit-or-abort.js';
 import { digestOf, parseDigest, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { OciError } from '../oci/errors.js';
@@ -52,14 +53,7 @@ export async function importDockerArchive(
   writer: DigestingImageWriter,
   options: ImportDockerArchiveOptions,
 ): Promise<ImportLayoutResult> {
-  try {
-    const result = await readAndWrite(entries, writer, options);
-    await writer.commit();
-    return result;
-  } catch (error) {
-    await writer.abort(error);
-    throw error;
-  }
+  return commitOrAbort(writer, (w) => readAndWrite(entries, w, options));
 }
 
 async function readAndWrite(

@@ -7,6 +7,7 @@
  * manifest index.json reaches must be here with all it names, else nothing is
  * kept. Any refusal aborts the writer, which leaves the target as it was.
  */
+import { commitOrAbort } from './commit-or-abort.js';
 import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { formatImageRef } from '../oci/image-ref.js';
@@ -17,7 +18,8 @@ import type { TransferListener } from '../oci/transfer-events.js';
 import { verifyStream } from '../oci/verified-stream.js';
 import { drain, type LayoutEntry } from './layout-entry.js';
 import { parseLayoutPath, requireSafePath } from './layout-path.js';
-import { collectManifest, countBytes, readSmall } from './entry-stages.js';
+import { countProgress } from '../oci/count-progress.js';
+import { collectManifest, readSmall } from './entry-stages.js';
 import { writeImageTree, type LayoutContent } from './write-image-tree.js';
 import { pickRefName, type NameMapper } from './ref-names.js';
 
@@ -39,14 +41,7 @@ export async function importLayout(
   writer: ImageWriter,
   options: ImportLayoutOptions,
 ): Promise<ImportLayoutResult> {
-  try {
-    const result = await readAndWrite(entries, writer, options);
-    await writer.commit();
-    return result;
-  } catch (error) {
-    await writer.abort(error);
-    throw error;
-  }
+  return commitOrAbort(writer, (w) => readAndWrite(entries, w, options));
 }
 
 async function readAndWrite(
@@ -92,7 +87,7 @@ async function readAndWrite(
         continue;
       }
       emit({ type: 'blob-start', image, digest, size: entry.size });
-      const counted = countBytes(entry.body, (done) =>
+      const counted = countProgress(entry.body, (done) =>
         emit({ type: 'blob-progress', image, digest, size: entry.size, done }),
       );
       const verified = verifyStream(counted, target);

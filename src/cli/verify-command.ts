@@ -5,6 +5,7 @@
  * is consistent, 1 otherwise. Unindexed blob files and temp files are reported
  * on stdout but are not problems: a crash is allowed to leave them.
  */
+import { formatBytes } from './format-bytes.js';
 import { loadConfig } from './config.js';
 import { verifyStore, type VerifyReport } from '../store/verify.js';
 
@@ -55,18 +56,6 @@ export function formatVerifyReport(report: VerifyReport, dataDir: string, elapse
       : `result: ${plural(report.problems.length, 'problem')}`,
   ];
   return { stdout, stderr: report.problems.map((p) => `error: ${p.message}`) };
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
 }
 
 function plural(n: number, noun: string): string {

@@ -15,7 +15,7 @@ import type { ImageReader, ImageWriter } from '../oci/image-transfer.js';
 import { verifyStream } from '../oci/verified-stream.js';
 import { planImage } from './image-plan.js';
 import { createLimiter, type Limiter } from './limit.js';
-import { countProgress } from './progress-stage.js';
+import { countProgress } from '../oci/count-progress.js';
 import type { TransferListener } from '../oci/transfer-events.js';
 
 export interface CopyOptions {

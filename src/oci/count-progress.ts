@@ -1,5 +1,5 @@
 /**
- * @module transfer/progress-stage
+ * @module oci/count-progress
  * Counts a blob's bytes as they pass and reports every `stepBytes`, so a
  * 2 GiB layer yields hundreds of events, not tens of thousands.
  */
