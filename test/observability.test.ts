@@ -15,6 +15,8 @@ import { call, errorCode, pushBlob, pushImage, sha256 } from './support/http.js'
 import { captureLog, type LogLine } from './support/log-capture.js';
 import { makeImage, testSeed, type TestImage } from './support/make-image.js';
 import { pushTestImage } from './support/push-image.js';
+import { withDeadline } from './support/run.js';
+import { startScriptedRegistry } from './support/scripted-registry.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
 const upstreamHost = 'registry.example.test';
@@ -301,6 +303,56 @@ describe('access log', () => {
     expect(info).toHaveLength(1);
     expect(info[0]).toMatchObject({ route: 'blob', status: 200, completed: false, user: 'alice' });
     expect(Number(info[0]?.bytes)).toBeLessThan(big.byteLength);
+  }, 60_000);
+});
+
+describe('a client that leaves before its manifest is answered', () => {
+  // Manifest answers are reported right after they are written (no 'close' listener on the hot
+  // path): one written to a connection already gone must still count as cut short, not completed.
+  it('is one cut-short line and counts as cut short, with no bytes', async () => {
+    let answered!: () => void;
+    const upstreamAnswered = new Promise<void>((resolve) => (answered = resolve));
+    const upstream = await startScriptedRegistry({
+      '/v2/team/slow/manifests/v1': (_req, res) => {
+        setTimeout(() => {
+          res.writeHead(404, { 'Content-Type': 'application/json' });
+          res.end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no"}]}');
+          answered();
+        }, 600);
+      },
+    });
+    const log = captureLog('info');
+    const wharf = await startWharf({
+      logger: log.logger,
+      upstreams: [{ host: 'slow.example.test', url: upstream.url }],
+    });
+    try {
+      await withDeadline(
+        new Promise<void>((resolve) => {
+          const request = get(`${wharf.url}/v2/slow.example.test/team/slow/manifests/v1`, {
+            headers: { Accept: accept, 'X-Request-Id': 'gone-1' },
+          });
+          request.on('error', () => resolve());
+          setTimeout(() => {
+            request.destroy();
+            resolve();
+          }, 150);
+        }),
+        10_000,
+        'a manifest GET abandoned mid-wait',
+      );
+      await withDeadline(upstreamAnswered, 10_000, 'the upstream answer');
+      await log.quiet(300);
+      const lines = log.lines.filter((line) => line.requestId === 'gone-1');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ route: 'manifest', completed: false, bytes: 0, level: 30 });
+      expect(String(lines[0]?.msg)).toContain('cut short');
+      const text = await scrape(wharf);
+      expect(metric(text, 'wharf_http_requests_cut_short_total', { route: 'manifest' })).toBe(1);
+    } finally {
+      await wharf.close();
+      await upstream.close();
+    }
   }, 60_000);
 });
 

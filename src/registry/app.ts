@@ -150,7 +150,7 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
 
   const token = tokenHandler(auth, names);
   const loggedToken = (c: Context<{ Bindings: HttpBindings }>): Promise<Response> => {
-    const { requestId } = requests.start(c.env.incoming, c.env.outgoing, 'token');
+    const { requestId } = requests.start(c.env.incoming, c.env.outgoing, 'token', true);
     // Hono writes this answer: a header set ahead is merged in.
     c.env.outgoing.setHeader('X-Request-Id', requestId);
     return token(c);
@@ -175,6 +175,7 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
     }
     await authorizeRequest(auth, names, req, route);
     writeReply(req.outgoing, await handler(deps, req), req.record);
+    requests.replied(req.outgoing);
     return RESPONSE_ALREADY_SENT;
   });
 
@@ -188,6 +189,7 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
     // A failure after the status line went out (a blob stream) can only be told by cutting the connection.
     if (outgoing.headersSent) {
       outgoing.destroy();
+      requests.replied(outgoing);
       return RESPONSE_ALREADY_SENT;
     }
     // A request body left unread must not stay on a keep-alive connection: the client's next request would queue behind it.
@@ -198,6 +200,7 @@ export function createRegistryApp(deps: RegistryDeps): Hono<{ Bindings: HttpBind
       errorReply(known ?? new OciError('UNKNOWN', 'internal error', { cause: error })),
       requests.recordOf(outgoing),
     );
+    requests.replied(outgoing);
     return RESPONSE_ALREADY_SENT;
   });
 

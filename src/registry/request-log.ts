@@ -3,9 +3,10 @@
  * One record per request, filled in while it is answered and handed on once
  * its response is over (finished, or cut short): to the access log (one JSON
  * line at info) and to whoever watches (cli/ wires the metrics). The request
- * id is the client's `X-Request-Id` when it looks like one, else a new UUID,
- * and is echoed in the response. Cheap by design: one object and one listener
- * per request, no work at all when nothing watches and the log is off.
+ * id is the client's `X-Request-Id` when it looks like one, else a new id,
+ * and is echoed in the response. Cheap by design: two small objects per request,
+ * a listener only where a response streams, nothing written when nothing watches
+ * and the log is off.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -70,11 +71,33 @@ let idCounter = 0;
 const streamed: ReadonlySet<RouteClass> = new Set(['blob']);
 
 /**
- * For the error path, which has only the response at hand: kept on the response itself (a WeakMap
+ * Kept on the response itself, for the error path, which has only the response at hand (a WeakMap
  * entry per request cost more on the manifest hot path than the rest of the record).
  */
 const recordKey = Symbol('wharf.requestRecord');
-type RecordedResponse = ServerResponse & { [recordKey]?: RequestRecord };
+type RecordedResponse = ServerResponse & { [recordKey]?: Pending };
+
+/**
+ * A record not yet reported, with what its report needs. Answers written in one piece by
+ * writeReply are reported by `replied` right after it; streamed ones (blob GETs) and answers
+ * Hono writes (the token endpoint) by the response's 'close', the only moment their end is known.
+ * A 'close' listener and its closure on every response cost about a fifth of the manifest
+ * requests a second that wharf answers, so the common case does without one.
+ */
+interface Pending {
+  record: RequestRecord;
+  started: number;
+  /** socket.bytesWritten when the request started; -1 where it is not read (see start). */
+  written: number;
+  onClose: boolean;
+  reported: boolean;
+  log: RequestLog;
+}
+
+/** The one 'close' listener every streamed response shares (no closure per request): `this` is the response. */
+function reportOnClose(this: ServerResponse): void {
+  (this as RecordedResponse)[recordKey]?.log.closed(this);
+}
 
 export class RequestLog {
   constructor(
@@ -83,48 +106,79 @@ export class RequestLog {
   ) {}
 
   recordOf(outgoing: ServerResponse): RequestRecord | undefined {
-    return (outgoing as RecordedResponse)[recordKey];
+    return (outgoing as RecordedResponse)[recordKey]?.record;
   }
 
   /**
-   * Starts the record of a request; it is reported when the response closes. The caller sends
-   * `requestId` back in the response headers.
+   * Starts the record of a request. The caller sends `requestId` back in the response headers, and
+   * calls `replied` once it wrote the answer; a streamed answer (route class blob) or one written by
+   * Hono (`byHono`) is reported when the response closes instead.
    */
-  start(incoming: IncomingMessage, outgoing: ServerResponse, route: RouteClass): RequestRecord {
-    const started = performance.now();
+  start(incoming: IncomingMessage, outgoing: ServerResponse, route: RouteClass, byHono = false): RequestRecord {
     const offered = incoming.headers['x-request-id'];
     const requestId =
       typeof offered === 'string' && saneRequestId.test(offered)
         ? offered
         : `${idPrefix}-${(++idCounter).toString(36)}`;
     const socket = incoming.socket;
-    // Reading bytesWritten walks the socket's write queue: only where a cut-short response is likely.
-    const written = streamed.has(route) ? socket.bytesWritten : -1;
-    const record: RequestRecord = {
-      requestId,
-      method: incoming.method ?? 'GET',
-      route,
-      status: 0,
-      bytes: 0,
-      durationMs: 0,
-      client: socket.remoteAddress,
-      completed: false,
+    const onClose = byHono || streamed.has(route);
+    const pending: Pending = {
+      record: {
+        requestId,
+        method: incoming.method ?? 'GET',
+        route,
+        status: 0,
+        bytes: 0,
+        durationMs: 0,
+        client: socket.remoteAddress,
+        completed: false,
+      },
+      started: performance.now(),
+      // Reading bytesWritten walks the socket's write queue: only where a cut-short response is likely.
+      written: onClose ? socket.bytesWritten : -1,
+      onClose,
+      reported: false,
+      log: this,
     };
+    (outgoing as RecordedResponse)[recordKey] = pending;
     // 'close' comes once per response: `on` spares the wrapper `once` makes.
-    outgoing.on('close', () => {
-      record.durationMs = Math.round((performance.now() - started) * 1000) / 1000;
-      record.status = outgoing.statusCode;
-      record.completed = outgoing.writableFinished;
-      if (!record.completed) record.bytes = written < 0 ? 0 : Math.max(0, socket.bytesWritten - written);
-      else if (record.status === 304) record.bytes = 0;
-      else if (record.bytes === 0 && record.method !== 'HEAD') record.bytes = headerLength(outgoing);
-      this.options.observe?.(record);
-      if (!record.completed)
-        this.logger.info(record, 'request cut short: the connection closed before the response ended');
-      else if (this.options.accessLog) this.logger.info(record, 'request');
-    });
-    (outgoing as RecordedResponse)[recordKey] = record;
-    return record;
+    if (onClose) outgoing.on('close', reportOnClose);
+    return pending.record;
+  }
+
+  /**
+   * Reports a request whose answer writeReply has just handed to the socket (or one cut after its
+   * headers went out): completed unless the client's connection is already gone.
+   */
+  replied(outgoing: ServerResponse): void {
+    const pending = (outgoing as RecordedResponse)[recordKey];
+    if (pending === undefined || pending.onClose || pending.reported) return;
+    const socket = outgoing.socket;
+    this.report(pending, outgoing, socket !== null && !socket.destroyed && !outgoing.destroyed);
+  }
+
+  /** The 'close' path (reportOnClose): completed only when the whole response went out. */
+  closed(outgoing: ServerResponse): void {
+    const pending = (outgoing as RecordedResponse)[recordKey];
+    if (pending === undefined || pending.reported) return;
+    this.report(pending, outgoing, outgoing.writableFinished);
+  }
+
+  private report(pending: Pending, outgoing: ServerResponse, completed: boolean): void {
+    pending.reported = true;
+    const record = pending.record;
+    record.durationMs = Math.round((performance.now() - pending.started) * 1000) / 1000;
+    record.status = outgoing.statusCode;
+    record.completed = completed;
+    if (!completed) {
+      const socket = outgoing.socket ?? undefined;
+      record.bytes =
+        pending.written < 0 || socket === undefined ? 0 : Math.max(0, socket.bytesWritten - pending.written);
+    } else if (record.status === 304) record.bytes = 0;
+    else if (record.bytes === 0 && record.method !== 'HEAD') record.bytes = headerLength(outgoing);
+    this.options.observe?.(record);
+    if (!completed) this.logger.info(record, 'request cut short: the connection closed before the response ended');
+    else if (this.options.accessLog) this.logger.info(record, 'request');
   }
 }
 
