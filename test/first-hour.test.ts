@@ -144,7 +144,7 @@ describe('config', () => {
     const file = join(dir, 'scalar.yaml');
     await writeFile(file, 'log: debug\n');
     expect(() => loadConfig({ file, env: {}, flags: {} })).toThrow(
-      'config: log: expected a map with log.level, log.access, got "debug"',
+      'config: log: expected a map with log.level, log.format, log.access, got "debug"',
     );
   });
 

@@ -19,6 +19,7 @@ import {
   type Sourced,
   type UpstreamSettings,
 } from './config-values.js';
+import { logFormats, type LogFormat } from './make-logger.js';
 import { defaultMaxConnections } from './open-file-limit.js';
 
 export { ConfigError, parseDuration, parseListen, type UpstreamSettings } from './config-values.js';
@@ -30,6 +31,8 @@ export interface Config {
   listen: { host: string; port: number };
   dataDir: string;
   logLevel: LogLevel;
+  /** json, pretty, or auto: pretty when standard output is a terminal (log.format). */
+  logFormat: LogFormat;
   uploadMaxAgeMs: number;
   shutdownGraceMs: number;
   upstreams: UpstreamSettings[];
@@ -57,6 +60,7 @@ const options = {
   listen: { env: 'WHARF_LISTEN', flag: 'listen', default: ':5000' },
   data: { env: 'WHARF_DATA', flag: 'data', default: './data' },
   'log.level': { env: 'WHARF_LOG_LEVEL', flag: 'logLevel', default: 'info' },
+  'log.format': { env: 'WHARF_LOG_FORMAT', flag: 'logFormat', default: 'auto' },
   'uploads.maxAge': { env: 'WHARF_UPLOADS_MAX_AGE', flag: undefined, default: '24h' },
   'uploads.emptyMaxAge': { env: 'WHARF_UPLOADS_EMPTY_MAX_AGE', flag: undefined, default: '10m' },
   'uploads.maxSessions': { env: 'WHARF_UPLOADS_MAX_SESSIONS', flag: undefined, default: '1000' },
@@ -114,6 +118,10 @@ export function loadConfig(sources: ConfigSources): Config {
   if (!(logLevels as readonly string[]).includes(level.value)) {
     throw new ConfigError(level.from, `expected one of ${logLevels.join(', ')}, got ${JSON.stringify(level.value)}`);
   }
+  const format = raw('log.format');
+  if (!(logFormats as readonly string[]).includes(format.value)) {
+    throw new ConfigError(format.from, `expected one of ${logFormats.join(', ')}, got ${JSON.stringify(format.value)}`);
+  }
   const data = raw('data');
   if (data.value.trim() === '') throw new ConfigError(data.from, 'must not be empty');
   const tagTtlMs = parseDuration(raw('mirror.tagTtl'));
@@ -150,6 +158,7 @@ export function loadConfig(sources: ConfigSources): Config {
     listen: parseListen(raw('listen')),
     dataDir: resolve(data.value),
     logLevel: level.value as LogLevel,
+    logFormat: format.value as LogFormat,
     uploadMaxAgeMs: parseDuration(raw('uploads.maxAge')),
     shutdownGraceMs: parseDuration(raw('shutdown.grace')),
     upstreams,

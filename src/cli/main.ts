@@ -8,8 +8,8 @@ import { Argument, Command, Option } from 'commander';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
 import { loadConfig, logLevels } from './config.js';
+import { logFormats, makeLogger } from './make-logger.js';
 import { startServer } from './start-server.js';
 import { formatMirrorConfig, mirrorClients, type MirrorClient } from './mirror-config.js';
 import { defaultUpstreamUrls } from './config-values.js';
@@ -60,6 +60,7 @@ interface ServeFlags {
   data?: string;
   listen?: string;
   logLevel?: string;
+  logFormat?: string;
   upstream?: string[];
   defaultUpstream?: string;
   offline?: boolean;
@@ -74,6 +75,11 @@ upstreamOptions(
 )
   .option('-l, --listen <addr>', 'host:port to listen on (env WHARF_LISTEN, default :5000)')
   .addOption(new Option('--log-level <level>', 'log level (env WHARF_LOG_LEVEL, default info)').choices(logLevels))
+  .addOption(
+    new Option('--log-format <format>', 'json, pretty, or auto: pretty on a terminal (env WHARF_LOG_FORMAT)').choices(
+      logFormats,
+    ),
+  )
   .option('--htpasswd <file>', 'users who may sign in: an htpasswd file of bcrypt entries (env WHARF_HTPASSWD)')
   .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate, re-read on SIGHUP (env WHARF_TLS_CERT)')
   .option('--tls-key <file>', 'the PEM private key of --tls-cert (env WHARF_TLS_KEY)')
@@ -85,6 +91,7 @@ upstreamOptions(
         data: flags.data,
         listen: flags.listen,
         logLevel: flags.logLevel,
+        logFormat: flags.logFormat,
         defaultUpstream: flags.defaultUpstream,
         offline: flags.offline === true ? 'true' : undefined,
         htpasswd: flags.htpasswd,
@@ -99,7 +106,7 @@ upstreamOptions(
       pathOptions.push({ path: config.tls.cert, option: '--tls-cert (WHARF_TLS_CERT, tls.cert:)' });
       pathOptions.push({ path: config.tls.key, option: '--tls-key (WHARF_TLS_KEY, tls.key:)' });
     }
-    const logger = pino({ level: config.logLevel });
+    const logger = makeLogger(config.logLevel, config.logFormat);
     const server = await startServer({
       dataDir: config.dataDir,
       host: config.listen.host,
