@@ -126,4 +126,40 @@ describe('Docker config credentials', () => {
     expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
     expect(server.requestsTo('/token')[0]?.headers['content-type']).toBe('application/x-www-form-urlencoded');
   });
+
+  it('keeps the credentials it resolved until reloadCredentials, then asks for new tokens with new ones', async () => {
+    // A token service that names the user in the token it issues: which credentials made a token shows in it.
+    const server = await serve({
+      '/token': (req, res) => {
+        const user = basicOf(req.headers.authorization)?.split(':')[0];
+        if (user === undefined) sendBasicChallenge(res);
+        else sendToken(res, `tok-${user}`, 300);
+      },
+      [manifestPath]: (req, res, ctx) =>
+        req.headers.authorization?.startsWith('Bearer tok-') === true
+          ? sendManifest(res, manifestBytes, mediaTypes.ociManifest)
+          : sendBearerChallenge(res, { realm: `${ctx.url}/token`, service: 'scripted', scope: 'x' }),
+    });
+    const dir = await tempDir();
+    const store = (user: string): Promise<void> =>
+      writeFile(
+        join(dir, 'config.json'),
+        JSON.stringify({ auths: { [server.host]: { auth: Buffer.from(`${user}:pw`).toString('base64') } } }),
+      );
+    await store('first');
+    const upstream = connect(server, { useDockerConfig: true }, { env: { DOCKER_CONFIG: dir } });
+    const tokenSent = (): (string | undefined)[] => server.requestsTo(manifestPath).map((r) => r.headers.authorization);
+
+    expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
+    await store('second');
+    // Until told, the token and the credentials already resolved stay in use: the file is not read per request.
+    expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
+    expect(tokenSent().at(-1)).toBe('Bearer tok-first');
+    expect(server.requestsTo('/token')).toHaveLength(1);
+
+    upstream.reloadCredentials({ useDockerConfig: true });
+    expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
+    expect(tokenSent().at(-1)).toBe('Bearer tok-second');
+    expect(server.requestsTo('/token').map((r) => basicOf(r.headers.authorization))).toEqual(['first:pw', 'second:pw']);
+  });
 });

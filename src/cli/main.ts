@@ -8,7 +8,7 @@ import { Argument, Command, Option } from 'commander';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, logLevels } from './config.js';
+import { loadConfig, logLevels, type ConfigSources } from './config.js';
 import { logFormats, makeLogger } from './make-logger.js';
 import { startServer } from './start-server.js';
 import { formatMirrorConfig, mirrorClients, type MirrorClient } from './mirror-config.js';
@@ -84,7 +84,7 @@ upstreamOptions(
   .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate, re-read on SIGHUP (env WHARF_TLS_CERT)')
   .option('--tls-key <file>', 'the PEM private key of --tls-cert (env WHARF_TLS_KEY)')
   .action(async (flags: ServeFlags) => {
-    const config = loadConfig({
+    const sources: ConfigSources = {
       file: flags.config ?? process.env.WHARF_CONFIG,
       env: process.env,
       flags: {
@@ -100,7 +100,8 @@ upstreamOptions(
       },
       upstreamFlags: flags.upstream ?? [],
       localFlags: flags.local ?? [],
-    });
+    };
+    const config = loadConfig(sources);
     pathOptions.push({ path: config.dataDir, option: '--data (WHARF_DATA, data:)' });
     if (config.tls !== undefined) {
       pathOptions.push({ path: config.tls.cert, option: '--tls-cert (WHARF_TLS_CERT, tls.cert:)' });
@@ -136,11 +137,20 @@ upstreamOptions(
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    // A renewed certificate: new connections get it, open ones keep theirs. Without TLS there is
-    // nothing to reload, but SIGHUP must still not kill the process (its default action).
+    // SIGHUP (never the default action, which kills): a renewed certificate for new connections,
+    // and the upstreams' credentials from the config file, environment and Docker config read
+    // again. Anything else in the config needs a restart; a config that no longer loads changes nothing.
     process.on('SIGHUP', () => {
-      if (config.tls === undefined) logger.info({ signal: 'SIGHUP' }, 'nothing to reload (no TLS files)');
-      else void server.reloadTls();
+      void server.reloadTls();
+      let reread: ReturnType<typeof loadConfig>;
+      try {
+        reread = loadConfig({ ...sources, env: process.env });
+      } catch (error) {
+        logger.error({ signal: 'SIGHUP', reason: explainError(error) }, 'config not reloaded: keeping what is in use');
+        return;
+      }
+      const upstreams = server.reloadUpstreamCredentials(reread.upstreams);
+      logger.info({ signal: 'SIGHUP', upstreams }, 'upstream credentials reloaded');
     });
     // Last: whoever waits for this line may signal the process at once, so the handlers are in place.
     const shown = server.host.includes(':') ? `[${server.host}]` : server.host;

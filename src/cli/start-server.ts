@@ -63,6 +63,11 @@ export interface RunningServer {
   scheme: 'http' | 'https';
   /** Re-reads the TLS files and uses them for new connections; a pair that does not load keeps the old one. */
   reloadTls(): Promise<void>;
+  /**
+   * Takes the credential settings of each upstream still configured under the same host (a
+   * re-read config, on SIGHUP); other changes to upstreams need a restart. Returns the hosts reloaded.
+   */
+  reloadUpstreamCredentials(upstreams: readonly UpstreamSettings[]): string[];
   close(): Promise<void>;
 }
 
@@ -204,6 +209,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       logger.error({ err: error }, 'TLS reload failed: keeping the certificate in use');
     }
   };
+  const reloadUpstreamCredentials = (upstreams: readonly UpstreamSettings[]): string[] =>
+    clients.flatMap(({ client }) => {
+      const settings = upstreams.find((u) => u.host === client.host);
+      if (settings === undefined) return [];
+      client.reloadCredentials({
+        username: settings.username,
+        password: settings.password,
+        token: settings.token,
+        useDockerConfig: settings.dockerConfig,
+      });
+      return [client.host];
+    });
   return {
     port: address.port,
     host: address.address,
@@ -211,6 +228,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     proxy,
     scheme: tlsPair === undefined ? 'http' : 'https',
     reloadTls,
+    reloadUpstreamCredentials,
     close,
   };
 }

@@ -32,6 +32,8 @@ export class TokenCache {
   private readonly tokens = new Map<string, Entry>();
   private readonly inflight = new Map<string, Promise<string>>();
 
+  private generation = 0;
+
   constructor(private readonly now: () => number) {}
 
   static key(realm: string, service: string | undefined, scope: string): string {
@@ -60,14 +62,29 @@ export class TokenCache {
     if (running !== undefined) return running;
     // Lifetime counts from before the request: the service's clock started no earlier than that.
     const requestedAt = this.now();
+    const generation = this.generation;
     const fetching = fetchToken()
       .then((issued) => {
-        this.store(key, issued.token, requestedAt + Math.max(issued.lifetimeMs, minTokenLifetimeMs));
+        if (generation === this.generation) {
+          this.store(key, issued.token, requestedAt + Math.max(issued.lifetimeMs, minTokenLifetimeMs));
+        }
         return issued.token;
       })
-      .finally(() => this.inflight.delete(key));
+      .finally(() => {
+        if (this.inflight.get(key) === fetching) this.inflight.delete(key);
+      });
     this.inflight.set(key, fetching);
     return fetching;
+  }
+
+  /**
+   * Forgets every token (the credentials changed). A fetch still running was made with the old
+   * ones: its token is handed to whoever already waits for it, but not kept, and no new caller joins it.
+   */
+  clear(): void {
+    this.tokens.clear();
+    this.inflight.clear();
+    this.generation++;
   }
 
   private store(key: string, token: string, expiresAt: number): void {

@@ -11,7 +11,12 @@ import { OciError } from '../oci/errors.js';
 import { maxManifestBytes } from '../oci/manifest.js';
 import { parseReference, requireRepoName, type Reference } from '../oci/reference.js';
 import { AddressGuard } from './address-guard.js';
-import { describeCredentials, resolveCredentials, type Credentials } from './credentials.js';
+import {
+  describeCredentials,
+  resolveCredentials,
+  type CredentialSources,
+  type Credentials,
+} from './credentials.js';
 import { silentLogger, type Logger } from './logger.js';
 import {
   manifestFromBody,
@@ -73,6 +78,8 @@ export class UpstreamRegistry {
   private readonly http: UpstreamHttp;
   private readonly auth: RegistryAuth;
   private credentials: Promise<Credentials | undefined> | undefined;
+  private credentialSources: CredentialSources;
+  private readonly tokens: TokenCache;
 
   constructor(config: UpstreamConfig, options: UpstreamRegistryOptions = {}) {
     const url = URL.canParse(config.url) ? new URL(config.url) : undefined;
@@ -106,8 +113,10 @@ export class UpstreamRegistry {
       guard,
       observe === undefined ? undefined : { host: this.host, observe },
     );
+    this.credentialSources = config;
+    this.tokens = new TokenCache(options.now ?? Date.now);
     const resolve = (): Promise<Credentials | undefined> =>
-      (this.credentials ??= resolveCredentials(config, options.env, this.logger).then((found) => {
+      (this.credentials ??= resolveCredentials(this.credentialSources, options.env, this.logger).then((found) => {
         this.logger.debug({ upstream: this.host, credentials: describeCredentials(found) }, 'upstream credentials');
         return found;
       }));
@@ -115,9 +124,20 @@ export class UpstreamRegistry {
       { host: this.host, url },
       this.http,
       resolve,
-      new TokenCache(options.now ?? Date.now),
+      this.tokens,
       this.logger,
     );
+  }
+
+  /**
+   * Takes new credential settings (SIGHUP): the next request resolves them again, the Docker
+   * config and credential helpers included, and asks for new tokens. Requests in flight finish
+   * with what they have.
+   */
+  reloadCredentials(sources: Omit<CredentialSources, 'host'>): void {
+    this.credentialSources = { ...sources, host: this.host };
+    this.credentials = undefined;
+    this.tokens.clear();
   }
 
   /** HEAD a manifest; undefined on 404. HEAD does not count against Docker Hub's pull limit. */
