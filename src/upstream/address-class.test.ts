@@ -117,6 +117,14 @@ describe('classifyAddress, range by range', () => {
     ['64:ff9b::10.0.0.1', 'private'],
     ['64:ff9b::a00:1', 'private'],
     ['64:ff9b:1::1', 'private'],
+    // Each part of the 64:ff9b:1::/48 rule: a different first, second or third group is not in it.
+    ['2001:ff9b:1::1', 'public'],
+    ['64:1:1::1', 'reserved'],
+    ['64:ff9b:2::1', 'reserved'],
+    // The IPv4 tail parsed whole: octets of more than one digit, the low 16 bits counted.
+    ['::ffff:10.20.30.40', 'private'],
+    ['::ffff:8.8.100.200', 'public'],
+    ['2002:c000:0201::1', 'reserved'],
     ['64:ff9a::1', 'reserved'],
     ['65:ff9b::8.8.8.8', 'reserved'],
     ['64:ff9b:0:0:0:1:808:808', 'reserved'],
@@ -156,6 +164,7 @@ describe('classifyHost', () => {
     expect(classifyHost('[fe80::1]')).toBe('link-local');
     expect(classifyHost('[::1')).toBeUndefined();
     expect(classifyHost('::1]')).toBeUndefined();
+    expect(classifyHost('x::1]')).toBeUndefined();
     expect(classifyHost('10.0.0.1')).toBe('private');
     expect(classifyHost('LOCALHOST.')).toBe('loopback');
     expect(classifyHost('registry.example.com')).toBeUndefined();

@@ -7,7 +7,7 @@ import { lookup, type LookupAddress } from 'node:dns';
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { classifyAddress, type AddressClass } from './address-class.js';
-import { AddressGuard, forbiddenAddressCode, isAllowedTarget } from './address-guard.js';
+import { AddressGuard, type Resolver, forbiddenAddressCode, isAllowedTarget } from './address-guard.js';
 
 const dockerHub = new AddressGuard(new URL('https://registry-1.docker.io'));
 const hubFrom = new URL('https://registry-1.docker.io/v2/library/alpine/manifests/3');
@@ -102,6 +102,8 @@ describe('refusal for upstreams on other networks', () => {
     expect(allowed('private')).toEqual(['public', 'private']);
     expect(allowed('link-local')).toEqual(['public', 'link-local']);
     expect(allowed('loopback')).toEqual(['public', 'private', 'link-local', 'loopback']);
+    // An upstream configured on 0.0.0.0 or [::] is this machine: treated like loopback.
+    expect(allowed('unspecified')).toEqual(['public', 'private', 'link-local', 'loopback']);
   });
 });
 
@@ -138,5 +140,63 @@ describe('lookup', () => {
     expect(await resolve(guard, name, true)).toEqual(addresses);
     expect(guard.upstreamNetwork).toBe(kinds.includes('public') ? 'public' : kinds[0]);
     expect(new AddressGuard(new URL('http://localhost.:5000')).upstreamNetwork).toBe('loopback');
+  });
+});
+
+describe('lookup, with the answers a resolver gives', () => {
+  /** A resolver answering from a table (names it does not know fail as DNS does): no packet leaves the machine. */
+  const table =
+    (answers: Record<string, string[]>): Resolver =>
+    (hostname, _options, callback) => {
+      const addresses = answers[hostname];
+      if (addresses === undefined) {
+        const error: NodeJS.ErrnoException = new Error(`getaddrinfo ENOTFOUND ${hostname}`);
+        error.code = 'ENOTFOUND';
+        callback(error, []);
+        return;
+      }
+      callback(
+        null,
+        addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })),
+      );
+    };
+
+  function all(guard: AddressGuard, hostname: string): Promise<string[]> {
+    return new Promise((done, fail) =>
+      guard.lookup(hostname, { all: true }, (error, found) =>
+        error === null ? done((found as unknown as LookupAddress[]).map((a) => a.address)) : fail(error),
+      ),
+    );
+  }
+
+  it('passes a failed lookup on as it is, not as a refusal', async () => {
+    const guard = new AddressGuard(new URL('https://registry.example'), undefined, table({}));
+    await expect(all(guard, 'cdn.example')).rejects.toMatchObject({ code: 'ENOTFOUND' });
+  });
+
+  it('lets an upstream on a private network reach private storage, and only the allowed answers', async () => {
+    const resolver = table({ 'storage.corp': ['127.0.0.1', '10.1.2.3', '169.254.169.254'] });
+    const guard = new AddressGuard(new URL('http://10.0.0.5:5000'), undefined, resolver);
+    expect(await all(guard, 'storage.corp')).toEqual(['10.1.2.3']);
+  });
+
+  it('takes a name answering public and private addresses as public (the stricter reading)', async () => {
+    const resolver = table({
+      'registry.mixed': ['10.0.0.5', '203.0.114.1'],
+      'registry.corp': ['10.0.0.5'],
+      'storage.corp': ['10.1.2.3'],
+    });
+    const mixed = new AddressGuard(new URL('http://registry.mixed:5000'), undefined, resolver);
+    expect(await all(mixed, 'registry.mixed')).toEqual(['10.0.0.5', '203.0.114.1']);
+    expect(mixed.upstreamNetwork).toBe('public');
+    await expect(all(mixed, 'storage.corp')).rejects.toMatchObject({
+      code: forbiddenAddressCode,
+      message: 'storage.corp resolves only to addresses wharf may not dial',
+    });
+
+    const corp = new AddressGuard(new URL('http://registry.corp:5000'), undefined, resolver);
+    await all(corp, 'registry.corp');
+    expect(corp.upstreamNetwork).toBe('private');
+    expect(await all(corp, 'storage.corp')).toEqual(['10.1.2.3']);
   });
 });
