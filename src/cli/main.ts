@@ -119,6 +119,7 @@ upstreamOptions(
       tls: config.tls,
       accessLog: config.accessLog,
       metricsPublic: config.metricsPublic,
+      verifyReads: config.verifyReads,
     });
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down: finishing requests in flight');
@@ -196,10 +197,11 @@ storeOptions(
   program
     .command('verify')
     .description(
-      'check the store: re-hash every blob file and check the index against the files (reports, never repairs)',
+      'check the store: re-hash every blob file and check the index against the files (--repair: quarantine what fails)',
     ),
 )
   .option('--quick', 'check file sizes only, no hashing')
+  .option('--repair', 'quarantine blob files that fail and drop rows whose file is missing (not beside wharf serve)')
   .action(async (flags: VerifyFlags) => {
     process.exitCode = await runVerify(flags, process.env);
   });
