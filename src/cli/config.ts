@@ -53,6 +53,8 @@ export interface Config {
   accessLog: boolean;
   /** Anyone may read /metrics (metrics.public); else loopback clients and admins, when users are configured. */
   metricsPublic: boolean;
+  /** Check blob bytes against their digest as serve reads them (store.verifyReads; ADR 0009). */
+  verifyReads: boolean;
 }
 
 /** Every scalar option by its dotted YAML key, with the environment variable and flag that set it. */
@@ -82,6 +84,7 @@ const options = {
   offline: { env: 'WHARF_OFFLINE', flag: 'offline', default: 'false' },
   'log.access': { env: 'WHARF_LOG_ACCESS', flag: undefined, default: 'true' },
   'metrics.public': { env: 'WHARF_METRICS_PUBLIC', flag: undefined, default: 'false' },
+  'store.verifyReads': { env: 'WHARF_VERIFY_READS', flag: undefined, default: 'true' },
 } as const;
 type Key = keyof typeof options;
 
@@ -180,6 +183,7 @@ export function loadConfig(sources: ConfigSources): Config {
     tls: parseTls(raw('tls.cert'), raw('tls.key')),
     accessLog: parseBoolean(raw('log.access')),
     metricsPublic: parseBoolean(raw('metrics.public')),
+    verifyReads: parseBoolean(raw('store.verifyReads')),
   };
 }
 

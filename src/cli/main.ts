@@ -19,6 +19,7 @@ import { runImport, type ImportFlags } from './import-command.js';
 import { runPreload, type PreloadFlags } from './preload-command.js';
 import { runLs, type LsFlags } from './ls-command.js';
 import { explainError, type PathOption } from './explain-error.js';
+import { runStats, type StatsFlags } from './stats-command.js';
 
 /** package.json sits at the package root, two levels above both src/cli and dist/cli. */
 const packageVersion = (
@@ -127,6 +128,7 @@ upstreamOptions(
       tls: config.tls,
       accessLog: config.accessLog,
       metricsPublic: config.metricsPublic,
+      verifyReads: config.verifyReads,
     });
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down: finishing requests in flight');
@@ -213,10 +215,11 @@ storeOptions(
   program
     .command('verify')
     .description(
-      'check the store: re-hash every blob file and check the index against the files (reports, never repairs)',
+      'check the store: re-hash every blob file and check the index against the files (--repair: quarantine what fails)',
     ),
 )
   .option('--quick', 'check file sizes only, no hashing')
+  .option('--repair', 'quarantine blob files that fail and drop rows whose file is missing (not beside wharf serve)')
   .action(async (flags: VerifyFlags) => {
     process.exitCode = await runVerify(flags, process.env);
   });
@@ -286,6 +289,25 @@ storeOptions(
   .option('--json', 'one JSON object per image and line')
   .action(async (pattern: string | undefined, flags: LsFlags) => {
     await runLs(pattern, flags, process.env);
+  });
+
+storeOptions(
+  program
+    .command('du')
+    .description('bytes in the store: pinned and cached, by upstream and by repository; may run beside wharf serve'),
+)
+  .option('--json', 'one JSON object')
+  .action(async (flags: StatsFlags) => {
+    await runStats(flags, process.env, false);
+  });
+
+storeOptions(
+  program.command('stats').description("what du shows, plus the running server's hit ratio (asked of its /metrics)"),
+)
+  .option('--json', 'one JSON object')
+  .option('--url <url>', 'the running wharf to ask for hit counters (default: from listen)')
+  .action(async (flags: StatsFlags) => {
+    await runStats(flags, process.env, true);
   });
 
 /** One plain line, `error: CODE: message`, and exit 1; --debug adds the cause chain. */

@@ -24,6 +24,7 @@ import { defaultMaxConnections } from './open-file-limit.js';
 import { loadTlsPair, type TlsFiles } from './tls-files.js';
 import { createUpstreamRouter } from './upstream-router.js';
 import { WharfMetrics } from './metrics.js';
+import { describeQuarantine, mirroredNameTest } from './quarantine-report.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -52,6 +53,8 @@ export interface ServerOptions {
   accessLog?: boolean;
   /** Anyone may read /metrics (metrics.public; default false: loopback clients and admins, or anyone without users). */
   metricsPublic?: boolean;
+  /** Check blob bytes against their digest as they are served (store.verifyReads; default true; ADR 0009). */
+  verifyReads?: boolean;
 }
 
 export interface RunningServer {
@@ -86,6 +89,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       uploadLimits: {
         maxSessions: options.uploads?.maxSessions,
         maxSessionsPerClient: options.uploads?.maxSessionsPerClient,
+      },
+      verifyReads: options.verifyReads,
+      onQuarantine: (result) => {
+        const isMirrored = mirroredNameTest((options.upstreams ?? []).map((u) => u.host));
+        const line = describeQuarantine(result, options.dataDir, isMirrored);
+        const fields = { digest: result.digest, reason: result.reason, kind: line.kind };
+        if (line.kind === 'lost') logger.error(fields, `blob failed verification on read: ${line.text}`);
+        else logger.warn(fields, `blob failed verification on read: ${line.text}`);
       },
     });
   } catch (error) {

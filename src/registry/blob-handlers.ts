@@ -166,7 +166,11 @@ async function sendFile(
   const readAt = (index: number, position: number): Promise<number> => {
     const length = Math.min(chunkBytes, range.end + 1 - position);
     const buffer = (buffers[index] ??= Buffer.allocUnsafe(chunkBytes));
-    return file.read(buffer.subarray(0, length), position);
+    const read = file.read(buffer.subarray(0, length), position);
+    // Handled where it is awaited, after the previous chunk's write: a read that fails meanwhile (a
+    // blob failing verification on its last read) must not count as an unhandled rejection.
+    read.catch(() => undefined);
+    return read;
   };
   let position = range.start;
   let index = 0;

@@ -7,6 +7,8 @@
  *     blobs/<alg>/<xx>/<hex>   verified content, named by digest, never modified
  *     tmp/<uuid>.part          a write in progress; removed at start
  *     tmp/uploads/<uuid>       an upload session's bytes so far
+ *     quarantine/<alg>-<hex>-<ms>  a blob file that failed verification, moved aside (never served,
+ *                              never deleted by wharf: the operator inspects or removes it)
  *
  * A file appears under blobs/ only by rename(2) from tmp/ on the same
  * filesystem, after fsync and after its size and digest matched.
@@ -63,6 +65,9 @@ export interface FoundBlobFile {
   isFile: boolean;
 }
 
+/** What quarantine() did: moved the file to `path`, or nothing (no file, or another file now). */
+export type QuarantineMove = { moved: true; path: string } | { moved: false; why: 'absent' | 'replaced' };
+
 export interface TempFileInfo {
   path: string;
   size: number;
@@ -73,6 +78,7 @@ export class BlobFiles {
   readonly blobsDir: string;
   readonly tmpDir: string;
   readonly uploadsDir: string;
+  readonly quarantineDir: string;
 
   constructor(
     readonly root: string,
@@ -81,6 +87,7 @@ export class BlobFiles {
     this.blobsDir = join(root, 'blobs');
     this.tmpDir = join(root, 'tmp');
     this.uploadsDir = join(this.tmpDir, 'uploads');
+    this.quarantineDir = join(root, 'quarantine');
   }
 
   async init(): Promise<void> {
@@ -125,6 +132,45 @@ export class BlobFiles {
       read: async (buffer, position) => (await handle.read(buffer, 0, buffer.byteLength, position)).bytesRead,
       close: () => handle.close(),
     };
+  }
+
+  /** A committed blob's file and its inode (for quarantine: blob-files' quarantine(ino)); undefined when absent. */
+  async openFileWithInode(digest: Digest): Promise<{ file: BlobFile; ino: number } | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.pathOf(digest), 'r');
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+    try {
+      const { ino } = await handle.stat();
+      const file: BlobFile = {
+        read: async (buffer, position) => (await handle.read(buffer, 0, buffer.byteLength, position)).bytesRead,
+        close: () => handle.close(),
+      };
+      return { file, ino };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /** A small committed blob read whole, with the inode of the file read; undefined when absent. */
+  async readWithInode(digest: Digest): Promise<{ bytes: Buffer; ino: number } | undefined> {
+    let handle: FileHandle;
+    try {
+      handle = await open(this.pathOf(digest), 'r');
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+    try {
+      const { ino } = await handle.stat();
+      return { bytes: await handle.readFile(), ino };
+    } finally {
+      await handle.close();
+    }
   }
 
   readAll(digest: Digest): Promise<Buffer> {
@@ -258,6 +304,37 @@ export class BlobFiles {
       }
     }
     return found;
+  }
+
+  /** The inode of a blob's file (undefined when absent): tells the file a reader checked from one put there since. */
+  async inodeOf(digest: Digest): Promise<number | undefined> {
+    try {
+      return (await lstat(this.pathOf(digest))).ino;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * Moves a blob's file out of blobs/ into quarantine/ (same filesystem: a rename), so it is never
+   * served again and its bytes stay for inspection. `ino`: only if the file is still that one (a
+   * verified copy committed since is left alone). Resolves to the new path, or says why nothing moved.
+   */
+  async quarantine(digest: Digest, ino?: number): Promise<QuarantineMove> {
+    const current = await this.inodeOf(digest);
+    if (current === undefined) return { moved: false, why: 'absent' };
+    if (ino !== undefined && current !== ino) return { moved: false, why: 'replaced' };
+    await mkdir(this.quarantineDir, { recursive: true });
+    const target = join(this.quarantineDir, `${digestAlgorithm(digest)}-${digestEncoded(digest)}-${Date.now()}`);
+    try {
+      await this.fs.rename(this.pathOf(digest), target);
+    } catch (error) {
+      // Moved by a concurrent quarantine of the same digest.
+      if (isNotFound(error)) return { moved: false, why: 'absent' };
+      throw error;
+    }
+    return { moved: true, path: target };
   }
 
   async remove(digest: Digest): Promise<void> {

@@ -32,6 +32,9 @@ import { StoreIndex, toManifestInfo, type ManifestRow, type TagRow } from './sto
 import { BlobFill } from './blob-fill.js';
 import { StoreHealth } from './store-health.js';
 import { defaultUploadLimits, type UploadLimits } from './upload-quota.js';
+import { findBlobHolders } from './blob-holders.js';
+import { dropBlobRows, type CorruptionReason, type QuarantineResult } from './quarantine.js';
+import { checkWhole, memoryBlob, smallBlobBytes, verifyingFile } from './verified-read.js';
 import { Uploads } from './uploads.js';
 
 export interface LocalStoreOptions {
@@ -44,6 +47,10 @@ export interface LocalStoreOptions {
   manifestCacheBytes?: number;
   /** For tests only: the fs calls blob commits make, to observe their order (store/blob-files.ts). */
   blobFs?: DurableFs;
+  /** Check blob bytes against their digest as they are read (verified-read.ts; default true). */
+  verifyReads?: boolean;
+  /** Told of every blob quarantined (cli/ logs it: nothing is dropped without a line). */
+  onQuarantine?: (result: QuarantineResult) => void;
 }
 
 const defaultUploadMaxAgeMs = 24 * 60 * 60 * 1000;
@@ -54,6 +61,8 @@ export class LocalStore implements ImageSource, ImageSink {
   private readonly uploads: Uploads;
   /** Size and readiness, for metrics and /readyz (store-health.ts). */
   readonly health: StoreHealth;
+  private readonly verifyReads: boolean;
+  private readonly onQuarantine: ((result: QuarantineResult) => void) | undefined;
 
   private constructor(
     readonly root: string,
@@ -70,6 +79,8 @@ export class LocalStore implements ImageSource, ImageSink {
       emptyMaxAgeMs: options.uploadEmptyMaxAgeMs ?? defaultUploadEmptyMaxAgeMs,
     });
     this.health = new StoreHealth(db, () => files.probeWritable());
+    this.verifyReads = options.verifyReads ?? true;
+    this.onQuarantine = options.onQuarantine;
   }
 
   /** Opens (creating if needed) the store at root; cleans what a crash may have left. */
@@ -113,11 +124,41 @@ export class LocalStore implements ImageSource, ImageSink {
 
   // ---- ImageSource ----
 
+  /**
+   * A blob that fails verification here is quarantined and answered as absent (small ones), or cut
+   * before its last chunk (large ones): see verified-read.ts.
+   */
   async openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined> {
     const size = this.index.linkedBlobSize(name, digest);
     if (size === undefined) return undefined;
     const files = this.files;
-    return { digest, size, open: (range) => files.openRead(digest, range), openFile: () => files.openFile(digest) };
+    if (!this.verifyReads) {
+      return { digest, size, open: (range) => files.openRead(digest, range), openFile: () => files.openFile(digest) };
+    }
+    if (size <= smallBlobBytes) {
+      const read = await files.readWithInode(digest);
+      const reason = read === undefined ? 'missing-file' : checkWhole(digest, size, read.bytes);
+      if (reason === undefined && read !== undefined) return memoryBlob(digest, read.bytes);
+      await this.quarantineBlob(digest, reason ?? 'missing-file', read?.ino);
+      return undefined;
+    }
+    const onCorrupt = async (reason: CorruptionReason, ino: number | undefined): Promise<void> => {
+      await this.quarantineBlob(digest, reason, ino);
+    };
+    return {
+      digest,
+      size,
+      // Streams (export, copy) are verified by their consumer, the transfer engine.
+      open: (range) => files.openRead(digest, range),
+      openFile: async () => {
+        const opened = await files.openFileWithInode(digest);
+        if (opened === undefined) {
+          await onCorrupt('missing-file', undefined);
+          throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
+        }
+        return verifyingFile(opened.file, digest, size, opened.ino, onCorrupt);
+      },
+    };
   }
 
   async statBlob(name: RepoName, digest: Digest): Promise<BlobInfo | undefined> {
@@ -322,6 +363,28 @@ export class LocalStore implements ImageSource, ImageSink {
   /** After a fill's file is committed: the index row and the link into each name that asked for it. */
   recordFill(names: Iterable<RepoName>, digest: Digest, size: number): void {
     for (const name of names) this.index.addBlob(name, digest, size);
+  }
+
+  /**
+   * Moves a blob's file to quarantine/ and drops the rows that say the store has it (quarantine.ts).
+   * `ino`: only if the file is still the one found corrupt. undefined: nothing done (replaced since).
+   */
+  async quarantineBlob(digest: Digest, reason: CorruptionReason, ino?: number): Promise<QuarantineResult | undefined> {
+    const holders = findBlobHolders(this.db, digest);
+    const moved = await this.files.quarantine(digest, ino);
+    if (!moved.moved && moved.why === 'replaced') return undefined;
+    const dropped = dropBlobRows(this.db, digest);
+    this.index.clearLookups();
+    this.cache.delete(digest);
+    const result: QuarantineResult = {
+      digest,
+      reason,
+      movedTo: moved.moved ? moved.path : undefined,
+      holders,
+      ...dropped,
+    };
+    this.onQuarantine?.(result);
+    return result;
   }
 
   // ---- helpers ----

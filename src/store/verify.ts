@@ -6,7 +6,7 @@
  * upload files hold their committed bytes. It opens the index read-only, so it
  * may run beside a serving wharf (WAL lets a reader in); rows are read in small
  * pages and files hashed outside any transaction, so a long run holds back
- * no checkpoint. It reports; it never repairs.
+ * no checkpoint. It reports; `--repair` (store/repair.ts) acts on the report.
  *
  * Two findings are harmless and not problems: a file under blobs/ with no row
  * (a crash between rename and index insert leaves one; gc removes it) and a
@@ -36,6 +36,8 @@ export interface VerifyProblem {
   kind: ProblemKind;
   /** One line, naming the digest or path concerned. */
   message: string;
+  /** The blob concerned, for the kinds `--repair` acts on (missing-file, size-mismatch, digest-mismatch). */
+  digest?: Digest;
 }
 
 export interface UnindexedFile {
@@ -111,7 +113,8 @@ async function checkBlobRows(db: Database.Database, files: BlobFiles, report: Ve
     'SELECT digest, size FROM blobs WHERE digest > ? ORDER BY digest LIMIT ?',
   );
   const stillThere = db.prepare<[string], { size: number }>('SELECT size FROM blobs WHERE digest = ?');
-  const problem = (kind: ProblemKind, message: string): void => void report.problems.push({ kind, message });
+  const problem = (kind: ProblemKind, message: string, digest?: Digest): void =>
+    void report.problems.push(digest === undefined ? { kind, message } : { kind, message, digest });
   for (let last = '', rows = page.all(last, pageRows); rows.length > 0; rows = page.all(last, pageRows)) {
     for (const row of rows) {
       last = row.digest;
@@ -126,14 +129,14 @@ async function checkBlobRows(db: Database.Database, files: BlobFiles, report: Ve
       const size = await files.blobFileSize(digest);
       // A row removed meanwhile (gc on a live server) is not a missing file.
       if (size === undefined && stillThere.get(digest) === undefined) continue;
-      if (size === undefined) problem('missing-file', `blob ${digest}: file ${path} is missing`);
+      if (size === undefined) problem('missing-file', `blob ${digest}: file ${path} is missing`, digest);
       else if (size === 'not-a-file') problem('unexpected-file', `blob ${digest}: ${path} is not a regular file`);
       else if (size !== row.size) {
-        problem('size-mismatch', `blob ${digest}: file is ${size} bytes, the index says ${row.size}`);
+        problem('size-mismatch', `blob ${digest}: file is ${size} bytes, the index says ${row.size}`, digest);
       } else if (!report.quick) {
         const computed = await hashFile(files, digest, report);
         if (computed !== undefined && computed !== digest) {
-          problem('digest-mismatch', `blob ${digest}: file content hashes to ${computed}`);
+          problem('digest-mismatch', `blob ${digest}: file content hashes to ${computed}`, digest);
         }
       }
     }
@@ -166,6 +169,7 @@ async function checkBlobFiles(
       report.problems.push({
         kind: 'digest-mismatch',
         message: `unindexed ${relative(root, entry.path)}: content hashes to ${computed}`,
+        digest,
       });
     }
   }

@@ -9,7 +9,7 @@ import { Agent } from 'undici';
 import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { maxManifestBytes } from '../oci/manifest.js';
-import { parseReference, requireRepoName, type Reference } from '../oci/reference.js';
+import { parseReference, parseRepoName, requireRepoName, type Reference } from '../oci/reference.js';
 import { AddressGuard } from './address-guard.js';
 import {
   describeCredentials,
@@ -72,6 +72,12 @@ const closeGraceMs = 5_000;
 export class UpstreamRegistry {
   readonly host: string;
   private readonly base: string;
+  /**
+   * The URL's path as a prefix of every repository name on the upstream (ADR 0009): an upstream
+   * `http://central:5000/docker.io` is asked for `/v2/docker.io/library/alpine/…`, and tokens are
+   * scoped to that name, so a wharf serving a path prefix (another tier) is an upstream like any other.
+   */
+  private readonly prefix: string;
   private readonly origin: string;
   private readonly logger: Logger;
   private readonly agent: Agent | undefined = undefined;
@@ -88,7 +94,8 @@ export class UpstreamRegistry {
     }
     this.host = config.host;
     this.origin = url.origin;
-    this.base = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+    this.base = url.origin;
+    this.prefix = parseNamePrefix(config.host, url.pathname);
     this.logger = options.logger ?? silentLogger;
     const timeouts = resolveTimeouts(config.timeouts);
     const guard = new AddressGuard(url, options.network);
@@ -210,7 +217,7 @@ export class UpstreamRegistry {
   /** All tags, following Link pagination up to maxTagPages; undefined on 404. */
   async listTags(repo: string): Promise<string[] | undefined> {
     const tags: string[] = [];
-    let next: URL | undefined = new URL(`${this.base}/v2/${requireRepoName(repo)}/tags/list`);
+    let next: URL | undefined = new URL(`${this.base}/v2/${this.remoteName(repo)}/tags/list`);
     for (let page = 0; next !== undefined; page++) {
       if (page === maxTagPages) {
         this.logger.warn({ upstream: this.host, repo, pages: page }, 'upstream tags list truncated at the page cap');
@@ -261,11 +268,16 @@ export class UpstreamRegistry {
   }
 
   private blobUrl(repo: string, digest: Digest): URL {
-    return new URL(`${this.base}/v2/${requireRepoName(repo)}/blobs/${digest}`);
+    return new URL(`${this.base}/v2/${this.remoteName(repo)}/blobs/${digest}`);
   }
 
   private manifestUrl(repo: string, reference: string): URL {
-    return new URL(`${this.base}/v2/${requireRepoName(repo)}/manifests/${reference}`);
+    return new URL(`${this.base}/v2/${this.remoteName(repo)}/manifests/${reference}`);
+  }
+
+  /** The repository's name on the upstream: the URL's path prefix, then the name. */
+  private remoteName(repo: string): string {
+    return requireRepoName(this.prefix === '' ? repo : `${this.prefix}/${repo}`);
   }
 
   /** true for 2xx; false (body released) for 404; throws the translated error otherwise. */
@@ -283,7 +295,7 @@ export class UpstreamRegistry {
     repo: string,
     headers: Record<string, string>,
   ): Promise<HttpResponse> {
-    const scope = `repository:${repo}:pull`;
+    const scope = `repository:${this.remoteName(repo)}:pull`;
     const sent = await this.auth.authorizationFor(scope);
     const request = { method, url, headers, trustedOrigin: this.origin };
     const first = await this.http.send({ ...request, authorization: sent });
@@ -293,6 +305,18 @@ export class UpstreamRegistry {
     const retry = await this.auth.authorizationAfter401(first.headers, scope, sent);
     return this.http.send({ ...request, authorization: retry });
   }
+}
+
+/**
+ * The name prefix in an upstream URL's path: '' for none; a leading `v2/` (a URL copied from a
+ * browser) is dropped. What remains must be repository name components.
+ */
+function parseNamePrefix(host: string, pathname: string): string {
+  const path = pathname.replace(/^\/+|\/+$/g, '').replace(/^v2(\/|$)/, '');
+  if (path !== '' && parseRepoName(path) === undefined) {
+    throw new TypeError(`upstream ${host}: the URL path ${JSON.stringify(pathname)} is not a repository name prefix`);
+  }
+  return path;
 }
 
 function acceptHeader(accept: readonly string[]): Record<string, string> {

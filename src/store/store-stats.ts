@@ -1,0 +1,176 @@
+/**
+ * @module store/store-stats
+ * What the store holds, for `wharf du` / `wharf stats`: bytes in all, by
+ * upstream and by repository, pinned against cached, and when content was
+ * stored and (where recorded) last read. Read-only, one read transaction: it
+ * runs beside a serving wharf.
+ *
+ * A blob is **pinned** when a pushed, imported or preloaded tag reaches it
+ * (through an index too) or a local repository holds it: nothing brings it back
+ * from an upstream on its own say-so. It is **cached** when only mirrored
+ * repositories hold it and only fetched tags (or none) reach it. A blob no
+ * repository holds is **unreferenced** (gc's to remove). Every blob counts once
+ * in the totals; in the per-repository and per-upstream rows a blob shared by
+ * several counts in each.
+ */
+import type { Db } from './database.js';
+
+export interface Usage {
+  blobs: number;
+  bytes: number;
+}
+
+export interface RepositoryUsage extends Usage {
+  name: string;
+  /** The upstream's host component for a mirrored name; undefined for a local one. */
+  upstream: string | undefined;
+  manifests: number;
+  tags: number;
+  /** Tags by where they came from. */
+  tagSources: Record<string, number>;
+}
+
+export interface StoreStats {
+  total: Usage;
+  pinned: Usage;
+  cached: Usage;
+  unreferenced: Usage;
+  /** By upstream (host component of mirrored names), and "local" for the rest. */
+  upstreams: (Usage & { upstream: string; repositories: number })[];
+  repositories: RepositoryUsage[];
+  /** created_at of blob rows: when the oldest and newest content was stored (unix ms). */
+  stored: { oldest: number; newest: number } | undefined;
+  /** Last reads, when the index records them (a blobs.accessed_at column); undefined otherwise. */
+  accessed: { oldest: number | undefined; newest: number | undefined; neverRead: number } | undefined;
+}
+
+/** Which repository names are mirrored, and under which upstream (its host component). */
+export type UpstreamOf = (name: string) => string | undefined;
+
+const pinnedDigests = `
+  WITH RECURSIVE pinned(repository_id, digest) AS (
+    SELECT repository_id, digest FROM tags WHERE source <> 'fetched'
+    UNION SELECT mr.repository_id, mr.digest FROM manifest_references mr
+      JOIN pinned p ON mr.repository_id = p.repository_id AND mr.manifest_digest = p.digest
+  )
+  SELECT DISTINCT digest FROM pinned`;
+
+export function collectStoreStats(db: Db, upstreamOf: UpstreamOf): StoreStats {
+  return db.transaction(() => {
+    const repos = db.prepare<[], { id: number; name: string }>('SELECT id, name FROM repositories').all();
+    const names = new Map(repos.map((r) => [r.id, r.name]));
+    const pinned = new Set(
+      db
+        .prepare<[], { digest: string }>(pinnedDigests)
+        .all()
+        .map((r) => r.digest),
+    );
+    const holders = new Map<string, Set<number>>();
+    for (const row of db
+      .prepare<[], { digest: string; repository_id: number }>(
+        'SELECT digest, repository_id FROM repository_blobs UNION SELECT digest, repository_id FROM manifests',
+      )
+      .iterate()) {
+      let set = holders.get(row.digest);
+      if (set === undefined) holders.set(row.digest, (set = new Set()));
+      set.add(row.repository_id);
+    }
+    const hasAccess = db
+      .prepare<[], { name: string }>("SELECT name FROM pragma_table_info('blobs')")
+      .all()
+      .some((c) => c.name === 'accessed_at');
+    const blobRows = db
+      .prepare<[], { digest: string; size: number; created_at: number; accessed_at: number | null }>(
+        `SELECT digest, size, created_at, ${hasAccess ? 'accessed_at' : 'NULL'} AS accessed_at FROM blobs`,
+      )
+      .iterate();
+    const zero = (): Usage => ({ blobs: 0, bytes: 0 });
+    const stats = { total: zero(), pinned: zero(), cached: zero(), unreferenced: zero() };
+    const byUpstream = new Map<string, Usage>();
+    const repoUsage = new Map<number, Usage>();
+    let stored: StoreStats['stored'];
+    let accessed: StoreStats['accessed'];
+    if (hasAccess) accessed = { oldest: undefined, newest: undefined, neverRead: 0 };
+    const add = (usage: Usage, size: number): void => {
+      usage.blobs++;
+      usage.bytes += size;
+    };
+    for (const blob of blobRows) {
+      add(stats.total, blob.size);
+      stored = {
+        oldest: Math.min(stored?.oldest ?? Infinity, blob.created_at),
+        newest: Math.max(stored?.newest ?? 0, blob.created_at),
+      };
+      if (accessed !== undefined) {
+        if (blob.accessed_at === null) accessed.neverRead++;
+        else {
+          accessed.oldest = Math.min(accessed.oldest ?? Infinity, blob.accessed_at);
+          accessed.newest = Math.max(accessed.newest ?? 0, blob.accessed_at);
+        }
+      }
+      const held = holders.get(blob.digest);
+      if (held === undefined) {
+        add(stats.unreferenced, blob.size);
+        continue;
+      }
+      const upstreams = new Set<string>();
+      for (const id of held) {
+        const usage = repoUsage.get(id) ?? zero();
+        add(usage, blob.size);
+        repoUsage.set(id, usage);
+        upstreams.add(upstreamOf(names.get(id) ?? '') ?? 'local');
+      }
+      for (const upstream of upstreams) {
+        const usage = byUpstream.get(upstream) ?? zero();
+        add(usage, blob.size);
+        byUpstream.set(upstream, usage);
+      }
+      add(pinned.has(blob.digest) || upstreams.has('local') ? stats.pinned : stats.cached, blob.size);
+    }
+    const repositories = repositoryRows(db, names, repoUsage, upstreamOf);
+    const upstreams = [...byUpstream].map(([upstream, usage]) => ({
+      upstream,
+      repositories: repositories.filter((r) => (r.upstream ?? 'local') === upstream).length,
+      ...usage,
+    }));
+    upstreams.sort((a, b) => b.bytes - a.bytes || a.upstream.localeCompare(b.upstream));
+    return { ...stats, upstreams, repositories, stored, accessed };
+  })();
+}
+
+function repositoryRows(
+  db: Db,
+  names: Map<number, string>,
+  usage: Map<number, Usage>,
+  upstreamOf: UpstreamOf,
+): RepositoryUsage[] {
+  const manifests = new Map(
+    db
+      .prepare<[], { id: number; n: number }>('SELECT repository_id AS id, count(*) AS n FROM manifests GROUP BY 1')
+      .all()
+      .map((r) => [r.id, r.n]),
+  );
+  const sources = new Map<number, Record<string, number>>();
+  for (const row of db
+    .prepare<[], { id: number; source: string; n: number }>(
+      'SELECT repository_id AS id, source, count(*) AS n FROM tags GROUP BY 1, 2',
+    )
+    .all()) {
+    sources.set(row.id, { ...sources.get(row.id), [row.source]: row.n });
+  }
+  const rows: RepositoryUsage[] = [];
+  for (const [id, name] of names) {
+    const bytes = usage.get(id);
+    if (bytes === undefined) continue;
+    const tagSources = sources.get(id) ?? {};
+    rows.push({
+      name,
+      upstream: upstreamOf(name),
+      ...bytes,
+      manifests: manifests.get(id) ?? 0,
+      tags: Object.values(tagSources).reduce((a, b) => a + b, 0),
+      tagSources,
+    });
+  }
+  return rows.sort((a, b) => b.bytes - a.bytes || a.name.localeCompare(b.name));
+}

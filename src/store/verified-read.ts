@@ -1,0 +1,98 @@
+/**
+ * @module store/verified-read
+ * Reads of committed blobs that check the bytes against the digest, so serve
+ * never completes a response with bytes that fail verification (ADR 0009):
+ *
+ * - a small blob (up to `smallBlobBytes`) is read whole and checked before any
+ *   byte goes out; a mismatch means "not here", so a mirror fetches it again at
+ *   once and the client never notices;
+ * - a larger one is checked while it is read front to back: the final read
+ *   fails instead of returning its bytes when the digest does not match, so the
+ *   caller's last chunk never goes out and the connection is cut (no clean end).
+ *
+ * Ranges that do not run from the first byte to the last cannot be checked (the
+ * digest covers the whole blob): they are served as read, like every registry.
+ */
+import { createDigester, digestAlgorithm, formatDigest, type Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import type { BlobFile, BlobHandle, ByteRange } from '../oci/image-source.js';
+import type { CorruptionReason } from './quarantine.js';
+
+/** Read whole and checked before serving: one read buffer's worth (blob-handlers' chunk size). */
+export const smallBlobBytes = 1024 * 1024;
+
+/** Told of a failed check; resolves once the blob is quarantined. */
+export type OnCorrupt = (reason: CorruptionReason, ino: number | undefined) => Promise<void>;
+
+/** A handle over bytes already read and checked. */
+export function memoryBlob(digest: Digest, bytes: Buffer): BlobHandle {
+  const slice = (range?: ByteRange): Buffer =>
+    range === undefined ? bytes : bytes.subarray(range.start, range.end + 1);
+  return {
+    digest,
+    size: bytes.byteLength,
+    open: (range) => once(slice(range)),
+    openFile: () =>
+      Promise.resolve({
+        read: (buffer, position) => {
+          const end = Math.min(bytes.byteLength, position + buffer.byteLength);
+          return Promise.resolve(position >= end ? 0 : bytes.copy(buffer, 0, position, end));
+        },
+        close: () => Promise.resolve(),
+      }),
+  };
+}
+
+async function* once(bytes: Buffer): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+/** Whether bytes read whole are the blob: the reason they are not, or undefined. */
+export function checkWhole(digest: Digest, size: number, bytes: Buffer): CorruptionReason | undefined {
+  if (bytes.byteLength !== size) return 'size-mismatch';
+  const hash = createDigester(digestAlgorithm(digest)).update(bytes);
+  return formatDigest(digestAlgorithm(digest), hash) === digest ? undefined : 'digest-mismatch';
+}
+
+/**
+ * Wraps a file of `size` bytes so that reads in order from byte 0 are hashed, and the read that
+ * reaches the end (or finds the file short) throws after quarantining instead of returning bytes.
+ * Reads out of order (a range) stop the check: they are served as read.
+ */
+export function verifyingFile(
+  file: BlobFile,
+  digest: Digest,
+  size: number,
+  ino: number | undefined,
+  onCorrupt: OnCorrupt,
+): BlobFile {
+  const algorithm = digestAlgorithm(digest);
+  const hash = createDigester(algorithm);
+  let next = 0;
+  let checking = true;
+  const fail = async (reason: CorruptionReason): Promise<never> => {
+    checking = false;
+    await onCorrupt(reason, ino);
+    throw new OciError('UNAVAILABLE', `blob ${digest} failed verification (${reason}) and was quarantined`, {
+      detail: { digest, reason },
+    });
+  };
+  return {
+    ...(file.chunkBytes === undefined ? {} : { chunkBytes: file.chunkBytes }),
+    read: async (buffer, position) => {
+      const bytes = await file.read(buffer, position);
+      if (!checking) return bytes;
+      if (position !== next) {
+        checking = false;
+        return bytes;
+      }
+      if (bytes === 0 && position < size) return fail('size-mismatch');
+      hash.update(buffer.subarray(0, bytes));
+      next += bytes;
+      if (next > size) return fail('size-mismatch');
+      if (next === size && formatDigest(algorithm, hash) !== digest) return fail('digest-mismatch');
+      return bytes;
+    },
+    close: () => file.close(),
+  };
+}
