@@ -30,6 +30,8 @@ export interface BenchConfig {
   rssClients: number;
   /** Images in the generated index (scenario 7). */
   startupImages: number;
+  /** Scenario 8: the shaped link's round trip and per-connection bandwidth, and the clients that pull through it. */
+  shaped: { rttMs: number; mbPerSecond: number; clients: readonly ('skopeo' | 'ctr' | 'docker')[] };
   /** Scenario numbers to run (BENCH_ONLY=6 or 5,6); 1-4 run together (3 and 4 use 1's warm mirrors). */
   only: ReadonlySet<number> | undefined;
   out: string;
@@ -40,10 +42,20 @@ function scenariosFromEnv(): ReadonlySet<number> | undefined {
   const raw = process.env['BENCH_ONLY'];
   if (raw === undefined || raw.trim() === '') return undefined;
   const picked = raw.split(',').map((part) => Number(part.trim()));
-  if (picked.some((n) => !Number.isInteger(n) || n < 1 || n > 7)) {
-    throw new Error(`bench: BENCH_ONLY must list scenario numbers 1-7, got "${raw}"`);
+  if (picked.some((n) => !Number.isInteger(n) || n < 1 || n > 8)) {
+    throw new Error(`bench: BENCH_ONLY must list scenario numbers 1-8, got "${raw}"`);
   }
   return new Set(picked.some((n) => n <= 4) ? [...picked, 1, 2, 3, 4] : picked);
+}
+
+/** BENCH_CLIENTS=skopeo,ctr (default: skopeo, ctr and docker). */
+function clientsFromEnv(): ('skopeo' | 'ctr' | 'docker')[] {
+  const raw = process.env['BENCH_CLIENTS'] ?? 'skopeo,ctr,docker';
+  const known = ['skopeo', 'ctr', 'docker'] as const;
+  const picked = raw.split(',').map((part) => part.trim());
+  const unknown = picked.filter((c) => !(known as readonly string[]).includes(c));
+  if (unknown.length > 0) throw new Error(`bench: BENCH_CLIENTS lists unknown clients: ${unknown.join(', ')}`);
+  return known.filter((c) => picked.includes(c));
 }
 
 const MB = 1_000_000;
@@ -78,6 +90,11 @@ export function readConfig(): BenchConfig {
     rssBlobBytes: intFromEnv('BENCH_RSS_BLOB_MIB', quick ? 256 : 1024, 1) * MiB,
     rssClients: intFromEnv('BENCH_RSS_CLIENTS', 20, 1),
     startupImages: intFromEnv('BENCH_STARTUP_IMAGES', 10_000, 1),
+    shaped: {
+      rttMs: intFromEnv('BENCH_RTT_MS', 20, 0),
+      mbPerSecond: intFromEnv('BENCH_LINK_MBPS', 30, 1),
+      clients: clientsFromEnv(),
+    },
     only: scenariosFromEnv(),
     out:
       process.env['BENCH_OUT'] ??

@@ -34,13 +34,25 @@ export interface BenchContext {
 }
 
 /** A fresh mirror (new data dir) or, with `reuse`, a restart over the same data. */
-export async function startMirror(ctx: BenchContext, kind: MirrorKind, reuse?: Server): Promise<Server> {
+export async function startMirror(
+  ctx: BenchContext,
+  kind: MirrorKind,
+  reuse?: Server,
+  /** Another upstream than ctx.upstream (the shaped relay), mirrored as docker.io too by wharf. */
+  via?: Server,
+): Promise<Server> {
+  const upstreamUrl = (via ?? ctx.upstream).url;
   if (kind === 'wharf') {
-    return startWharf({ distDir: ctx.distDir, upstreamUrl: ctx.upstream.url, dataDir: reuse?.dataDir });
+    return startWharf({
+      distDir: ctx.distDir,
+      upstreamUrl,
+      dataDir: reuse?.dataDir,
+      ...(via === undefined ? {} : { asDockerHub: true }),
+    });
   }
   return startDistribution({
     name: 'distribution-proxy',
-    proxyOf: ctx.upstream.url,
+    proxyOf: upstreamUrl,
     workDir: reuse === undefined ? undefined : dirname(reuse.dataDir),
   });
 }

@@ -88,21 +88,24 @@ function smallBlob(bytes: Buffer, mediaType: string): StreamedBlob {
   return { ...digestOf([bytes]), mediaType, chunks: () => [bytes] };
 }
 
-/** An OCI image of `layers` layers of `layerBytes` random bytes each, under `name:tag`. */
+/** An OCI image of `layers` layers of `layerBytes` random bytes each (or of `layerSizes`), under `name:tag`. */
 export function makeBenchImage(options: {
   name: string;
   tag: string;
   seed: string;
   layers: number;
   layerBytes: number;
+  layerSizes?: readonly number[];
+  architecture?: string;
 }): BenchImage {
   const layers: StreamedBlob[] = [];
-  for (let i = 0; i < options.layers; i++) layers.push(tarLayer(`${options.seed}-layer-${i}`, options.layerBytes));
+  const sizes = options.layerSizes ?? Array.from({ length: options.layers }, () => options.layerBytes);
+  for (const [i, size] of sizes.entries()) layers.push(tarLayer(`${options.seed}-layer-${i}`, size));
   const config = smallBlob(
     Buffer.from(
       JSON.stringify({
         created: '1970-01-01T00:00:00Z',
-        architecture: 'amd64',
+        architecture: options.architecture ?? 'amd64',
         os: 'linux',
         config: { Cmd: ['/bin/sh'], Labels: { 'org.example.wharf.bench-seed': options.seed } },
         // An uncompressed tar layer's diff_id is its own digest.
@@ -135,4 +138,49 @@ export function makeBenchImage(options: {
 
 export function totalBytes(image: BenchImage): number {
   return image.config.size + image.layers.reduce((sum, l) => sum + l.size, 0) + image.manifest.bytes.length;
+}
+
+/** A multi-platform image: an OCI index over one BenchImage per platform, under `name:tag`. */
+export interface BenchIndex {
+  name: string;
+  tag: string;
+  index: { digest: string; bytes: Buffer };
+  /** Pushed by digest; the first is what an amd64 client pulls. */
+  platforms: { architecture: string; image: BenchImage }[];
+}
+
+/**
+ * Layer sizes (MB of content) shaped like a language runtime image: a distribution base of ~29 MB,
+ * packages, the runtime itself (~43 MB), a few small layers of configuration and one near-empty
+ * one; about 110 MiB in 10 layers, each one a separate download.
+ */
+export const runtimeLayerMb = [29.1, 15.8, 3.6, 42.7, 0.9, 9.4, 0.2, 2.3, 11.2, 0.004];
+
+export function makeRuntimeIndex(options: { name: string; tag: string; seed: string }): BenchIndex {
+  const sizes = runtimeLayerMb.map((mb) => Math.round(mb * 1e6));
+  const platforms = ['amd64', 'arm64'].map((architecture) => ({
+    architecture,
+    image: makeBenchImage({
+      name: options.name,
+      tag: options.tag,
+      seed: `${options.seed}-${architecture}`,
+      layers: sizes.length,
+      layerBytes: 0,
+      layerSizes: sizes,
+      architecture,
+    }),
+  }));
+  const bytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests: platforms.map(({ architecture, image }) => ({
+        mediaType: mediaTypes.manifest,
+        digest: image.manifest.digest,
+        size: image.manifest.bytes.length,
+        platform: { os: 'linux', architecture },
+      })),
+    }),
+  );
+  return { name: options.name, tag: options.tag, index: { digest: digestOf([bytes]).digest, bytes }, platforms };
 }

@@ -5,7 +5,7 @@
  */
 import { Readable } from 'node:stream';
 import { request } from 'undici';
-import type { BenchImage, StreamedBlob } from './images.js';
+import type { BenchImage, BenchIndex, StreamedBlob } from './images.js';
 
 const timeoutMs = 120_000;
 
@@ -33,15 +33,25 @@ async function pushBlob(base: string, name: string, blob: StreamedBlob): Promise
   if (put.statusCode !== 201) throw new Error(`PUT ${name} blob ${blob.digest}: ${put.statusCode} ${putText}`);
 }
 
-export async function pushImage(base: string, image: BenchImage): Promise<void> {
+export async function pushImage(base: string, image: BenchImage, reference = image.tag): Promise<void> {
   for (const blob of [image.config, ...image.layers]) await pushBlob(base, image.name, blob);
-  const response = await request(`${base}/v2/${image.name}/manifests/${image.tag}`, {
+  await putManifest(base, image.name, reference, image.manifest.bytes, 'application/vnd.oci.image.manifest.v1+json');
+}
+
+/** Each platform's image by digest, then the index under the tag. */
+export async function pushIndex(base: string, index: BenchIndex): Promise<void> {
+  for (const { image } of index.platforms) await pushImage(base, image, image.manifest.digest);
+  await putManifest(base, index.name, index.tag, index.index.bytes, 'application/vnd.oci.image.index.v1+json');
+}
+
+async function putManifest(base: string, name: string, reference: string, bytes: Buffer, type: string): Promise<void> {
+  const response = await request(`${base}/v2/${name}/manifests/${reference}`, {
     method: 'PUT',
-    body: image.manifest.bytes,
-    headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    body: bytes,
+    headers: { 'content-type': type },
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
   });
   const text = await response.body.text();
-  if (response.statusCode !== 201) throw new Error(`PUT ${image.name} manifest: ${response.statusCode} ${text}`);
+  if (response.statusCode !== 201) throw new Error(`PUT ${name} manifest ${reference}: ${response.statusCode} ${text}`);
 }

@@ -16,25 +16,28 @@ import { format, resolveConfig } from 'prettier';
 import { readConfig, type BenchConfig } from './config.js';
 import { log, type BenchContext, type BenchImages } from './context.js';
 import { cpuSnapshot, describeEnvironment, foreignCpuShare, preflight } from './environment.js';
-import { makeBenchImage, totalBytes } from './images.js';
+import { makeBenchImage, makeRuntimeIndex, totalBytes } from './images.js';
 import { installExitHandlers, killEverything, makeTempDir, removeTempDir, trackDir } from './processes.js';
-import { pushImage } from './push.js';
+import { pushImage, pushIndex } from './push.js';
 import { renderTable, shortfalls, type Row } from './report.js';
 import { runBlobThroughput } from './scenarios/blob-throughput.js';
 import { runColdWarmPulls } from './scenarios/cold-warm-pull.js';
 import { runConcurrentPulls } from './scenarios/concurrent-pulls.js';
 import { runManifestLoad } from './scenarios/manifest-load.js';
 import { runPeakRss } from './scenarios/peak-rss.js';
+import { runShapedLink } from './scenarios/shaped-link.js';
 import { runStartup } from './scenarios/startup.js';
 import { startDistribution, startNginx } from './servers.js';
 
-/** A copy of dist/ (and migrations/ beside it) inside the repo, so node_modules still resolves. */
+/** A copy of dist/ (and migrations/ and package.json beside it) inside the repo, so node_modules still resolves. */
 async function snapshotDist(repoRoot: string): Promise<string> {
   const dir = join(repoRoot, 'bench', '.work', `wharf-${process.pid}`);
   trackDir(dir);
   await mkdir(dir, { recursive: true });
   await cp(join(repoRoot, 'dist'), join(dir, 'dist'), { recursive: true });
   await cp(join(repoRoot, 'migrations'), join(dir, 'migrations'), { recursive: true });
+  // dist/cli/main.js reads its version from ../../package.json.
+  await cp(join(repoRoot, 'package.json'), join(dir, 'package.json'));
   return join(dir, 'dist');
 }
 
@@ -100,7 +103,14 @@ async function main(): Promise<number> {
   log('generating images (streamed, hashed once to learn their digests)');
   const images = generateImages(config);
   const upstream = await startDistribution({ name: 'upstream' });
-  for (const image of [images.pull, images.blob, images.swarm, images.big]) {
+  const wanted = (n: number): boolean => config.only === undefined || config.only.has(n);
+  // Only what the selected scenarios read (BENCH_ONLY=8 need not push the 1 GiB blob).
+  const needed = [
+    ...(wanted(1) ? [images.pull, images.blob] : []),
+    ...(wanted(5) ? [images.swarm] : []),
+    ...(wanted(6) ? [images.big] : []),
+  ];
+  for (const image of needed) {
     await pushImage(upstream.url, image);
     log(`pushed ${image.name}:${image.tag} (${(totalBytes(image) / 1e6).toFixed(0)} MB) to the upstream`);
   }
@@ -108,6 +118,11 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
 
   const selected = (n: number): boolean => config.only === undefined || config.only.has(n);
+  const runtime = makeRuntimeIndex({ name: 'bench/runtime', tag: 'v1', seed: 'bench-runtime' });
+  if (selected(8)) {
+    await pushIndex(upstream.url, runtime);
+    log(`pushed ${runtime.name}:${runtime.tag} (2 platforms) to the upstream`);
+  }
   if (selected(1)) {
     log('scenarios 1-3 (cold): cold and warm pulls, cold blob GET');
     const pulls = await runColdWarmPulls(ctx);
@@ -133,6 +148,10 @@ async function main(): Promise<number> {
   if (selected(7)) {
     log('scenario 7: startup');
     rows.push(...(await runStartup(ctx)));
+  }
+  if (selected(8)) {
+    log('scenario 8: cold pulls over a shaped link');
+    rows.push(...(await runShapedLink(ctx, runtime)));
   }
   await upstream.close({ removeData: true });
   const foreign = foreignCpuShare(cpuAtStart, await cpuSnapshot());
@@ -189,6 +208,7 @@ function methodNotes(config: BenchConfig): string[] {
     `Scenario 4: wrk --latency (GET) and ab -i -k (HEAD; wrk 4.1 hangs on HEAD answers with Content-Length), ${config.manifestConnections} connections, ${config.manifestSeconds} s, with an Accept header listing OCI and Docker manifest types (distribution refuses OCI manifests to clients that do not accept them). ab reports latency in whole milliseconds. wharf's tag TTL is its default 5 min, so its by-tag answers are cached; distribution asks the upstream on every by-tag request.`,
     "Scenario 5: each client fetches the manifest by tag, then config and layers three at a time, hashing every body (undici, in the benchmark process). Upstream requests are counted from the upstream's access log.",
     `Scenario 6: ${config.rssClients} concurrent curl GETs of the ${(config.rssBlobBytes / 1024 ** 3).toFixed(2)} GiB blob; peak RSS is VmHWM of the server process (a restart between the cold and warm phases resets it). Target check uses the highest run.`,
+    `Scenario 8: the upstream behind bench/shaped-relay.ts (its own process; ${config.shaped.rttMs} ms round trip, paid once per connection for the handshake and once per request, and ${config.shaped.mbPerSecond} MB/s per connection and direction; BENCH_RTT_MS, BENCH_LINK_MBPS). The image is an OCI index of 2 platforms, each 10 uncompressed tar layers of ${'29.1, 15.8, 3.6, 42.7, 0.9, 9.4, 0.2, 2.3, 11.2 and 0.004'} MB (a language runtime's shape); amd64 is pulled. Each pull is cold for the client too (fresh skopeo dir, fresh containerd, fresh dockerd; only the pull is timed) and for the mirror (a fresh one per pull, its upstream the relay). ctr uses a hosts.toml mirror (?ns=registry.example.test); docker uses registry-mirrors (wharf mirrors the relay as docker.io, its default upstream), direct pulls use the relay as an insecure registry. Clients: BENCH_CLIENTS.`,
     'Scenario 7: time from spawn to the first 200 on GET /v2/ (polled every 2 ms). wharf is measured over an index of generated rows (repositories, manifests, config and layer blobs, links, references, a tag each; no files behind them) and over an empty store; distribution is measured on an empty store only (it does not read its storage at startup, and 10,000 repositories of files would take long to build).',
   ];
 }

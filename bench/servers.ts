@@ -5,6 +5,7 @@
  */
 import { writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { freePort } from '../test/support/distribution.js';
@@ -148,7 +149,13 @@ export async function startDistribution(options: {
  * wharf from `distDir` (a snapshot of dist/, so a rebuild during the run cannot change what is
  * measured), mirroring `upstreamUrl` as registry.example.test. A given `dataDir` is reused (warm).
  */
-export async function startWharf(options: { distDir: string; upstreamUrl: string; dataDir?: string }): Promise<Server> {
+export async function startWharf(options: {
+  distDir: string;
+  upstreamUrl: string;
+  dataDir?: string;
+  /** Also mirror the upstream as docker.io, the default upstream (docker's registry-mirrors sends plain names). */
+  asDockerHub?: boolean;
+}): Promise<Server> {
   const dataDir = options.dataDir ?? (await makeTempDir('wharf'));
   return launch({
     name: 'wharf',
@@ -167,6 +174,36 @@ export async function startWharf(options: { distDir: string; upstreamUrl: string
       'warn',
       '--upstream',
       `${mirroredHost}=${options.upstreamUrl}`,
+      ...(options.asDockerHub === true
+        ? ['--upstream', `docker.io=${options.upstreamUrl}`, '--default-upstream', 'docker.io']
+        : []),
+    ],
+  });
+}
+
+/**
+ * The shaped link (bench/shaped-relay.ts) in front of `target` (host:port), in a process of its
+ * own: `rttMs` round trip, `mbPerSecond` per connection and direction. Its output ends with
+ * `bytes <n>` (relayed from the target) once closed.
+ */
+export async function startRelay(options: { target: string; rttMs: number; mbPerSecond: number }): Promise<Server> {
+  const work = await makeTempDir('relay');
+  return launch({
+    name: 'relay',
+    cmd: process.execPath,
+    dataDir: work,
+    // Answered by the target through the relay: ready means relaying.
+    readyPath: '/v2/',
+    keepOutput: true,
+    ownedDirs: [work],
+    args: async (host) => [
+      '--import',
+      'tsx',
+      fileURLToPath(new URL('shaped-relay.ts', import.meta.url)),
+      host,
+      options.target,
+      String(options.rttMs),
+      String(options.mbPerSecond),
     ],
   });
 }

@@ -193,6 +193,18 @@ describe('upstream settings', () => {
     expect(config.upstreams.find((u) => u.host === 'private.example')).toMatchObject({ username: 'u', password: 'p' });
   });
 
+  it('prefetches from every upstream unless its entry says prefetch: false (issue 12)', async () => {
+    const path = join(dir, 'prefetch.yaml');
+    await writeFile(path, 'upstreams:\n  ghcr.io:\n    prefetch: false\n');
+    const config = loadConfig({ file: path, env: {}, flags: {} });
+    expect(config.upstreams.find((u) => u.host === 'ghcr.io')?.prefetch).toBe(false);
+    expect(config.upstreams.find((u) => u.host === 'docker.io')?.prefetch).toBe(true);
+    await writeFile(path, 'upstreams:\n  ghcr.io:\n    prefetch: sometimes\n');
+    expect(() => loadConfig({ file: path, env: {}, flags: {} })).toThrow(
+      'config: upstreams.ghcr.io.prefetch: expected true or false',
+    );
+  });
+
   it('names the key of a bad upstream value', async () => {
     expect(() => loadConfig({ env: {}, flags: {}, upstreamFlags: ['nourl'] })).toThrow(
       'config: --upstream: expected host=url',

@@ -35,8 +35,8 @@ afterAll(async () => {
   await upstream?.close();
 });
 
-function mirrorOf(options: Parameters<typeof startWharf>[0] = {}): Promise<WharfHandle> {
-  return startWharf({ upstreams: [{ host: upstreamHost, url: upstream.url, tagTtlMs: 60_000 }], ...options });
+function mirrorOf(options: Parameters<typeof startWharf>[0] = {}, prefetch = true): Promise<WharfHandle> {
+  return startWharf({ upstreams: [{ host: upstreamHost, url: upstream.url, tagTtlMs: 60_000, prefetch }], ...options });
 }
 
 /** The sum of every series of `name` whose labels include `labels` (0 when there is none). */
@@ -85,8 +85,24 @@ async function pull(wharf: WharfHandle, headers: Record<string, string> = {}): P
 const blobCount = 3; // config and two layers
 
 describe('metrics', () => {
-  it('count a cold pull as fills and a warm pull as hits, with store size and process metrics', async () => {
+  it('count the blobs a cold image manifest prefetched (issue 12)', async () => {
     const wharf = await mirrorOf();
+    try {
+      const response = await call(wharf.url, `/v2/${upstreamHost}/team/app/manifests/v1`, { headers: { accept } });
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+      const text = await scrape(wharf);
+      expect(metric(text, 'wharf_prefetch_blobs_total', { outcome: 'started' })).toBe(blobCount);
+      expect(metric(text, 'wharf_prefetch_blobs_total', { outcome: 'failed' })).toBe(0);
+      expect(metric(text, 'wharf_fills_total', { outcome: 'completed' })).toBe(blobCount);
+    } finally {
+      await wharf.close();
+    }
+  });
+
+  it('count a cold pull as fills and a warm pull as hits, with store size and process metrics', async () => {
+    // Without prefetch: a blob it stored before the client asked would count as a hit, depending on timing.
+    const wharf = await mirrorOf({}, false);
     try {
       const bytes = await pull(wharf);
       const cold = await scrape(wharf);

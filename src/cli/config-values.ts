@@ -3,6 +3,7 @@
  * Parsers for the values in wharf's configuration: addresses, durations and
  * the upstream registries. Each refusal names the key the value came from.
  */
+import { defaultPrefetch } from '../proxy/prefetch.js';
 
 export class ConfigError extends Error {
   constructor(
@@ -72,6 +73,8 @@ export interface UpstreamSettings {
   public: boolean;
   tagTtlMs: number;
   notFoundTtlMs: number;
+  /** Fill an image manifest's config and layers as soon as it is fetched (default true: proxy/prefetch.ts). */
+  prefetch: boolean;
   /** Per-phase upstream timeouts; unset phases use the upstream layer's defaults (5 s, 30 s, 30 s). */
   timeouts?: { connectMs?: number; headersMs?: number; bodyIdleMs?: number };
 }
@@ -144,6 +147,7 @@ const upstreamKeys = new Set([
   'public',
   'tagTtl',
   'notFoundTtl',
+  'prefetch',
   'connectTimeout',
   'responseTimeout',
   'idleTimeout',
@@ -167,6 +171,7 @@ export function parseUpstreams(sources: {
     public: false,
     tagTtlMs: sources.defaults.tagTtlMs,
     notFoundTtlMs: sources.defaults.notFoundTtlMs,
+    prefetch: defaultPrefetch,
   });
   for (const [host, url] of Object.entries(defaultUpstreamUrls)) byHost.set(host, base(host, url));
 
@@ -195,7 +200,7 @@ export function parseUpstreams(sources: {
       if (username !== undefined) settings.username = username;
       if (password !== undefined) settings.password = password;
       if (token !== undefined) settings.token = token;
-      for (const key of ['dockerConfig', 'public'] as const) {
+      for (const key of ['dockerConfig', 'public', 'prefetch'] as const) {
         if (entry[key] === undefined) continue;
         if (typeof entry[key] !== 'boolean') throw new ConfigError(`${from}.${key}`, 'expected true or false');
         settings[key] = entry[key];

@@ -13,7 +13,12 @@ import type { UpstreamExchange } from '../upstream/upstream-config.js';
 
 /** What the scrape reads from the running server. */
 export interface MetricsSources {
-  fills(): { inFlight: number; queued: number; stats: { started: number; completed: number; failed: number } };
+  fills(): {
+    inFlight: number;
+    queued: number;
+    stats: { started: number; completed: number; failed: number };
+    prefetchStats: { started: number; joined: number; failed: number };
+  };
   storeUsage(): { bytes: number; blobs: number };
 }
 
@@ -83,6 +88,21 @@ export class WharfMetrics {
         for (const outcome of ['started', 'completed', 'failed'] as const) {
           this.inc({ outcome }, stats[outcome] - seen[outcome]);
           seen[outcome] = stats[outcome];
+        }
+      },
+    });
+    const prefetchSeen = { started: 0, joined: 0, failed: 0 };
+    new Counter({
+      name: 'wharf_prefetch_blobs_total',
+      help: 'Blob fills started ahead of the client from a cold image manifest (started), client requests that joined one (joined), and those that kept nothing (failed)',
+      labelNames: ['outcome'],
+      registers,
+      collect() {
+        const stats = sources()?.fills().prefetchStats;
+        if (stats === undefined) return;
+        for (const outcome of ['started', 'joined', 'failed'] as const) {
+          this.inc({ outcome }, stats[outcome] - prefetchSeen[outcome]);
+          prefetchSeen[outcome] = stats[outcome];
         }
       },
     });

@@ -47,6 +47,7 @@ export function createUpstreamRouter(
       tagTtlMs: settings.tagTtlMs,
       notFoundTtlMs: settings.notFoundTtlMs,
       private: isPrivateUpstream(settings),
+      prefetch: settings.prefetch,
     })),
     defaultUpstream,
     (name) => matchesAny(localPatterns, name),

@@ -16,6 +16,8 @@
  * cache. N simultaneous cold pulls of a blob cost exactly one upstream GET.
  * At most `maxConcurrent` fills download at once; later ones wait their turn
  * (FIFO), and a request for a blob already being filled joins it without queueing.
+ * A fill may also start before any client asks (`prefetch`, see prefetch.ts): it runs
+ * the same way, and the client requests that follow join it.
  */
 import type { Digest } from '../oci/digest.js';
 import { OciError, isOutOfSpace, outOfSpace } from '../oci/errors.js';
@@ -69,6 +71,16 @@ export interface FillRegistryOptions {
 export interface FillStats {
   started: number;
   completed: number;
+  failed: number;
+}
+
+/** Fills started ahead of the client (prefetch.ts), and what became of them. */
+export interface PrefetchStats {
+  /** Fills a prefetch started. */
+  started: number;
+  /** Client requests that found a prefetch's fill running or queued and joined it. */
+  joined: number;
+  /** Prefetch fills that did not end with a stored blob (upstream error, 404, bad digest); nothing kept. */
   failed: number;
 }
 
@@ -279,13 +291,22 @@ class Fill {
 interface Pending {
   fill: Promise<Fill | undefined>;
   names: Set<RepoName>;
+  /** Started by a prefetch, not by a client: a client that joins it may try again on its own if it fails to start. */
+  prefetch: boolean;
+  /** A client joined it: it is no longer a prefetch nobody waits for. */
+  joined: boolean;
+  /** Aborts the upstream request of a prefetch nobody joined (at shutdown). */
+  abort: AbortController | undefined;
 }
 
 export class FillRegistry {
   readonly stats: FillStats = { started: 0, completed: 0, failed: 0 };
+  readonly prefetchStats: PrefetchStats = { started: 0, joined: 0, failed: 0 };
   private readonly fills = new Map<Digest, Pending>();
   private readonly pumps = new Set<Promise<void>>();
   private readonly queue: FillQueue;
+  /** settle() was called: new prefetches are not started. */
+  private closing = false;
 
   constructor(
     private readonly store: LocalStore,
@@ -320,6 +341,9 @@ export class FillRegistry {
    * open until they are recorded; a queued fill that started after the index closed could not be).
    */
   async settle(): Promise<void> {
+    // Prefetches no client joined are not worth a shutdown's wait (a large layer, a hung upstream): cancelled, they keep nothing.
+    this.closing = true;
+    for (const pending of this.fills.values()) if (!pending.joined) pending.abort?.abort();
     while (this.pumps.size > 0 || this.fills.size > 0) {
       const starts = [...this.fills.values()].map((pending) => pending.fill.catch(() => undefined));
       // A start that resolves has handed its pump over (waited for on the next turn) or failed.
@@ -336,25 +360,77 @@ export class FillRegistry {
     name: RepoName,
     fetch: () => Promise<UpstreamBlob | undefined>,
   ): Promise<BlobHandle | undefined> {
-    let pending = this.fills.get(digest);
-    if (pending === undefined) {
-      const names = new Set<RepoName>();
-      const started: Pending = { fill: this.start(digest, names, fetch), names };
-      pending = started;
-      this.fills.set(digest, started);
-      // A failed start is forgotten at once so the next request tries again.
-      const forget = (): void => {
-        if (this.fills.get(digest) === started) this.fills.delete(digest);
-      };
-      started.fill.then((fill) => (fill === undefined ? forget() : undefined), forget);
-    }
+    const pending = this.fills.get(digest) ?? this.begin(digest, fetch);
     // Known before the fill starts, so the name is linked whenever the blob is committed.
     pending.names.add(name);
-    const fill = await pending.fill;
+    let fill: Fill | undefined;
+    if (pending.prefetch) {
+      if (!pending.joined) this.prefetchStats.joined++;
+      pending.joined = true;
+      // A prefetch that could not start (an upstream error, a 404) must cost the client nothing:
+      // the client asks again on its own, as it would have without the prefetch. (One that breaks
+      // mid-body breaks its readers, as a fill the client started would have.)
+      fill = await pending.fill.catch(() => undefined);
+      if (fill === undefined) return this.open(digest, name, fetch);
+    } else {
+      fill = await pending.fill;
+    }
     if (fill === undefined) return undefined;
     // Committed before this request joined: the link must be made here.
     if (fill.state === 'done') this.store.linkBlob(name, digest);
     return { digest, size: fill.size, open: (range) => fill.read(range), openFile: (range) => fill.openFile(range) };
+  }
+
+  /**
+   * Starts a fill of the blob for `name` ahead of any client (prefetch.ts), in the same queue and
+   * limit as every fill; false (nothing started) when one is queued or running already. Never
+   * rejects: a prefetch that fails is counted and logged, and keeps nothing.
+   */
+  prefetch(digest: Digest, name: RepoName, fetch: (signal: AbortSignal) => Promise<UpstreamBlob | undefined>): boolean {
+    if (this.closing || this.fills.has(digest)) return false;
+    const abort = new AbortController();
+    const pending = this.begin(digest, () => fetch(abort.signal), abort);
+    pending.names.add(name);
+    this.prefetchStats.started++;
+    // Info, not warn: the client's own request asks again, and warns if that fails too.
+    pending.fill.then(
+      (fill) => {
+        if (fill !== undefined) return;
+        this.prefetchStats.failed++;
+        if (abort.signal.aborted) return;
+        this.logger.info({ digest, name }, 'prefetch: the upstream does not have a blob its manifest names');
+      },
+      (error: unknown) => {
+        this.prefetchStats.failed++;
+        if (abort.signal.aborted) return;
+        this.logger.info({ err: error, digest, name }, 'prefetch of a blob failed to start; nothing kept');
+      },
+    );
+    return true;
+  }
+
+  /**
+   * Registers a new fill of `digest` (a prefetch when `abort` is given); a start that fails or
+   * finds nothing is forgotten at once.
+   */
+  private begin(digest: Digest, fetch: () => Promise<UpstreamBlob | undefined>, abort?: AbortController): Pending {
+    const names = new Set<RepoName>();
+    const prefetch = abort !== undefined;
+    const started: Pending = {
+      fill: this.start(digest, names, fetch, abort?.signal),
+      names,
+      prefetch,
+      joined: !prefetch,
+      abort,
+    };
+    this.fills.set(digest, started);
+    // Forgotten so the next request tries again. Registered before any caller awaits the fill, so
+    // a caller that sees the failure already finds the entry gone.
+    const forget = (): void => {
+      if (this.fills.get(digest) === started) this.fills.delete(digest);
+    };
+    started.fill.then((fill) => (fill === undefined ? forget() : undefined), forget);
+    return started;
   }
 
   /** Waits for a slot (FIFO), then asks the upstream; the slot is held until the fill ends. */
@@ -362,10 +438,14 @@ export class FillRegistry {
     digest: Digest,
     names: Set<RepoName>,
     fetch: () => Promise<UpstreamBlob | undefined>,
+    /** A prefetch's: aborted at shutdown unless a client joined. */
+    signal: AbortSignal | undefined,
   ): Promise<Fill | undefined> {
     await this.queue.acquire();
     let pump: Promise<void> | undefined;
     try {
+      // Cancelled while it waited for its slot: no request at all.
+      if (signal?.aborted === true) return undefined;
       const upstream = await fetch();
       if (upstream === undefined) return undefined;
       if (upstream.size === undefined) {
@@ -381,7 +461,7 @@ export class FillRegistry {
       }
       const fill = new Fill(digest, upstream.size, names, file, this.store);
       this.stats.started++;
-      pump = this.watch(fill, fill.pump(upstream));
+      pump = this.watch(fill, fill.pump(upstream), signal);
       return fill;
     } finally {
       if (pump === undefined) this.queue.release();
@@ -389,7 +469,7 @@ export class FillRegistry {
   }
 
   /** Records the outcome of a fill's pump and frees its slot. */
-  private watch(fill: Fill, pumping: Promise<void>): Promise<void> {
+  private watch(fill: Fill, pumping: Promise<void>, prefetch: AbortSignal | undefined): Promise<void> {
     const digest = fill.digest;
     const pump = pumping.then(() => {
       this.queue.release();
@@ -399,7 +479,14 @@ export class FillRegistry {
         this.logger.debug({ digest, size: fill.size }, 'blob filled from upstream');
       } else {
         this.stats.failed++;
-        this.logger.warn({ err: fill.error, digest }, 'blob fill from upstream failed; nothing kept');
+        if (prefetch === undefined) {
+          this.logger.warn({ err: fill.error, digest }, 'blob fill from upstream failed; nothing kept');
+          return;
+        }
+        this.prefetchStats.failed++;
+        if (prefetch.aborted) this.logger.info({ digest }, 'prefetch cancelled at shutdown; nothing kept');
+        else
+          this.logger.warn({ err: fill.error, digest, prefetch: true }, 'blob fill from upstream failed; nothing kept');
       }
     });
     this.pumps.add(pump);

@@ -15,7 +15,8 @@
  *   "Not found" is remembered briefly, per Accept set (accept-key.ts).
  * - Upstream tag listings are shared and kept briefly (tag-listings.ts).
  * - Blobs are filled once, whatever the concurrency (fill-registry.ts), and at
- *   most `maxConcurrentFills` at a time. A HEAD asks the upstream with a HEAD and
+ *   most `maxConcurrentFills` at a time. An image manifest fetched for a client
+ *   starts the fills of its blobs at once (prefetch.ts), so its blob requests join them. A HEAD asks the upstream with a HEAD and
  *   downloads nothing.
  * - A blob is served under a mirrored name when it was fetched for that name, or
  *   when that name's upstream confirms it has it: bytes held for another name
@@ -45,6 +46,7 @@ import { acceptKey } from './accept-key.js';
 import { FillRegistry } from './fill-registry.js';
 import type { UpstreamBlobInfo } from './upstream-client.js';
 import { NegativeCache } from './negative-cache.js';
+import { prefetchBlobs } from './prefetch.js';
 import {
   defaultRevalidationPolicy,
   Revalidations,
@@ -272,6 +274,7 @@ export class ProxySource implements ImageSource {
         return undefined;
       }
       await this.store.putFetchedManifest(route.canonical, fetched);
+      prefetchBlobs(route, { ...fetched, digest }, this.store, this.fills, this.logger);
       return { ...fetched, digest };
     });
     return note(trace, fetched, 'fill');
@@ -308,6 +311,7 @@ export class ProxySource implements ImageSource {
         return undefined;
       }
       await this.store.putFetchedManifest(route.canonical, fetched, tag);
+      prefetchBlobs(route, fetched, this.store, this.fills, this.logger);
       return fetched;
     });
     return note(trace, fetched, 'fill');

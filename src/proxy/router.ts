@@ -31,6 +31,8 @@ export interface MirrorUpstream {
   notFoundTtlMs: number;
   /** Content fetched with credentials: served only to signed-in clients with pull rights. */
   private: boolean;
+  /** Fill an image manifest's blobs as soon as it is fetched (prefetch.ts); absent: defaultPrefetch. */
+  prefetch?: boolean;
 }
 
 export type Route =

@@ -25,6 +25,7 @@ export interface UpstreamClient {
   getManifest(repo: string, reference: string, accept: readonly string[]): Promise<UpstreamManifest | undefined>;
   /** Whether the upstream has the blob for repo, without downloading it. */
   headBlob(repo: string, digest: Digest): Promise<UpstreamBlobInfo | undefined>;
-  getBlob(repo: string, digest: Digest): Promise<UpstreamBlob | undefined>;
+  /** `signal` aborts the request and its body. */
+  getBlob(repo: string, digest: Digest, signal?: AbortSignal): Promise<UpstreamBlob | undefined>;
   listTags(repo: string): Promise<string[] | undefined>;
 }

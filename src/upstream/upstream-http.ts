@@ -36,6 +36,8 @@ export interface HttpRequest {
    * checked as a redirect from it would be. Undefined for URLs built from the configuration.
    */
   from?: URL;
+  /** Aborts the exchange (and the body it returns) when it fires. */
+  signal?: AbortSignal;
 }
 
 export interface HttpResponse {
@@ -97,7 +99,7 @@ export class UpstreamHttp {
         headers['authorization'] = request.authorization;
       }
       if (body === undefined) delete headers['content-type'];
-      const response = await this.exchange(method, url, headers, body);
+      const response = await this.exchange(method, url, headers, body, request.signal);
       const location = headerValue(response.headers, 'location');
       if (!redirectStatuses.has(response.statusCode) || location === undefined) {
         return { status: response.statusCode, headers: response.headers, body: response.body, url };
@@ -150,6 +152,7 @@ export class UpstreamHttp {
     url: URL,
     headers: Record<string, string>,
     body: string | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<Dispatcher.ResponseData> {
     const started = performance.now();
     try {
@@ -159,6 +162,7 @@ export class UpstreamHttp {
         method,
         headers,
         body: body ?? null,
+        ...(signal === undefined ? {} : { signal }),
         headersTimeout: this.timeouts.headersMs,
         bodyTimeout: this.timeouts.bodyIdleMs,
         // undici closes the connection after every HEAD by default, in case a broken server sends a

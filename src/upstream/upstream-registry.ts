@@ -201,10 +201,13 @@ export class UpstreamRegistry {
     return { size: contentLength(response.headers) };
   }
 
-  /** GET a blob, following redirects (to a CDN) without credentials; undefined on 404. */
-  async getBlob(repo: string, digest: Digest): Promise<UpstreamBlob | undefined> {
+  /**
+   * GET a blob, following redirects (to a CDN) without credentials; undefined on 404. `signal`
+   * aborts the request and its body (a prefetch nobody waits for, at shutdown).
+   */
+  async getBlob(repo: string, digest: Digest, signal?: AbortSignal): Promise<UpstreamBlob | undefined> {
     const url = this.blobUrl(repo, digest);
-    const response = await this.fetch('GET', url, repo, {});
+    const response = await this.fetch('GET', url, repo, {}, signal);
     if (!(await this.isFound(response, `GET blob ${repo}@${digest}`))) return undefined;
     const body = response.body;
     return {
@@ -294,10 +297,11 @@ export class UpstreamRegistry {
     url: URL,
     repo: string,
     headers: Record<string, string>,
+    signal?: AbortSignal,
   ): Promise<HttpResponse> {
     const scope = `repository:${this.remoteName(repo)}:pull`;
     const sent = await this.auth.authorizationFor(scope);
-    const request = { method, url, headers, trustedOrigin: this.origin };
+    const request = { method, url, headers, trustedOrigin: this.origin, ...(signal === undefined ? {} : { signal }) };
     const first = await this.http.send({ ...request, authorization: sent });
     // A 401 from a CDN is not the registry's challenge: it is an answer (DENIED).
     if (first.status !== 401 || first.url.origin !== this.origin) return first;

@@ -51,6 +51,7 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
       public: false,
       tagTtlMs: 60_000,
       notFoundTtlMs: 1_000,
+      prefetch: true,
       ...u,
     })),
     defaultUpstream: options.defaultUpstream,
