@@ -1,0 +1,61 @@
+/**
+ * @module cli/client/register-client-commands
+ * The client commands on the `wharf` program: each with its flags, a one-line description and
+ * an example in --help. Errors propagate to main's one-line `error: CODE: message` handler.
+ */
+import type { Command } from 'commander';
+import { registryOptions, type Env, type RegistryFlags } from './client-context.js';
+import { runConfig, runDigest, runManifest, runRepos, runTags, type ManifestFlags } from './inspect-commands.js';
+
+function example(command: Command, text: string): Command {
+  return command.addHelpText('after', `\nExample:\n  ${text}\n`);
+}
+
+export function registerClientCommands(program: Command, env: Env): void {
+  example(
+    registryOptions(program.command('tags').description('list every tag of a repository (all pages)'))
+      .argument('<repository>', 'e.g. alpine, ghcr.io/org/app, 127.0.0.1:5000/team/app')
+      .option('--json', 'one JSON document'),
+    'wharf tags docker.io/library/alpine',
+  ).action((repo: string, flags: RegistryFlags) => runTags(repo, flags, env));
+
+  example(
+    registryOptions(program.command('repos').description("list a registry's repositories (its catalog, all pages)"))
+      .argument('<registry>', 'host[:port], e.g. 127.0.0.1:5000')
+      .option('--json', 'one JSON document'),
+    'wharf repos 127.0.0.1:5000',
+  ).action((registry: string, flags: RegistryFlags) => runRepos(registry, flags, env));
+
+  example(
+    registryOptions(
+      program.command('digest').description('print the digest of the manifest a reference names (HEAD, no pull)'),
+    )
+      .argument('<ref>', 'e.g. alpine:3.20')
+      .option('--json', 'media type, digest and size as JSON'),
+    'wharf digest alpine:3.20',
+  ).action((ref: string, flags: RegistryFlags) => runDigest(ref, flags, env));
+
+  example(
+    registryOptions(
+      program.command('manifest').description('print a manifest (pretty JSON; --raw for its exact bytes)'),
+    )
+      .argument('<ref>', 'e.g. alpine:3.20 or name@sha256:…')
+      .option('--raw', 'the exact bytes the registry holds (they hash to the digest)')
+      .option('--platform <os/arch[/variant]>', "an index's manifest for this platform")
+      .option('--json', 'media type, digest, size and the manifest as one JSON document'),
+    'wharf manifest --platform linux/arm64 alpine:3.20',
+  ).action((ref: string, flags: ManifestFlags) => runManifest(ref, flags, env));
+
+  example(
+    registryOptions(
+      program
+        .command('config')
+        .description('print the image config (env, entrypoint, history, rootfs) without pulling layers'),
+    )
+      .argument('<ref>', 'e.g. alpine:3.20')
+      .option('--platform <os/arch[/variant]>', 'which image of an index (default: this machine)')
+      .option('--raw', 'the exact bytes of the config blob')
+      .option('--json', 'digest, media type and the config as one JSON document'),
+    'wharf config --platform linux/amd64 alpine:3.20',
+  ).action((ref: string, flags: ManifestFlags) => runConfig(ref, flags, env));
+}
