@@ -4,6 +4,7 @@
  * an example in --help. Errors propagate to main's one-line `error: CODE: message` handler.
  */
 import type { Command } from 'commander';
+import { runCopy, type CopyFlags } from './copy-command.js';
 import { registryOptions, type Env, type RegistryFlags } from './client-context.js';
 import { runConfig, runDigest, runManifest, runRepos, runTags, type ManifestFlags } from './inspect-commands.js';
 
@@ -58,4 +59,24 @@ export function registerClientCommands(program: Command, env: Env): void {
       .option('--json', 'digest, media type and the config as one JSON document'),
     'wharf config --platform linux/amd64 alpine:3.20',
   ).action((ref: string, flags: ManifestFlags) => runConfig(ref, flags, env));
+
+  example(
+    registryOptions(
+      program
+        .command('copy')
+        .description(
+          'copy an image between registries (or to/from oci-archive:, docker-archive:, oci: ends), digests kept',
+        )
+        .argument('<source>', 'e.g. alpine:3.20, oci-archive:./alpine.tar, docker-archive:./save.tar, oci:./layout')
+        .argument('<destination>', 'e.g. 127.0.0.1:5000/library/alpine:3.20, oci-archive:./alpine.tar'),
+    )
+      .option(
+        '--platform <list>',
+        'only these platforms, e.g. linux/amd64 (one: that image itself) or linux/amd64,linux/arm64',
+      )
+      .option('--referrers', 'also copy the referrers (signatures, SBOMs) of the image')
+      .option('-q, --quiet', 'no progress, no summary')
+      .option('--json', 'the result as one JSON document (no progress)'),
+    'wharf copy docker.io/library/alpine:3.20 127.0.0.1:5000/library/alpine:3.20',
+  ).action((source: string, destination: string, flags: CopyFlags) => runCopy(source, destination, flags, env));
 }
