@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { runCopy, type CopyFlags } from './copy-command.js';
+import { runTree, type TreeFlags } from './tree-command.js';
 import { registryOptions, type Env, type RegistryFlags } from './client-context.js';
 import { runConfig, runDigest, runManifest, runRepos, runTags, type ManifestFlags } from './inspect-commands.js';
 
@@ -79,4 +80,17 @@ export function registerClientCommands(program: Command, env: Env): void {
       .option('--json', 'the result as one JSON document (no progress)'),
     'wharf copy docker.io/library/alpine:3.20 127.0.0.1:5000/library/alpine:3.20',
   ).action((source: string, destination: string, flags: CopyFlags) => runCopy(source, destination, flags, env));
+
+  example(
+    registryOptions(
+      program
+        .command('tree')
+        .description('draw an image: index, platforms, config and layers, sizes, referrers (no layer is pulled)')
+        .argument('<ref>', 'e.g. alpine:3.20'),
+    )
+      .option('-d, --data <dir>', 'mark the blobs this wharf store holds as cached (env WHARF_DATA)')
+      .option('--no-referrers', 'skip looking up referrers (signatures, SBOMs)')
+      .option('--json', 'the tree as one JSON document, full digests'),
+    'wharf tree --data /var/lib/wharf docker.io/library/alpine:3.20',
+  ).action((ref: string, flags: TreeFlags) => runTree(ref, flags, env));
 }
