@@ -79,24 +79,24 @@ async function describe(
   const blobs = new Map<Digest, number>();
   if (parsed.kind === 'index') {
     node.platforms = 0;
-    for (const child of parsed.references) {
-      const attestation = child.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
-      const sub = await describe(
-        client,
-        repo,
-        child,
-        undefined,
-        options,
-        depth + 1,
-        attestation ? 'attestation' : undefined,
-      );
-      if (child.platform !== undefined && !attestation) {
-        sub.label = formatPlatform(child.platform);
-        node.platforms++;
+    // The platforms' manifests are read side by side (a 7-platform index is 7 round trips otherwise).
+    const kinds = parsed.references.map((child) =>
+      child.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest'
+        ? ('attestation' as const)
+        : undefined,
+    );
+    const subs = await Promise.all(
+      parsed.references.map((child, i) => describe(client, repo, child, undefined, options, depth + 1, kinds[i])),
+    );
+    subs.forEach((sub, i) => {
+      const platform = parsed.references[i]?.platform;
+      if (platform !== undefined && kinds[i] === undefined) {
+        sub.label = formatPlatform(platform);
+        node.platforms = (node.platforms ?? 0) + 1;
       }
       node.children.push(sub);
       collect(sub, blobs);
-    }
+    });
   } else {
     parsed.references.forEach((blob, i) => {
       const child: TreeNode = {
@@ -114,9 +114,9 @@ async function describe(
   }
   node.total = [...blobs.values()].reduce((sum, size) => sum + size, 0);
   if (options.referrers) {
-    for (const referrer of await listReferrers(client, repo, descriptor.digest)) {
-      node.children.push(await describe(client, repo, referrer, undefined, options, depth + 1, 'referrer'));
-    }
+    const referrers = await listReferrers(client, repo, descriptor.digest);
+    const nodes = referrers.map((r) => describe(client, repo, r, undefined, options, depth + 1, 'referrer'));
+    node.children.push(...(await Promise.all(nodes)));
   }
   return node;
 }
