@@ -6,6 +6,15 @@
 import type { Command } from 'commander';
 import { runCopy, type CopyFlags } from './copy-command.js';
 import { runTree, type TreeFlags } from './tree-command.js';
+import {
+  runBlobDelete,
+  runBlobGet,
+  runBlobHead,
+  runBlobPut,
+  runDelete,
+  type BlobGetFlags,
+  type BlobPutFlags,
+} from './blob-commands.js';
 import { registryOptions, type Env, type RegistryFlags } from './client-context.js';
 import { runConfig, runDigest, runManifest, runRepos, runTags, type ManifestFlags } from './inspect-commands.js';
 
@@ -93,4 +102,46 @@ export function registerClientCommands(program: Command, env: Env): void {
       .option('--json', 'the tree as one JSON document, full digests'),
     'wharf tree --data /var/lib/wharf docker.io/library/alpine:3.20',
   ).action((ref: string, flags: TreeFlags) => runTree(ref, flags, env));
+
+  example(
+    registryOptions(
+      program.command('delete').description('delete a manifest by tag or by digest (a digest removes every tag on it)'),
+    )
+      .argument('<ref>', 'name:tag or name@digest')
+      .option('--json', 'the result as JSON'),
+    'wharf delete 127.0.0.1:5000/team/app@sha256:…',
+  ).action((ref: string, flags: RegistryFlags) => runDelete(ref, flags, env));
+
+  const blob = program.command('blob').description('read, write or check one blob of a repository');
+  example(
+    registryOptions(blob.command('get').description('stream a blob to stdout or a file, verified against its digest'))
+      .argument('<repository>', 'e.g. 127.0.0.1:5000/team/app')
+      .argument('<digest>', 'sha256:…')
+      .option('-o, --output <file>', 'write here (complete or not at all) instead of stdout'),
+    'wharf blob get -o layer.tgz alpine sha256:…',
+  ).action((repo: string, digest: string, flags: BlobGetFlags) => runBlobGet(repo, digest, flags, env));
+  example(
+    registryOptions(
+      blob.command('head').description("print a blob's digest and size if the repository has it (exit 1 if not)"),
+    )
+      .argument('<repository>')
+      .argument('<digest>')
+      .option('--json', 'digest and size as JSON'),
+    'wharf blob head alpine sha256:…',
+  ).action((repo: string, digest: string, flags: RegistryFlags) => runBlobHead(repo, digest, flags, env));
+  example(
+    registryOptions(blob.command('put').description('upload a blob from a file or stdin; prints its digest'))
+      .argument('<repository>')
+      .argument('[digest]', 'the digest the bytes must have (checked while they stream)')
+      .option('-i, --input <file>', 'read this file (default: stdin)')
+      .option('--json', 'digest and size as JSON'),
+    'wharf blob put -i config.json 127.0.0.1:5000/team/app',
+  ).action((repo: string, digest: string | undefined, flags: BlobPutFlags) => runBlobPut(repo, digest, flags, env));
+  example(
+    registryOptions(blob.command('delete').description('delete a blob from a repository'))
+      .argument('<repository>')
+      .argument('<digest>')
+      .option('--json', 'the result as JSON'),
+    'wharf blob delete 127.0.0.1:5000/team/app sha256:…',
+  ).action((repo: string, digest: string, flags: RegistryFlags) => runBlobDelete(repo, digest, flags, env));
 }
