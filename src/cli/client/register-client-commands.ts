@@ -15,6 +15,8 @@ import {
   type BlobGetFlags,
   type BlobPutFlags,
 } from './blob-commands.js';
+import { runPullDir, runPushDir, type PushDirFlags } from './dir-commands.js';
+import { defaultArtifactType } from './dir-artifact.js';
 import { registryOptions, type Env, type RegistryFlags } from './client-context.js';
 import { runConfig, runDigest, runManifest, runRepos, runTags, type ManifestFlags } from './inspect-commands.js';
 
@@ -144,4 +146,36 @@ export function registerClientCommands(program: Command, env: Env): void {
       .option('--json', 'the result as JSON'),
     'wharf blob delete 127.0.0.1:5000/team/app sha256:…',
   ).action((repo: string, digest: string, flags: RegistryFlags) => runBlobDelete(repo, digest, flags, env));
+
+  example(
+    registryOptions(
+      program
+        .command('push-dir')
+        .description('push a folder as an OCI artifact; the same folder always gives the same digest')
+        .argument('<dir>', 'the folder')
+        .argument('<ref>', 'e.g. 127.0.0.1:5000/team/manifests:v1'),
+    )
+      .option('--artifact-type <type>', `the artifact's type (default ${defaultArtifactType})`)
+      .option('--annotation <key=value>', 'a manifest annotation (repeatable)', (v: string, p: string[] = []) => [
+        ...p,
+        v,
+      ])
+      .option(
+        '--tar',
+        'one gzip tar layer for the whole tree (keeps folders, modes and symlinks) instead of one layer per file',
+      )
+      .option('--json', 'the result as JSON'),
+    'wharf push-dir ./deploy 127.0.0.1:5000/team/deploy:v1',
+  ).action((dir: string, ref: string, flags: PushDirFlags) => runPushDir(dir, ref, flags, env));
+
+  example(
+    registryOptions(
+      program
+        .command('pull-dir')
+        .description('restore a folder pushed with push-dir (verified; refuses entries that escape the folder)')
+        .argument('<ref>', 'e.g. 127.0.0.1:5000/team/manifests:v1')
+        .argument('<dir>', 'a new or empty folder'),
+    ).option('--json', 'the result as JSON'),
+    'wharf pull-dir 127.0.0.1:5000/team/deploy:v1 ./deploy',
+  ).action((ref: string, dir: string, flags: RegistryFlags) => runPullDir(ref, dir, flags, env));
 }
