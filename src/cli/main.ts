@@ -20,6 +20,7 @@ import { runPreload, type PreloadFlags } from './preload-command.js';
 import { runLs, type LsFlags } from './ls-command.js';
 import { explainError, type PathOption } from './explain-error.js';
 import { runStats, type StatsFlags } from './stats-command.js';
+import { registerClientCommands } from './client/register-client-commands.js';
 
 /** package.json sits at the package root, two levels above both src/cli and dist/cli. */
 const packageVersion = (
@@ -309,6 +310,9 @@ storeOptions(
   .action(async (flags: StatsFlags) => {
     await runStats(flags, process.env, true);
   });
+
+// tags, repos, digest, manifest, config, tree, copy, delete, blob, push-dir, pull-dir (cli/client/).
+registerClientCommands(program, process.env);
 
 /** One plain line, `error: CODE: message`, and exit 1; --debug adds the cause chain. */
 function fail(error: unknown): never {

@@ -114,6 +114,11 @@ export class LocalStore implements ImageSource, ImageSink {
     return listImages(this.db, this.files, match);
   }
 
+  /** Whether the store holds a blob's bytes, whatever repository links it (wharf tree --data marks these). */
+  hasBlob(digest: Digest): boolean {
+    return this.index.blobSize(digest) !== undefined;
+  }
+
   cleanUploads(): Promise<number> {
     return this.uploads.clean();
   }

@@ -22,7 +22,7 @@ interface UpstreamErrorEntry {
   message?: string;
 }
 
-function parseErrorBody(bytes: Buffer): UpstreamErrorEntry[] | string | undefined {
+export function parseErrorBody(bytes: Buffer): UpstreamErrorEntry[] | string | undefined {
   if (bytes.byteLength === 0) return undefined;
   const text = bytes.toString('utf8');
   try {

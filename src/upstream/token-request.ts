@@ -68,7 +68,8 @@ async function send(
       });
     }
     if (challenge.service !== undefined) url.searchParams.set('service', challenge.service);
-    url.searchParams.append('scope', scope);
+    // Several scopes (a push that mounts from another repository) go as repeated parameters (token.md).
+    for (const one of scope.split(' ')) url.searchParams.append('scope', one);
     if (credentials?.kind !== 'basic') return await http.send({ ...base, method: 'GET' });
     url.searchParams.set('account', credentials.username);
     return await http.send({

@@ -6,6 +6,7 @@
  * turned into UNAVAILABLE.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { OciError } from '../oci/errors.js';
 import { forbiddenAddressCode, type AddressGuard } from './address-guard.js';
@@ -22,12 +23,16 @@ export const maxRedirects = 5;
 
 const redirectStatuses: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
+/** A body sent once (a stream) cannot be sent again after a redirect; strings and bytes can. */
+export type RequestBody = string | Uint8Array | Readable;
+
 export interface HttpRequest {
-  method: 'GET' | 'HEAD' | 'POST';
+  /** PUT, PATCH and DELETE are the client commands' (wharf copy, blob put, delete); the mirror only reads. */
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   url: URL;
   /** Lower-case names. Authorization does not go here: see `authorization`. */
   headers?: Record<string, string>;
-  body?: string;
+  body?: RequestBody;
   /** Sent only while the request URL's origin is `trustedOrigin`, on the first hop and after redirects. */
   authorization?: string;
   trustedOrigin: string;
@@ -105,6 +110,11 @@ export class UpstreamHttp {
         return { status: response.statusCode, headers: response.headers, body: response.body, url };
       }
       await discardBody(response.body);
+      if (body instanceof Readable) {
+        // The stream is spent: following would send an empty or partial body. Registries answer
+        // uploads themselves; one that redirects an upload is refused rather than half-served.
+        throw new OciError('UNAVAILABLE', `${url.host}: redirected a streamed upload: not followed`, { status: 502 });
+      }
       if (hop >= maxRedirects) {
         throw new OciError('UNAVAILABLE', `${request.url.host}: more than ${maxRedirects} redirects`, { status: 502 });
       }
@@ -151,7 +161,7 @@ export class UpstreamHttp {
     method: HttpRequest['method'],
     url: URL,
     headers: Record<string, string>,
-    body: string | undefined,
+    body: RequestBody | undefined,
     signal: AbortSignal | undefined,
   ): Promise<Dispatcher.ResponseData> {
     const started = performance.now();

@@ -1,0 +1,103 @@
+/**
+ * @module cli/client/copy-archive
+ * `wharf copy` with an archive at one end, through src/archive: a registry image written as an
+ * OCI image layout tar (`oci-archive:`; `docker-archive:` gets the same tar, which carries
+ * docker's manifest.json beside index.json, so `docker load` takes it), or an OCI layout (tar or
+ * folder) or a docker-archive tar read into a registry repository, all verified while streaming.
+ * A tar is written as `<file>.part` and renamed when complete.
+ */
+import { once } from 'node:events';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm, stat } from 'node:fs/promises';
+import { importArchive } from '../../archive/import-archive.js';
+import { OciLayoutWriter } from '../../archive/oci-layout-writer.js';
+import { readDirEntries } from '../../archive/dir-entries.js';
+import { readTarEntries } from '../../archive/tar-entries.js';
+import type { Platform } from '../../oci/descriptor.js';
+import type { Digest } from '../../oci/digest.js';
+import { defaultTag, formatDockerRef, refReference, type DockerRef } from '../../oci/docker-ref.js';
+import { OciError } from '../../oci/errors.js';
+import { parseRepoName } from '../../oci/reference.js';
+import type { RegistryClient } from '../../upstream/registry-client.js';
+import { RegistryImageReader } from '../../upstream/registry-image-reader.js';
+import { RegistryImageWriter } from '../../upstream/registry-image-writer.js';
+import { copyImages } from '../../transfer/copy-images.js';
+import type { ProgressView } from '../transfer-progress.js';
+import type { CopyResult } from './copy-command.js';
+import type { CopyEnd } from './copy-ends.js';
+import { platformMatches } from './platforms.js';
+
+export async function copyToArchive(
+  src: RegistryClient,
+  from: DockerRef,
+  path: string,
+  platforms: Platform[] | undefined,
+  view: ProgressView,
+): Promise<CopyResult> {
+  const temp = `${path}.${process.pid}.part`;
+  const out = createWriteStream(temp, { flags: 'wx' });
+  const reference = refReference(from) ?? defaultTag;
+  // The image keeps its full name in the layout (ref.name), as `wharf export` writes it; a host
+  // with a port is outside the names wharf's archives carry, so the repository stands alone then.
+  const full = `${from.registry}/${from.repository}`;
+  const fullName = parseRepoName(full) ?? from.repository;
+  try {
+    const summary = await copyImages(
+      new RegistryImageReader(src),
+      new OciLayoutWriter(out),
+      [{ from: { name: from.repository, reference }, to: { name: fullName, reference } }],
+      {
+        onEvent: view.onEvent,
+        ...(platforms === undefined
+          ? {}
+          : { platforms: (p: Platform) => platforms.some((w) => platformMatches(w, p)) }),
+      },
+    );
+    out.end();
+    await once(out, 'close');
+    await rename(temp, path);
+    return {
+      source: formatDockerRef(from),
+      destination: path,
+      digest: summary.images[0]?.digest ?? ('' as Digest),
+      blobsSent: summary.blobsSent,
+      blobsPresent: 0,
+      blobsMounted: 0,
+      bytesSent: summary.bytes,
+      referrers: 0,
+      upToDate: false,
+    };
+  } catch (error) {
+    out.destroy();
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+export async function copyFromArchive(
+  from: Exclude<CopyEnd, { kind: 'registry' }>,
+  dst: RegistryClient,
+  to: DockerRef,
+  view: ProgressView,
+): Promise<CopyResult> {
+  const info = await stat(from.path);
+  const entries = info.isDirectory()
+    ? readDirEntries(from.path)
+    : readTarEntries(createReadStream(from.path, { highWaterMark: 1024 * 1024 }));
+  if (!info.isDirectory()) view.setTotal(info.size);
+  if (to.digest !== undefined) throw new OciError('UNSUPPORTED', 'copy from an archive to name@digest: name a tag');
+  const writer = new RegistryImageWriter(dst, to.repository, { tag: to.tag ?? defaultTag });
+  const result = await importArchive(entries, writer, { name: to.repository, label: from.path, onEvent: view.onEvent });
+  const tagged = writer.tagged[0];
+  return {
+    source: `${from.kind}:${from.path}`,
+    destination: writer.tagged.length === 1 ? formatDockerRef(to) : `${to.registry}/${to.repository}`,
+    digest: tagged?.digest ?? result.images[0]?.digest ?? ('' as Digest),
+    blobsSent: result.blobsWritten,
+    blobsPresent: writer.counts.blobsPresent,
+    blobsMounted: 0,
+    bytesSent: result.bytesWritten,
+    referrers: 0,
+    upToDate: false,
+  };
+}

@@ -1,0 +1,43 @@
+/**
+ * @module upstream/registry-image-reader
+ * A registry as the transfer engine's ImageReader (the pull end of `wharf copy`). Nothing here is
+ * trusted: the engine verifies every blob against its digest while it streams, and manifests
+ * asked by digest are checked against it on arrival (registry-reads.ts).
+ */
+import type { Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import type { BlobHandle, ManifestContent } from '../oci/image-source.js';
+import type { ImageReader } from '../oci/image-transfer.js';
+import type { RepoName, Tag } from '../oci/reference.js';
+import type { RegistryClient } from './registry-client.js';
+import { getBlob, getManifest } from './registry-reads.js';
+
+export class RegistryImageReader implements ImageReader {
+  constructor(private readonly client: RegistryClient) {}
+
+  async getManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestContent | undefined> {
+    const manifest = await getManifest(this.client, name, reference);
+    if (manifest === undefined) return undefined;
+    return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, bytes: manifest.bytes };
+  }
+
+  async openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined> {
+    const blob = await getBlob(this.client, name, digest);
+    if (blob === undefined) return undefined;
+    if (blob.size === undefined) {
+      await blob.cancel();
+      throw new OciError('SIZE_INVALID', `${this.client.host} sent blob ${digest} without a length`);
+    }
+    let opened = false;
+    return {
+      digest,
+      size: blob.size,
+      open: () => {
+        // One GET, one body: a second open would need a second request.
+        if (opened) throw new OciError('UNKNOWN', `blob ${digest} was already read`);
+        opened = true;
+        return blob.body;
+      },
+    };
+  }
+}
