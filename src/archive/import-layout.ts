@@ -112,7 +112,7 @@ async function readAndWrite(
   const index = parseManifest(indexBytes, mediaTypes.ociIndex);
   if (index.kind !== 'index') throw new OciError('MANIFEST_INVALID', 'index.json is not an image index');
   for (const root of index.references) {
-    const ref = options.names(pickRefName(root.annotations), root.digest);
+    const ref = options.names(pickRefName(root.annotations), root.digest, root.annotations);
     const bytes = await writeImageTree(writer, ref.name, root, content, 0);
     await writer.tag(ref.name, ref.reference, root.digest);
     result.images.push({ ref: formatImageRef(ref), digest: root.digest });

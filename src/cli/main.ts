@@ -237,6 +237,11 @@ progressOptions(
   ),
 )
   .option('--name <repository>', 'the repository for entries whose ref.name carries no registry host')
+  .option(
+    '--local <pattern>',
+    'plain names in a layout that stay local instead of docker.io/…, e.g. "team/*" (repeatable; env WHARF_LOCAL)',
+    (value: string, previous: string[] = []) => [...previous, value],
+  )
   .action(async (source: string, flags: ImportFlags) => {
     await runImport(source, flags, process.env);
   });
