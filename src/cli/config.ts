@@ -50,6 +50,8 @@ export interface Config {
   accessLog: boolean;
   /** Anyone may read /metrics (metrics.public); else loopback clients and admins, when users are configured. */
   metricsPublic: boolean;
+  /** Pushed manifests may name blobs (and index children) the registry does not hold (issue 10). */
+  sparseManifests: boolean;
 }
 
 /** Every scalar option by its dotted YAML key, with the environment variable and flag that set it. */
@@ -78,6 +80,7 @@ const options = {
   offline: { env: 'WHARF_OFFLINE', flag: 'offline', default: 'false' },
   'log.access': { env: 'WHARF_LOG_ACCESS', flag: undefined, default: 'true' },
   'metrics.public': { env: 'WHARF_METRICS_PUBLIC', flag: undefined, default: 'false' },
+  'registry.sparseManifests': { env: 'WHARF_SPARSE_MANIFESTS', flag: undefined, default: 'false' },
 } as const;
 type Key = keyof typeof options;
 
@@ -171,6 +174,7 @@ export function loadConfig(sources: ConfigSources): Config {
     tls: parseTls(raw('tls.cert'), raw('tls.key')),
     accessLog: parseBoolean(raw('log.access')),
     metricsPublic: parseBoolean(raw('metrics.public')),
+    sparseManifests: parseBoolean(raw('registry.sparseManifests')),
   };
 }
 

@@ -119,6 +119,7 @@ upstreamOptions(
       tls: config.tls,
       accessLog: config.accessLog,
       metricsPublic: config.metricsPublic,
+      sparseManifests: config.sparseManifests,
     });
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down: finishing requests in flight');

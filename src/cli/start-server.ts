@@ -35,6 +35,8 @@ export interface ServerOptions {
   shutdownGraceMs?: number;
   upstreams?: UpstreamSettings[];
   defaultUpstream?: string;
+  /** registry.sparseManifests: accept pushed manifests naming blobs not held (default off). */
+  sparseManifests?: boolean;
   offline?: boolean;
   /** Names kept local when a default upstream is set (patterns, see registry/auth/name-pattern.ts). */
   local?: string[];
@@ -82,6 +84,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         maxSessions: options.uploads?.maxSessions,
         maxSessionsPerClient: options.uploads?.maxSessionsPerClient,
       },
+      sparseManifests: options.sparseManifests,
     });
   } catch (error) {
     await lock.release();
