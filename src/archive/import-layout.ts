@@ -8,7 +8,9 @@
  * kept. Any refusal aborts the writer, which leaves the target as it was.
  */
 import { commitOrAbort } from './commit-or-abort.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
+import type { RepoName } from '../oci/reference.js';
 import { OciError } from '../oci/errors.js';
 import { formatImageRef } from '../oci/image-ref.js';
 import type { ImageWriter } from '../oci/image-transfer.js';
@@ -111,14 +113,60 @@ async function readAndWrite(
   }
   const index = parseManifest(indexBytes, mediaTypes.ociIndex);
   if (index.kind !== 'index') throw new OciError('MANIFEST_INVALID', 'index.json is not an image index');
+  const placed = new Map<Digest, RepoName>();
+  const referrers: Descriptor[] = [];
   for (const root of index.references) {
-    const ref = options.names(pickRefName(root.annotations), root.digest, root.annotations);
-    const bytes = await writeImageTree(writer, ref.name, root, content, 0);
+    const refName = pickRefName(root.annotations);
+    // An entry without a name whose manifest has a subject is a referrer: it goes where its subject goes.
+    if (refName === undefined && hasSubject(content, root)) {
+      referrers.push(root);
+      continue;
+    }
+    const ref = options.names(refName, root.digest, root.annotations);
+    const bytes = await writeImageTree(writer, ref.name, root, content, 0, placed);
     await writer.tag(ref.name, ref.reference, root.digest);
     result.images.push({ ref: formatImageRef(ref), digest: root.digest });
     emit({ type: 'image-done', image: formatImageRef(ref), digest: root.digest, bytes });
   }
+  await writeReferrers(writer, referrers, content, placed, options.names);
   return result;
+}
+
+function hasSubject(content: LayoutContent, descriptor: Descriptor): boolean {
+  const bytes = content.manifests.get(descriptor.digest);
+  return bytes !== undefined && parseManifest(bytes, descriptor.mediaType).subject !== undefined;
+}
+
+/**
+ * Writes each referrer under the repository its subject went to; a referrer of a
+ * referrer waits for that one. One whose subject is in no image of the layout
+ * needs --name (the mapper says so).
+ */
+async function writeReferrers(
+  writer: ImageWriter,
+  referrers: Descriptor[],
+  content: LayoutContent,
+  placed: Map<Digest, RepoName>,
+  names: NameMapper,
+): Promise<void> {
+  let pending = referrers;
+  while (pending.length > 0) {
+    const waiting: Descriptor[] = [];
+    for (const referrer of pending) {
+      const bytes = content.manifests.get(referrer.digest);
+      const subject = bytes === undefined ? undefined : parseManifest(bytes, referrer.mediaType).subject;
+      const name = subject === undefined ? undefined : placed.get(subject.digest);
+      if (name === undefined) waiting.push(referrer);
+      else await writeImageTree(writer, name, referrer, content, 0, placed);
+    }
+    if (waiting.length === pending.length) {
+      for (const referrer of waiting) {
+        await writeImageTree(writer, names(undefined, referrer.digest).name, referrer, content, 0, placed);
+      }
+      return;
+    }
+    pending = waiting;
+  }
 }
 
 function checkLayoutVersion(bytes: Uint8Array): void {

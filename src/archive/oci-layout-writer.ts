@@ -38,6 +38,8 @@ export class OciLayoutWriter implements ImageWriter {
   /** Parsed manifests (small), for the docker manifest.json written at commit. */
   private readonly parsed = new Map<Digest, ParsedManifest>();
   private readonly roots: Descriptor[] = [];
+  /** Manifests with a subject (signatures, SBOMs): listed in index.json too, without a ref.name, so an import finds them. */
+  private readonly referrers: Descriptor[] = [];
   /** Entries go one at a time: each waits for the previous one to end. */
   private queue: Promise<void> = Promise.resolve();
   private failed: unknown;
@@ -72,7 +74,17 @@ export class OciLayoutWriter implements ImageWriter {
 
   async writeManifest(_name: RepoName, manifest: ManifestContent): Promise<void> {
     this.manifests.set(manifest.digest, { mediaType: manifest.mediaType, size: manifest.bytes.byteLength });
-    this.parsed.set(manifest.digest, parseManifest(manifest.bytes, manifest.mediaType));
+    const parsed = parseManifest(manifest.bytes, manifest.mediaType);
+    this.parsed.set(manifest.digest, parsed);
+    if (parsed.subject !== undefined && !this.referrers.some((d) => d.digest === manifest.digest)) {
+      const descriptor: Descriptor = {
+        mediaType: parsed.mediaType,
+        digest: manifest.digest,
+        size: manifest.bytes.byteLength,
+      };
+      if (parsed.artifactType !== undefined) descriptor.artifactType = parsed.artifactType;
+      this.referrers.push(descriptor);
+    }
     await this.writeBlob({ digest: manifest.digest, size: manifest.bytes.byteLength }, [manifest.bytes]);
   }
 
@@ -88,7 +100,9 @@ export class OciLayoutWriter implements ImageWriter {
   }
 
   async commit(): Promise<void> {
-    const index = { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: this.roots };
+    const named = new Set(this.roots.map((d) => d.digest));
+    const referrers = this.referrers.filter((d) => !named.has(d.digest));
+    const index = { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: [...this.roots, ...referrers] };
     const roots = this.roots.map((d) => {
       const refName = d.annotations?.[refNameAnnotation] ?? '';
       return { digest: d.digest, refName, tagged: parseImageRef(refName)?.reference !== d.digest };

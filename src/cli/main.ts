@@ -225,6 +225,7 @@ progressOptions(
 )
   .requiredOption('-o, --output <file>', 'the tar to write, - for stdout')
   .option('--all', 'every tagged image in the store')
+  .option('--referrers', 'also the referrers (signatures, SBOMs) of every manifest exported')
   .action(async (refs: string[], flags: ExportFlags) => {
     await runExport(refs, flags, process.env);
   });
@@ -262,6 +263,7 @@ progressOptions(
     '--platform <list>',
     'only these platforms of an index, e.g. linux/amd64,linux/arm64/v8 (the index is kept whole)',
   )
+  .option('--referrers', 'also the referrers (signatures, SBOMs) of every manifest fetched')
   .action(async (refs: string[], flags: PreloadFlags) => {
     await runPreload(refs, flags, process.env);
   });

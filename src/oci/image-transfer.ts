@@ -7,6 +7,7 @@
  * leaves half an image behind. The local store, an OCI layout tar and (later) a
  * remote registry or a docker-archive tar implement it.
  */
+import type { Descriptor } from './descriptor.js';
 import type { Digest } from './digest.js';
 import type { BlobHandle, BlobInfo, ManifestContent } from './image-source.js';
 import type { RepoName, Tag } from './reference.js';
@@ -16,6 +17,11 @@ export interface ImageReader {
   getManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestContent | undefined>;
   /** A blob of repository `name`, with its size; its bytes are read only through open(). */
   openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined>;
+  /**
+   * The manifests whose subject is `subject` (distribution-spec referrers), for
+   * copies with referrers. A reader without it has none to give.
+   */
+  listReferrers?(name: RepoName, subject: Digest): Promise<Descriptor[]>;
 }
 
 export interface ImageWriter {

@@ -23,6 +23,8 @@ export interface CopyOptions {
   concurrency?: number;
   /** Which platforms of an index to take; all when absent. */
   platforms?: (platform: Platform) => boolean;
+  /** Also copy the referrers of every manifest copied (and theirs), when the reader can list them. */
+  referrers?: boolean;
   onEvent?: TransferListener;
 }
 
@@ -76,7 +78,7 @@ async function copyOne(
   const emit = options.onEvent ?? ((): void => undefined);
   const image = formatImageRef(request.from);
   const to = request.to ?? request.from;
-  const plan = await planImage(reader, request.from, options.platforms);
+  const plan = await planImage(reader, request.from, options.platforms, options.referrers === true);
   const bytes = plan.blobs.reduce((sum, blob) => sum + blob.size, 0);
   emit({ type: 'image-start', image, digest: plan.root.digest, blobs: plan.blobs.length, bytes });
 
