@@ -92,13 +92,20 @@ async function readAndWrite(
       const counted = countProgress(entry.body, (done) =>
         emit({ type: 'blob-progress', image, digest, size: entry.size, done }),
       );
-      const verified = verifyStream(counted, target);
-      const body = collectManifest(verified, entry.size, (bytes) => content.manifests.set(digest, bytes));
+      const keep = (bytes: Uint8Array): void => void content.manifests.set(digest, bytes);
       if (await writer.hasBlob(digest)) {
-        await drain(body);
+        // Held already (verified when it was written): these bytes are read past, not hashed. A manifest
+        // among them is kept for the tree, and writeManifest checks its digest before using it.
+        await drain(collectManifest(counted, entry.size, keep));
         emit({ type: 'blob-skipped', image, digest, size: entry.size });
       } else {
-        await writer.writeBlob({ digest, size: entry.size }, body);
+        // Hashed once: by the writer when it verifies as it writes (the store), else here.
+        const checked = writer.verifiesBlobs === true ? counted : verifyStream(counted, target);
+        await writer
+          .writeBlob({ digest, size: entry.size }, collectManifest(checked, entry.size, keep))
+          .catch((error: unknown) => {
+            throw relabel(error, entry.path);
+          });
         result.blobsWritten++;
         result.bytesWritten += entry.size;
         emit({ type: 'blob-done', image, digest, size: entry.size });
@@ -130,6 +137,16 @@ async function readAndWrite(
   }
   await writeReferrers(writer, referrers, content, placed, options.names);
   return result;
+}
+
+/** The store's digest mismatch, named by the archive entry it came from (as verifyStream names it). */
+function relabel(error: unknown, path: string): unknown {
+  if (!(error instanceof OciError) || error.code !== 'DIGEST_INVALID') return error;
+  const computed = (error.detail as { computed?: string } | undefined)?.computed;
+  return new OciError('DIGEST_INVALID', `${path}: content does not match its digest (computed ${computed})`, {
+    detail: error.detail,
+    cause: error,
+  });
 }
 
 function hasSubject(content: LayoutContent, descriptor: Descriptor): boolean {

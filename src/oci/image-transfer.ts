@@ -25,6 +25,12 @@ export interface ImageReader {
 }
 
 export interface ImageWriter {
+  /**
+   * True when writeBlob itself hashes the bytes while they stream, checks size and
+   * digest, and keeps nothing on a mismatch (the store's verified write path). A
+   * caller may then leave out its own pass: every byte is hashed once, not twice.
+   */
+  readonly verifiesBlobs?: boolean;
   /** Whether the writer already holds these bytes (from before, or from this batch): then they are not sent. */
   hasBlob(digest: Digest): Promise<boolean>;
   /**
