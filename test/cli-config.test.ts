@@ -33,6 +33,14 @@ describe('loadConfig', () => {
     expect(config.uploadMaxAgeMs).toBe(24 * 3600 * 1000);
   });
 
+  it('registry.sparseManifests: off by default, on from the file or WHARF_SPARSE_MANIFESTS', async () => {
+    expect(loadConfig({ env: {}, flags: {} }).sparseManifests).toBe(false);
+    const sparseFile = join(dir, 'sparse.yaml');
+    await writeFile(sparseFile, 'registry:\n  sparseManifests: true\n');
+    expect(loadConfig({ file: sparseFile, env: {}, flags: {} }).sparseManifests).toBe(true);
+    expect(loadConfig({ env: { WHARF_SPARSE_MANIFESTS: 'true' }, flags: {} }).sparseManifests).toBe(true);
+  });
+
   it('lets env override the file and flags override env', () => {
     const fromFile = loadConfig({ file, env: {}, flags: {} });
     expect(fromFile).toMatchObject({

@@ -151,6 +151,33 @@ describe('wharf export and import', () => {
   );
 
   it(
+    "reads a ref.name without a registry host as docker does: containerd's ns=docker.io request finds it offline",
+    async () => {
+      // What `skopeo copy docker://alpine:3.20 oci-archive:f.tar:alpine:3.20` writes: a familiar name.
+      const layout = join(work, 'familiar');
+      await writeOciLayout(image, layout, 'alpine:3.20');
+      const data = join(work, 'familiar-data');
+      const imported = await runWharf(['import', layout, '--data', data], { timeoutMs: 60_000 });
+      expect(imported.stdout).toContain(`imported docker.io/library/alpine:3.20 (${image.root.digest})`);
+      expect(imported.code).toBe(0);
+      // docker.io is a built-in upstream: offline it is never dialled, but it names the host ns= asks for.
+      const served = await spawnWharf(['--data', data, '--offline']);
+      try {
+        const response = await fetch(`${served.url}/v2/library/alpine/manifests/3.20?ns=docker.io`, {
+          method: 'HEAD',
+          headers: { accept: image.root.mediaType },
+          signal: AbortSignal.timeout(30_000),
+        });
+        expect(response.status).toBe(200);
+        expect(response.headers.get('docker-content-digest')).toBe(image.root.digest);
+      } finally {
+        await withDeadline(served.kill(), 15_000, 'wharf serve exiting');
+      }
+    },
+    timeoutMs,
+  );
+
+  it(
     'writes a tar that skopeo reads as oci-archive:, with the original digests',
     async () => {
       const out = join(work, 'from-archive');

@@ -102,6 +102,33 @@ describe('wharf import refuses damaged bundles and leaves the store as it was', 
     await expectRefused(bundle, /DIGEST_INVALID: blobs\/sha256\/\w+: content does not match its digest/);
   });
 
+  it('a second import writes nothing: blobs the store holds are read past, not hashed, so a flipped byte there is discarded', async () => {
+    const again = join(work, 'again-store');
+    const first = await runWharf(['import', goodPath, '--data', again, '--quiet']);
+    expect(first.code).toBe(0);
+    const before = await snapshotStore(again);
+    // The layer is held already: its bytes in this bundle are never used, so damage there costs nothing.
+    const bundle = await variant('held-flipped.tar', (entries) => {
+      const layer = entries.find((e) => e.header.name === layerPath);
+      if (layer === undefined) throw new Error('no layer entry');
+      layer.data[100] = (layer.data[100] ?? 0) ^ 0xff;
+      return entries;
+    });
+    const second = await runWharf(['import', bundle, '--data', again]);
+    expect(second.stderr).not.toContain('error');
+    expect(second.stdout).toMatch(/, 0 blobs written, /);
+    expect(second.code).toBe(0);
+    // The same files and rows; only the tag's updated_at moves (the operator stated it again).
+    const after = await snapshotStore(again);
+    const withoutTime = (rows: string[] | undefined): string[] =>
+      (rows ?? []).map((row) => row.replace(/"updated_at":\d+/, ''));
+    expect(after.files).toEqual(before.files);
+    expect({ ...after.rows, tags: withoutTime(after.rows.tags) }).toEqual({
+      ...before.rows,
+      tags: withoutTime(before.rows.tags),
+    });
+  });
+
   it('refuses a truncated tar', async () => {
     const whole = await readFile(goodPath);
     const offset = whole.indexOf(Buffer.from(layerPath.slice(0, 99)));

@@ -19,7 +19,7 @@ import type { RepoName } from '../oci/reference.js';
 /** `alpine:3.20` → docker.io/library/alpine:3.20, as docker's ParseNormalizedNamed does. */
 export function normalizeDockerRef(repoTag: string): ImageRef | undefined {
   let full = repoTag;
-  if (!hasRegistryHost(repoTag)) full = repoTag.includes('/') ? `docker.io/${repoTag}` : `docker.io/library/${repoTag}`;
+  if (!hasRegistryHost(repoTag)) full = dockerHubName(repoTag);
   else if (repoTag.startsWith('index.docker.io/')) full = `docker.io/${repoTag.slice('index.docker.io/'.length)}`;
   else {
     // A repository name cannot hold ':': a host with a port is kept as the mirror keeps it (localhost-5000/app).
@@ -30,6 +30,11 @@ export function normalizeDockerRef(repoTag: string): ImageRef | undefined {
   // A RepoTag with a digest is not a tag; docker writes none.
   if (ref === undefined || parseDigest(ref.reference) !== undefined) return undefined;
   return ref;
+}
+
+/** A name without a registry host, as docker reads it: Docker Hub's, official images under `library/`. */
+export function dockerHubName(name: string): string {
+  return name.includes('/') ? `docker.io/${name}` : `docker.io/library/${name}`;
 }
 
 /** The references one image of the archive is stored under: its RepoTags, or its digest under --name. */

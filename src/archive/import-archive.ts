@@ -19,6 +19,8 @@ import { createNameMapper } from './ref-names.js';
 
 export interface ImportArchiveOptions {
   name?: RepoName;
+  /** The target's `local` patterns: a plain layout name they match stays local (see ref-names.ts). */
+  isLocal?: (name: string) => boolean;
   label: string;
   onEvent?: TransferListener;
 }
@@ -54,7 +56,7 @@ export async function importArchive(
   const path = first === undefined ? '' : requireSafePath(first.path).join('/');
   if (path.startsWith('blobs/') || path === layoutFile || path === indexFile || first === undefined) {
     return importLayout(replay(), writer, {
-      names: createNameMapper(options.name),
+      names: createNameMapper({ name: options.name, isLocal: options.isLocal }),
       label: options.label,
       onEvent: options.onEvent,
     });

@@ -8,7 +8,9 @@
  * kept. Any refusal aborts the writer, which leaves the target as it was.
  */
 import { commitOrAbort } from './commit-or-abort.js';
+import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
+import type { RepoName } from '../oci/reference.js';
 import { OciError } from '../oci/errors.js';
 import { formatImageRef } from '../oci/image-ref.js';
 import type { ImageWriter } from '../oci/image-transfer.js';
@@ -90,13 +92,20 @@ async function readAndWrite(
       const counted = countProgress(entry.body, (done) =>
         emit({ type: 'blob-progress', image, digest, size: entry.size, done }),
       );
-      const verified = verifyStream(counted, target);
-      const body = collectManifest(verified, entry.size, (bytes) => content.manifests.set(digest, bytes));
+      const keep = (bytes: Uint8Array): void => void content.manifests.set(digest, bytes);
       if (await writer.hasBlob(digest)) {
-        await drain(body);
+        // Held already (verified when it was written): these bytes are read past, not hashed. A manifest
+        // among them is kept for the tree, and writeManifest checks its digest before using it.
+        await drain(collectManifest(counted, entry.size, keep));
         emit({ type: 'blob-skipped', image, digest, size: entry.size });
       } else {
-        await writer.writeBlob({ digest, size: entry.size }, body);
+        // Hashed once: by the writer when it verifies as it writes (the store), else here.
+        const checked = writer.verifiesBlobs === true ? counted : verifyStream(counted, target);
+        await writer
+          .writeBlob({ digest, size: entry.size }, collectManifest(checked, entry.size, keep))
+          .catch((error: unknown) => {
+            throw relabel(error, entry.path);
+          });
         result.blobsWritten++;
         result.bytesWritten += entry.size;
         emit({ type: 'blob-done', image, digest, size: entry.size });
@@ -111,14 +120,70 @@ async function readAndWrite(
   }
   const index = parseManifest(indexBytes, mediaTypes.ociIndex);
   if (index.kind !== 'index') throw new OciError('MANIFEST_INVALID', 'index.json is not an image index');
+  const placed = new Map<Digest, RepoName>();
+  const referrers: Descriptor[] = [];
   for (const root of index.references) {
-    const ref = options.names(pickRefName(root.annotations), root.digest);
-    const bytes = await writeImageTree(writer, ref.name, root, content, 0);
+    const refName = pickRefName(root.annotations);
+    // An entry without a name whose manifest has a subject is a referrer: it goes where its subject goes.
+    if (refName === undefined && hasSubject(content, root)) {
+      referrers.push(root);
+      continue;
+    }
+    const ref = options.names(refName, root.digest, root.annotations);
+    const bytes = await writeImageTree(writer, ref.name, root, content, 0, placed);
     await writer.tag(ref.name, ref.reference, root.digest);
     result.images.push({ ref: formatImageRef(ref), digest: root.digest });
     emit({ type: 'image-done', image: formatImageRef(ref), digest: root.digest, bytes });
   }
+  await writeReferrers(writer, referrers, content, placed, options.names);
   return result;
+}
+
+/** The store's digest mismatch, named by the archive entry it came from (as verifyStream names it). */
+function relabel(error: unknown, path: string): unknown {
+  if (!(error instanceof OciError) || error.code !== 'DIGEST_INVALID') return error;
+  const computed = (error.detail as { computed?: string } | undefined)?.computed;
+  return new OciError('DIGEST_INVALID', `${path}: content does not match its digest (computed ${computed})`, {
+    detail: error.detail,
+    cause: error,
+  });
+}
+
+function hasSubject(content: LayoutContent, descriptor: Descriptor): boolean {
+  const bytes = content.manifests.get(descriptor.digest);
+  return bytes !== undefined && parseManifest(bytes, descriptor.mediaType).subject !== undefined;
+}
+
+/**
+ * Writes each referrer under the repository its subject went to; a referrer of a
+ * referrer waits for that one. One whose subject is in no image of the layout
+ * needs --name (the mapper says so).
+ */
+async function writeReferrers(
+  writer: ImageWriter,
+  referrers: Descriptor[],
+  content: LayoutContent,
+  placed: Map<Digest, RepoName>,
+  names: NameMapper,
+): Promise<void> {
+  let pending = referrers;
+  while (pending.length > 0) {
+    const waiting: Descriptor[] = [];
+    for (const referrer of pending) {
+      const bytes = content.manifests.get(referrer.digest);
+      const subject = bytes === undefined ? undefined : parseManifest(bytes, referrer.mediaType).subject;
+      const name = subject === undefined ? undefined : placed.get(subject.digest);
+      if (name === undefined) waiting.push(referrer);
+      else await writeImageTree(writer, name, referrer, content, 0, placed);
+    }
+    if (waiting.length === pending.length) {
+      for (const referrer of waiting) {
+        await writeImageTree(writer, names(undefined, referrer.digest).name, referrer, content, 0, placed);
+      }
+      return;
+    }
+    pending = waiting;
+  }
 }
 
 function checkLayoutVersion(bytes: Uint8Array): void {

@@ -3,7 +3,8 @@
  * An ImageWriter that streams an OCI image layout as a tar (image-spec
  * image-layout.md) to any writable: `oci-layout` first, each blob once as
  * `blobs/<alg>/<hex>` as it arrives, `index.json` last, naming every image by
- * its full reference in `org.opencontainers.image.ref.name`. Nothing is built
+ * its full reference in `org.opencontainers.image.ref.name` (and a local name,
+ * one without a registry host, as such: ref-names.ts). Nothing is built
  * in memory but manifests; a tar is sequential, so blob entries are written
  * one at a time (the engine's other reads wait on back-pressure meanwhile).
  * Before index.json, a docker `manifest.json` for the single-platform images,
@@ -15,7 +16,7 @@ import { pack, type Pack } from 'tar-stream';
 import { digestAlgorithm, digestEncoded, type Digest } from '../oci/digest.js';
 import type { Descriptor } from '../oci/descriptor.js';
 import { OciError } from '../oci/errors.js';
-import { formatImageRef, parseImageRef } from '../oci/image-ref.js';
+import { formatImageRef, hasRegistryHost, parseImageRef } from '../oci/image-ref.js';
 import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import type { BlobInfo, ManifestContent } from '../oci/image-source.js';
 import type { ImageWriter } from '../oci/image-transfer.js';
@@ -23,6 +24,7 @@ import { mediaTypes } from '../oci/media-types.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import { buildDockerLoadManifest } from './docker-load-manifest.js';
 import { layoutVersion, refNameAnnotation } from './layout-names.js';
+import { localNameAnnotation } from './ref-names.js';
 
 // Pinned header fields: the same images give the same tar bytes on any machine.
 const fixed = { mtime: new Date(0), uid: 0, gid: 0, uname: 'root', gname: 'root' } as const;
@@ -36,6 +38,8 @@ export class OciLayoutWriter implements ImageWriter {
   /** Parsed manifests (small), for the docker manifest.json written at commit. */
   private readonly parsed = new Map<Digest, ParsedManifest>();
   private readonly roots: Descriptor[] = [];
+  /** Manifests with a subject (signatures, SBOMs): listed in index.json too, without a ref.name, so an import finds them. */
+  private readonly referrers: Descriptor[] = [];
   /** Entries go one at a time: each waits for the previous one to end. */
   private queue: Promise<void> = Promise.resolve();
   private failed: unknown;
@@ -70,7 +74,17 @@ export class OciLayoutWriter implements ImageWriter {
 
   async writeManifest(_name: RepoName, manifest: ManifestContent): Promise<void> {
     this.manifests.set(manifest.digest, { mediaType: manifest.mediaType, size: manifest.bytes.byteLength });
-    this.parsed.set(manifest.digest, parseManifest(manifest.bytes, manifest.mediaType));
+    const parsed = parseManifest(manifest.bytes, manifest.mediaType);
+    this.parsed.set(manifest.digest, parsed);
+    if (parsed.subject !== undefined && !this.referrers.some((d) => d.digest === manifest.digest)) {
+      const descriptor: Descriptor = {
+        mediaType: parsed.mediaType,
+        digest: manifest.digest,
+        size: manifest.bytes.byteLength,
+      };
+      if (parsed.artifactType !== undefined) descriptor.artifactType = parsed.artifactType;
+      this.referrers.push(descriptor);
+    }
     await this.writeBlob({ digest: manifest.digest, size: manifest.bytes.byteLength }, [manifest.bytes]);
   }
 
@@ -79,11 +93,16 @@ export class OciLayoutWriter implements ImageWriter {
     if (manifest === undefined) throw new OciError('MANIFEST_UNKNOWN', `${name}: ${digest} was not written`);
     const refName = formatImageRef({ name, reference });
     if (this.roots.some((d) => d.annotations?.[refNameAnnotation] === refName)) return;
-    this.roots.push({ ...manifest, digest, annotations: { [refNameAnnotation]: refName } });
+    // A name without a registry host is a local one in wharf's store: said so, or an import would read it as Docker Hub's.
+    const annotations: Record<string, string> = { [refNameAnnotation]: refName };
+    if (!hasRegistryHost(name)) annotations[localNameAnnotation] = 'true';
+    this.roots.push({ ...manifest, digest, annotations });
   }
 
   async commit(): Promise<void> {
-    const index = { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: this.roots };
+    const named = new Set(this.roots.map((d) => d.digest));
+    const referrers = this.referrers.filter((d) => !named.has(d.digest));
+    const index = { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: [...this.roots, ...referrers] };
     const roots = this.roots.map((d) => {
       const refName = d.annotations?.[refNameAnnotation] ?? '';
       return { digest: d.digest, refName, tagged: parseImageRef(refName)?.reference !== d.digest };

@@ -28,6 +28,8 @@ export async function writeImageTree(
   descriptor: Descriptor,
   content: LayoutContent,
   depth: number,
+  /** Records which repository each manifest went to (a referrer goes where its subject went). */
+  placed?: Map<Digest, RepoName>,
 ): Promise<number> {
   const bytes = content.manifests.get(descriptor.digest);
   if (bytes === undefined) {
@@ -46,7 +48,9 @@ export async function writeImageTree(
   let total = 0;
   if (parsed.kind === 'index') {
     if (depth >= maxDepth) throw new OciError('MANIFEST_INVALID', `${descriptor.digest}: indexes nested too deep`);
-    for (const child of parsed.references) total += await writeImageTree(writer, name, child, content, depth + 1);
+    for (const child of parsed.references) {
+      total += await writeImageTree(writer, name, child, content, depth + 1, placed);
+    }
   } else {
     for (const blob of parsed.references) {
       if ((blob.urls !== undefined && blob.urls.length > 0) || isNondistributable(blob.mediaType)) continue;
@@ -75,5 +79,6 @@ export async function writeImageTree(
     size: bytes.byteLength,
     bytes,
   });
+  placed?.set(descriptor.digest, name);
   return total;
 }

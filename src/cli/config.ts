@@ -55,6 +55,8 @@ export interface Config {
   metricsPublic: boolean;
   /** Check blob bytes against their digest as serve reads them (store.verifyReads; ADR 0009). */
   verifyReads: boolean;
+  /** Pushed manifests may name blobs (and index children) the registry does not hold (issue 10). */
+  sparseManifests: boolean;
 }
 
 /** Every scalar option by its dotted YAML key, with the environment variable and flag that set it. */
@@ -85,6 +87,7 @@ const options = {
   'log.access': { env: 'WHARF_LOG_ACCESS', flag: undefined, default: 'true' },
   'metrics.public': { env: 'WHARF_METRICS_PUBLIC', flag: undefined, default: 'false' },
   'store.verifyReads': { env: 'WHARF_VERIFY_READS', flag: undefined, default: 'true' },
+  'registry.sparseManifests': { env: 'WHARF_SPARSE_MANIFESTS', flag: undefined, default: 'false' },
 } as const;
 type Key = keyof typeof options;
 
@@ -184,6 +187,7 @@ export function loadConfig(sources: ConfigSources): Config {
     accessLog: parseBoolean(raw('log.access')),
     metricsPublic: parseBoolean(raw('metrics.public')),
     verifyReads: parseBoolean(raw('store.verifyReads')),
+    sparseManifests: parseBoolean(raw('registry.sparseManifests')),
   };
 }
 

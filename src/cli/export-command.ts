@@ -27,6 +27,8 @@ export interface ExportFlags {
   data?: string;
   output: string;
   all?: boolean;
+  /** Also the referrers of every manifest exported. */
+  referrers?: boolean;
   quiet?: boolean;
   json?: boolean;
 }
@@ -57,9 +59,7 @@ export async function runExport(
       store,
       new OciLayoutWriter(out),
       requests.map((from) => ({ from })),
-      {
-        onEvent: view.onEvent,
-      },
+      { onEvent: view.onEvent, referrers: flags.referrers === true },
     );
     view.stop();
     if (!toStdout) {

@@ -14,6 +14,7 @@ import { readDirEntries } from '../archive/dir-entries.js';
 import { readTarEntries } from '../archive/tar-entries.js';
 import type { LayoutEntry } from '../archive/layout-entry.js';
 import { requireRepoName } from '../oci/reference.js';
+import { compileNamePattern, matchesAny } from '../registry/auth/name-pattern.js';
 import { LocalStore } from '../store/local-store.js';
 import { loadConfig } from './config.js';
 import { lockDataDir } from './data-dir-lock.js';
@@ -24,6 +25,8 @@ export interface ImportFlags {
   config?: string;
   data?: string;
   name?: string;
+  /** `--local pattern`: plain layout names that stay local (as for serve). */
+  local?: string[];
   quiet?: boolean;
   json?: boolean;
 }
@@ -33,8 +36,14 @@ export async function runImport(
   flags: ImportFlags,
   env: Record<string, string | undefined>,
 ): Promise<void> {
-  const config = loadConfig({ file: flags.config ?? env.WHARF_CONFIG, env, flags: { data: flags.data } });
+  const config = loadConfig({
+    file: flags.config ?? env.WHARF_CONFIG,
+    env,
+    flags: { data: flags.data },
+    localFlags: flags.local ?? [],
+  });
   const name = flags.name === undefined ? undefined : requireRepoName(flags.name);
+  const localPatterns = config.local.map(compileNamePattern);
   const { entries, size } = await openSource(source);
   const lock = await lockDataDir(config.dataDir);
   const view = createProgressView(
@@ -48,6 +57,7 @@ export async function runImport(
     try {
       const result = await importArchive(entries, store.startImport(), {
         name,
+        isLocal: (repo) => matchesAny(localPatterns, repo),
         label: source,
         onEvent: view.onEvent,
       });

@@ -130,6 +130,7 @@ upstreamOptions(
       accessLog: config.accessLog,
       metricsPublic: config.metricsPublic,
       verifyReads: config.verifyReads,
+      sparseManifests: config.sparseManifests,
     });
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down: finishing requests in flight');
@@ -245,6 +246,7 @@ progressOptions(
 )
   .requiredOption('-o, --output <file>', 'the tar to write, - for stdout')
   .option('--all', 'every tagged image in the store')
+  .option('--referrers', 'also the referrers (signatures, SBOMs) of every manifest exported')
   .action(async (refs: string[], flags: ExportFlags) => {
     await runExport(refs, flags, process.env);
   });
@@ -258,6 +260,11 @@ progressOptions(
   ),
 )
   .option('--name <repository>', 'the repository for entries whose ref.name carries no registry host')
+  .option(
+    '--local <pattern>',
+    'plain names in a layout that stay local instead of docker.io/…, e.g. "team/*" (repeatable; env WHARF_LOCAL)',
+    (value: string, previous: string[] = []) => [...previous, value],
+  )
   .action(async (source: string, flags: ImportFlags) => {
     await runImport(source, flags, process.env);
   });
@@ -277,6 +284,7 @@ progressOptions(
     '--platform <list>',
     'only these platforms of an index, e.g. linux/amd64,linux/arm64/v8 (the index is kept whole)',
   )
+  .option('--referrers', 'also the referrers (signatures, SBOMs) of every manifest fetched')
   .action(async (refs: string[], flags: PreloadFlags) => {
     await runPreload(refs, flags, process.env);
   });

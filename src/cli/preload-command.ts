@@ -32,6 +32,8 @@ export interface PreloadFlags {
   offline?: boolean;
   file?: string;
   platform?: string;
+  /** Also the referrers of every manifest fetched. */
+  referrers?: boolean;
   quiet?: boolean;
   json?: boolean;
 }
@@ -70,6 +72,7 @@ export async function runPreload(
       const batch = store.startImport({ source: 'preloaded', allowSparseIndex: platforms !== undefined });
       const summary = await copyImages(reader, batch, requests, {
         onEvent: view.onEvent,
+        referrers: flags.referrers === true,
         ...(platforms === undefined ? {} : { platforms: (p: Platform) => platforms.some((want) => matches(want, p)) }),
       });
       view.stop();

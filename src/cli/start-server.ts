@@ -36,6 +36,8 @@ export interface ServerOptions {
   shutdownGraceMs?: number;
   upstreams?: UpstreamSettings[];
   defaultUpstream?: string;
+  /** registry.sparseManifests: accept pushed manifests naming blobs not held (default off). */
+  sparseManifests?: boolean;
   offline?: boolean;
   /** Names kept local when a default upstream is set (patterns, see registry/auth/name-pattern.ts). */
   local?: string[];
@@ -98,6 +100,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         if (line.kind === 'lost') logger.error(fields, `blob failed verification on read: ${line.text}`);
         else logger.warn(fields, `blob failed verification on read: ${line.text}`);
       },
+      sparseManifests: options.sparseManifests,
     });
   } catch (error) {
     await lock.release();

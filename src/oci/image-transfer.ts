@@ -7,6 +7,7 @@
  * leaves half an image behind. The local store, an OCI layout tar and (later) a
  * remote registry or a docker-archive tar implement it.
  */
+import type { Descriptor } from './descriptor.js';
 import type { Digest } from './digest.js';
 import type { BlobHandle, BlobInfo, ManifestContent } from './image-source.js';
 import type { RepoName, Tag } from './reference.js';
@@ -16,9 +17,20 @@ export interface ImageReader {
   getManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestContent | undefined>;
   /** A blob of repository `name`, with its size; its bytes are read only through open(). */
   openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined>;
+  /**
+   * The manifests whose subject is `subject` (distribution-spec referrers), for
+   * copies with referrers. A reader without it has none to give.
+   */
+  listReferrers?(name: RepoName, subject: Digest): Promise<Descriptor[]>;
 }
 
 export interface ImageWriter {
+  /**
+   * True when writeBlob itself hashes the bytes while they stream, checks size and
+   * digest, and keeps nothing on a mismatch (the store's verified write path). A
+   * caller may then leave out its own pass: every byte is hashed once, not twice.
+   */
+  readonly verifiesBlobs?: boolean;
   /** Whether the writer already holds these bytes (from before, or from this batch): then they are not sent. */
   hasBlob(digest: Digest): Promise<boolean>;
   /**

@@ -4,6 +4,7 @@
  * implements it (the answer types are upstream's own); the proxy depends on
  * this port only, so its policy reads without the HTTP details.
  */
+import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import type {
   UpstreamBlob,
@@ -28,4 +29,6 @@ export interface UpstreamClient {
   /** `signal` aborts the request and its body. */
   getBlob(repo: string, digest: Digest, signal?: AbortSignal): Promise<UpstreamBlob | undefined>;
   listTags(repo: string): Promise<string[] | undefined>;
+  /** The manifests whose subject is `digest` (referrers API, or the tag schema); for preload --referrers. */
+  listReferrers?(repo: string, digest: Digest): Promise<Descriptor[]>;
 }

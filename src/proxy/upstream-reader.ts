@@ -7,6 +7,7 @@
  * blob against its digest while it streams and the store re-checks each
  * manifest's digest, so this reader is the same verified path as a mirror fill.
  */
+import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobHandle, ManifestContent } from '../oci/image-source.js';
@@ -37,6 +38,11 @@ export class UpstreamReader implements ImageReader {
     const manifest = await route.upstream.client.getManifest(route.remote, reference, accept);
     if (manifest === undefined) return undefined;
     return { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.size, bytes: manifest.bytes };
+  }
+
+  async listReferrers(name: RepoName, subject: Digest): Promise<Descriptor[]> {
+    const route = this.mirrorRoute(name);
+    return (await route.upstream.client.listReferrers?.(route.remote, subject)) ?? [];
   }
 
   async openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined> {

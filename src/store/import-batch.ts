@@ -33,6 +33,8 @@ interface PendingManifest {
 }
 
 export class ImportBatch implements DigestingImageWriter {
+  /** files.write hashes while it streams and renames into blobs/ only after size and digest matched. */
+  readonly verifiesBlobs = true;
   /** Files under blobs/ that this batch brought into existence. */
   private readonly created = new Set<Digest>();
   /** Blobs written (verified) by this batch, with their sizes. */

@@ -45,6 +45,12 @@ export interface LocalStoreOptions {
   /** Caps on open upload sessions (default 1000 in all, 100 per client). */
   uploadLimits?: Partial<UploadLimits>;
   manifestCacheBytes?: number;
+  /**
+   * Accept a pushed manifest whose blobs (or index children) are not here
+   * (registry.sparseManifests; the spec lets a registry check or not). Default
+   * off: a push naming a missing blob is MANIFEST_BLOB_UNKNOWN.
+   */
+  sparseManifests?: boolean;
   /** For tests only: the fs calls blob commits make, to observe their order (store/blob-files.ts). */
   blobFs?: DurableFs;
   /** Check blob bytes against their digest as they are read (verified-read.ts; default true). */
@@ -69,7 +75,7 @@ export class LocalStore implements ImageSource, ImageSink {
     private readonly db: Db,
     private readonly files: BlobFiles,
     private readonly index: StoreIndex,
-    options: LocalStoreOptions,
+    private readonly options: LocalStoreOptions,
   ) {
     this.cache = new ManifestCache(options.manifestCacheBytes ?? 64 * 1024 * 1024);
     this.uploads = new Uploads(files, index, {
@@ -270,7 +276,7 @@ export class LocalStore implements ImageSource, ImageSink {
       });
     }
     const parsed = parseManifest(bytes, contentType);
-    this.requireReferences(name, parsed);
+    if (this.options.sparseManifests !== true) this.requireReferences(name, parsed);
     if (this.index.blobSize(digest) === undefined) {
       const info = await this.files.write([bytes], { digest });
       this.index.addContent(info.digest, info.size);

@@ -23,6 +23,8 @@ export interface CopyOptions {
   concurrency?: number;
   /** Which platforms of an index to take; all when absent. */
   platforms?: (platform: Platform) => boolean;
+  /** Also copy the referrers of every manifest copied (and theirs), when the reader can list them. */
+  referrers?: boolean;
   onEvent?: TransferListener;
 }
 
@@ -76,7 +78,7 @@ async function copyOne(
   const emit = options.onEvent ?? ((): void => undefined);
   const image = formatImageRef(request.from);
   const to = request.to ?? request.from;
-  const plan = await planImage(reader, request.from, options.platforms);
+  const plan = await planImage(reader, request.from, options.platforms, options.referrers === true);
   const bytes = plan.blobs.reduce((sum, blob) => sum + blob.size, 0);
   emit({ type: 'image-start', image, digest: plan.root.digest, blobs: plan.blobs.length, bytes });
 
@@ -98,7 +100,9 @@ async function copyOne(
     const counted = countProgress(stopOnFailure(handle.open(), stop), (done) =>
       emit({ type: 'blob-progress', image, digest: blob.digest, size: blob.size, done }),
     );
-    await writer.writeBlob({ digest: blob.digest, size: blob.size }, verifyStream(counted, blob));
+    // A writer that verifies as it writes (the store) needs no second hash of the same bytes.
+    const body = writer.verifiesBlobs === true ? counted : verifyStream(counted, blob);
+    await writer.writeBlob({ digest: blob.digest, size: blob.size }, body);
     emit({ type: 'blob-done', image, digest: blob.digest, size: blob.size });
     summary.bytes += blob.size;
     return true;

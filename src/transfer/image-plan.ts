@@ -3,7 +3,8 @@
  * Reads an image's manifests (small, buffered) into the list of what a copy
  * moves: the manifests to write, children before parents, and the blobs they
  * need. With a platform filter, an index keeps its bytes (and so its digest)
- * and only the chosen platforms' manifests are taken: a sparse index.
+ * and only the chosen platforms' manifests are taken: a sparse index. With
+ * referrers, the manifests naming any of those as their subject come too.
  */
 import type { Descriptor, Platform } from '../oci/descriptor.js';
 import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.js';
@@ -25,17 +26,55 @@ export interface ImagePlan {
 /** An index nests indexes at most this deep (image-spec allows nesting; a loop must not recurse forever). */
 const maxDepth = 4;
 
+/** Referrers of referrers are followed; a chain or a fan-out past this many manifests is refused, not followed forever. */
+const maxReferrers = 1000;
+
 export async function planImage(
   reader: ImageReader,
   ref: ImageRef,
   platforms?: (platform: Platform) => boolean,
+  withReferrers = false,
 ): Promise<ImagePlan> {
   const root = await reader.getManifest(ref.name, ref.reference);
   if (root === undefined) throw new OciError('MANIFEST_UNKNOWN', `${ref.name}: no manifest for ${ref.reference}`);
   const plan: ImagePlan = { root, manifests: [], blobs: [] };
   const seen = new Set<Digest>();
   await walk(reader, ref, root, plan, seen, platforms, 0);
+  if (withReferrers) await addReferrers(reader, ref, plan, seen, platforms);
   return plan;
+}
+
+/**
+ * Adds the referrers (signatures, SBOMs, attestations) of every manifest taken,
+ * and theirs in turn, with their blobs: after their subjects in the plan, so a
+ * writer sees a subject before what refers to it.
+ */
+async function addReferrers(
+  reader: ImageReader,
+  ref: ImageRef,
+  plan: ImagePlan,
+  seen: Set<Digest>,
+  platforms: ((platform: Platform) => boolean) | undefined,
+): Promise<void> {
+  if (reader.listReferrers === undefined) return;
+  let added = 0;
+  for (let i = 0; i < plan.manifests.length; i++) {
+    const subject = plan.manifests[i];
+    if (subject === undefined) break;
+    for (const descriptor of await reader.listReferrers(ref.name, subject.digest)) {
+      if (seen.has(descriptor.digest)) continue;
+      if (++added > maxReferrers) {
+        throw new OciError('UNSUPPORTED', `${ref.name}: more than ${maxReferrers} referrer manifests`);
+      }
+      const content = await reader.getManifest(ref.name, descriptor.digest);
+      if (content === undefined) {
+        throw new OciError('MANIFEST_UNKNOWN', `${ref.name}: referrer ${descriptor.digest} is not available`, {
+          detail: { digest: descriptor.digest },
+        });
+      }
+      await walk(reader, ref, content, plan, seen, platforms, 0);
+    }
+  }
 }
 
 async function walk(

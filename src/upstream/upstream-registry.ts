@@ -8,15 +8,12 @@
 import { Agent } from 'undici';
 import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
-import { maxManifestBytes } from '../oci/manifest.js';
+import type { Descriptor } from '../oci/descriptor.js';
+import { maxManifestBytes, parseManifest } from '../oci/manifest.js';
+import { mediaTypes } from '../oci/media-types.js';
 import { parseReference, parseRepoName, requireRepoName, type Reference } from '../oci/reference.js';
 import { AddressGuard } from './address-guard.js';
-import {
-  describeCredentials,
-  resolveCredentials,
-  type CredentialSources,
-  type Credentials,
-} from './credentials.js';
+import { describeCredentials, resolveCredentials, type CredentialSources, type Credentials } from './credentials.js';
 import { silentLogger, type Logger } from './logger.js';
 import {
   manifestFromBody,
@@ -127,13 +124,7 @@ export class UpstreamRegistry {
         this.logger.debug({ upstream: this.host, credentials: describeCredentials(found) }, 'upstream credentials');
         return found;
       }));
-    this.auth = new RegistryAuth(
-      { host: this.host, url },
-      this.http,
-      resolve,
-      this.tokens,
-      this.logger,
-    );
+    this.auth = new RegistryAuth({ host: this.host, url }, this.http, resolve, this.tokens, this.logger);
   }
 
   /**
@@ -253,6 +244,35 @@ export class UpstreamRegistry {
       }
     }
     return tags;
+  }
+
+  /**
+   * The referrers of `digest` (distribution-spec: GET /v2/<name>/referrers/<digest>, an image
+   * index); a registry without that API (404) is asked for the referrers tag schema's index
+   * (`sha256-<hex>`), as clients that push there write it. Nothing: an empty list.
+   */
+  async listReferrers(repo: string, digest: Digest): Promise<Descriptor[]> {
+    const what = `GET referrers ${repo}@${digest}`;
+    const url = new URL(`${this.base}/v2/${requireRepoName(repo)}/referrers/${digest}`);
+    const response = await this.fetch('GET', url, repo, { accept: mediaTypes.ociIndex });
+    let bytes: Uint8Array | undefined;
+    if (await this.isFound(response, what)) {
+      bytes = await readCapped(
+        response.body,
+        maxManifestBytes,
+        contentLength(response.headers),
+        this.host,
+        () =>
+          new OciError('UNAVAILABLE', `upstream ${this.host}: ${what} is larger than ${maxManifestBytes} bytes`, {
+            status: 502,
+          }),
+      );
+    } else {
+      bytes = (await this.getManifest(repo, digest.replace(':', '-'), [mediaTypes.ociIndex]))?.bytes;
+    }
+    if (bytes === undefined) return [];
+    const parsed = parseManifest(bytes, mediaTypes.ociIndex);
+    return parsed.kind === 'index' ? parsed.references : [];
   }
 
   /** Closes the Agent this instance created (not a dispatcher handed in), cutting requests still running after a grace period. */

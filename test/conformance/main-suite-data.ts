@@ -273,7 +273,7 @@ export interface DataSet {
 }
 
 /** `GenerateData`: every data set in the suite's order, with the default (all enabled) config. */
-export function generateDataSets(random: SeededRandom, options: { tagParam: boolean }): DataSet[] {
+export function generateDataSets(random: SeededRandom, options: { tagParam: boolean; sparse?: boolean }): DataSet[] {
   const sets: DataSet[] = [];
   const add = (name: string, title: string): TestData => {
     const td = new TestData(title, random);
@@ -413,6 +413,25 @@ export function generateDataSets(random: SeededRandom, options: { tagParam: bool
   });
 
   add('no-layers', 'No Layers').genManifestFull({ tag: 'no-layers', layerCount: 0 });
+
+  if (options.sparse === true) {
+    // OCI_DATA_SPARSE (off by default upstream): an image whose first layer is never pushed, and an
+    // index naming an image that exists and a random digest that was never pushed.
+    const sparse = add('sparse', 'Sparse Manifests');
+    sparse.genManifestFull({ tag: 'sparse-image' });
+    const firstLayer = [...sparse.blobs.keys()].find((digest) =>
+      (sparse.desc.get(digest)?.mediaType ?? '').startsWith(MT.ociLayerPre),
+    );
+    if (firstLayer !== undefined) {
+      sparse.blobs.delete(firstLayer);
+      sparse.desc.delete(firstLayer);
+    }
+    const imagePlatform = { os: 'linux', architecture: 'amd64' };
+    const image = sparse.genManifestFull({ platform: imagePlatform });
+    const absent = digestOf(random.bytes(1024));
+    sparse.desc.set(absent, { mediaType: MT.ociImage, digest: absent, size: 1024 });
+    sparse.genIndex([imagePlatform, { os: 'linux', architecture: 'arm64' }], [image, absent], { tag: 'sparse-index' });
+  }
 
   // non-canonical digests need tag parameters to push tags, so this set is by digest only
   add('sha512', 'Digest Algorithm sha512').genIndexFull({ algo: 'sha512' });

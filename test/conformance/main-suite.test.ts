@@ -12,7 +12,8 @@
  * request answered with the full blob is a failure.
  *
  * Env: CONFORMANCE_URL, CONFORMANCE_SEED, OCI_REPO1 (conformance/repo1), OCI_REPO2
- * (conformance/repo2), OCI_VERSION=dev (also require Docker-Content-Digest on HEAD/GET).
+ * (conformance/repo2), OCI_VERSION=dev (also require Docker-Content-Digest on HEAD/GET), OCI_DATA_SPARSE=true
+ * (the sparse data set against CONFORMANCE_URL; against wharf it always runs, with registry.sparseManifests on).
  */
 import { afterAll, beforeAll, describe, it, type TestContext } from 'vitest';
 import {
@@ -46,7 +47,9 @@ const repo = envOr('OCI_REPO1', 'conformance/repo1');
 const repo2 = envOr('OCI_REPO2', 'conformance/repo2');
 const devVersion = ['dev', '1.1+dev'].includes(process.env['OCI_VERSION'] ?? '');
 
-const dataSets = generateDataSets(random, { tagParam: true });
+// The sparse data set runs against wharf started with registry.sparseManifests (target.ts), or with OCI_DATA_SPARSE=true.
+const sparse = process.env['OCI_DATA_SPARSE'] === 'true' || (process.env['CONFORMANCE_URL'] ?? '') === '';
+const dataSets = generateDataSets(random, { tagParam: true, sparse });
 
 let target: ConformanceTarget | undefined;
 let apiInstance: ConformanceApi | undefined;
@@ -134,7 +137,7 @@ async function headAndGetBlob(steps: Steps, repoName: string, digest: string, bo
 
 describe('OCI Conformance Test (main suite port)', { timeout: TEST_TIMEOUT_MS }, () => {
   beforeAll(async () => {
-    target = await startTarget();
+    target = await startTarget({ sparseManifests: sparse });
     const client = new RegistryClient(target.url, { userAgent: 'Go-http-client/1.1', bodyErrors: 'record' });
     apiInstance = new ConformanceApi(client, { requireDigestHeader: devVersion, referrersEnabled: true });
     console.log(`[conformance main] target=${target.url} (${target.kind}) repo1=${repo} repo2=${repo2}`);

@@ -16,13 +16,14 @@ export interface ConformanceTarget {
 /** Hook timeout for starting and stopping the target. */
 export const TARGET_HOOK_TIMEOUT_MS = 60_000;
 
-export async function startTarget(): Promise<ConformanceTarget> {
+/** `sparseManifests`: start wharf with registry.sparseManifests (the main suite's sparse data set). */
+export async function startTarget(options: { sparseManifests?: boolean } = {}): Promise<ConformanceTarget> {
   const external = process.env['CONFORMANCE_URL'];
   if (external !== undefined && external !== '') {
     return { url: external.replace(/\/+$/, ''), kind: 'external', close: async () => {} };
   }
   const { startWharf } = await import('../support/wharf.js');
-  const handle = await startWharf();
+  const handle = await startWharf({ sparseManifests: options.sparseManifests });
   return { url: handle.url, kind: 'wharf', close: () => handle.close() };
 }
 

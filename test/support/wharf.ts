@@ -37,6 +37,8 @@ export interface WharfOptions {
   limits?: ServerOptions['limits'];
   accessLog?: boolean;
   metricsPublic?: boolean;
+  /** registry.sparseManifests. */
+  sparseManifests?: boolean;
 }
 
 export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
@@ -64,6 +66,7 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
     limits: options.limits,
     accessLog: options.accessLog,
     metricsPublic: options.metricsPublic,
+    sparseManifests: options.sparseManifests,
   });
   const host = `127.0.0.1:${server.port}`;
   return {

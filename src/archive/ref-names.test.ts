@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import type { Digest } from '../oci/digest.js';
+import type { RepoName } from '../oci/reference.js';
+import { createNameMapper, localNameAnnotation } from './ref-names.js';
+
+const digest = `sha256:${'b'.repeat(64)}` as Digest;
+
+describe('createNameMapper: the names an OCI layout gives its images (decision 0011)', () => {
+  const names = createNameMapper();
+
+  it.each([
+    // Without a registry host, a name is read as docker reads it (what skopeo's oci-archive:f:alpine:3.20 meant).
+    ['alpine:3.20', 'docker.io/library/alpine', '3.20'],
+    ['team/app:v1', 'docker.io/team/app', 'v1'],
+    [`alpine@${digest}`, 'docker.io/library/alpine', digest],
+    // With one, it is kept; a port becomes the mirror's host form.
+    ['docker.io/library/alpine:3.20', 'docker.io/library/alpine', '3.20'],
+    ['ghcr.io/org/tool:1', 'ghcr.io/org/tool', '1'],
+    [`ghcr.io/org/tool@${digest}`, 'ghcr.io/org/tool', digest],
+    ['localhost:5000/app:dev', 'localhost-5000/app', 'dev'],
+  ])('%s → %s %s', (refName, name, reference) => {
+    expect(names(refName, digest)).toEqual({ name, reference });
+  });
+
+  it("keeps a name wharf's export marks local, and one the target's local patterns match", () => {
+    expect(names('team/app:v1', digest, { [localNameAnnotation]: 'true' })).toEqual({
+      name: 'team/app',
+      reference: 'v1',
+    });
+    const withPatterns = createNameMapper({ isLocal: (name) => name.startsWith('team/') });
+    expect(withPatterns('team/app:v1', digest)).toEqual({ name: 'team/app', reference: 'v1' });
+    expect(withPatterns('alpine:3.20', digest)).toEqual({ name: 'docker.io/library/alpine', reference: '3.20' });
+  });
+
+  it('--name replaces the repository of entries without a host, never of one with a host', () => {
+    const named = createNameMapper({ name: 'mirror/app' as RepoName });
+    expect(named('alpine:3.20', digest)).toEqual({ name: 'mirror/app', reference: '3.20' });
+    expect(named('v1', digest)).toEqual({ name: 'mirror/app', reference: 'v1' });
+    expect(named(undefined, digest)).toEqual({ name: 'mirror/app', reference: digest });
+    expect(named('ghcr.io/org/tool:1', digest)).toEqual({ name: 'ghcr.io/org/tool', reference: '1' });
+  });
+
+  it('refuses a bare tag or no ref.name without --name, naming the fix', () => {
+    expect(() => names('v1', digest)).toThrow(/"v1", a tag without a repository: pass --name/);
+    expect(() => names(undefined, digest)).toThrow(/without a ref.name annotation: pass --name/);
+    expect(() => names('Not A Ref!', digest)).toThrow(/is not an image reference/);
+  });
+});
