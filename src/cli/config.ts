@@ -20,6 +20,7 @@ import {
   type UpstreamSettings,
 } from './config-values.js';
 import { defaultMaxConnections } from './open-file-limit.js';
+import { parseLifecycle, type LifecycleConfig } from './lifecycle-config.js';
 
 export { ConfigError, parseDuration, parseListen, type UpstreamSettings } from './config-values.js';
 
@@ -50,6 +51,8 @@ export interface Config {
   accessLog: boolean;
   /** Anyone may read /metrics (metrics.public); else loopback clients and admins, when users are configured. */
   metricsPublic: boolean;
+  /** store.maxSize, store.lowWaterMark, store.pin, store.gc.* (lifecycle-config.ts). */
+  lifecycle: LifecycleConfig;
 }
 
 /** Every scalar option by its dotted YAML key, with the environment variable and flag that set it. */
@@ -78,6 +81,10 @@ const options = {
   offline: { env: 'WHARF_OFFLINE', flag: 'offline', default: 'false' },
   'log.access': { env: 'WHARF_LOG_ACCESS', flag: undefined, default: 'true' },
   'metrics.public': { env: 'WHARF_METRICS_PUBLIC', flag: undefined, default: 'false' },
+  'store.maxSize': { env: 'WHARF_STORE_MAX_SIZE', flag: undefined, default: '' },
+  'store.lowWaterMark': { env: 'WHARF_STORE_LOW_WATER_MARK', flag: undefined, default: '90%' },
+  'store.gc.interval': { env: 'WHARF_GC_INTERVAL', flag: undefined, default: '1h' },
+  'store.gc.grace': { env: 'WHARF_GC_GRACE', flag: undefined, default: '1h' },
 } as const;
 type Key = keyof typeof options;
 
@@ -95,7 +102,7 @@ export interface ConfigSources {
 export function loadConfig(sources: ConfigSources): Config {
   const file =
     sources.file === undefined
-      ? { scalars: {}, upstreams: undefined, auth: undefined, local: undefined }
+      ? { scalars: {}, upstreams: undefined, auth: undefined, local: undefined, pin: undefined }
       : readConfigFile(sources.file);
   const raw = (key: Key): { value: string; from: string } => {
     const option = options[key];
@@ -171,6 +178,14 @@ export function loadConfig(sources: ConfigSources): Config {
     tls: parseTls(raw('tls.cert'), raw('tls.key')),
     accessLog: parseBoolean(raw('log.access')),
     metricsPublic: parseBoolean(raw('metrics.public')),
+    lifecycle: parseLifecycle({
+      maxSize: raw('store.maxSize'),
+      lowWaterMark: raw('store.lowWaterMark'),
+      gcInterval: raw('store.gc.interval'),
+      gcGrace: raw('store.gc.grace'),
+      pinFile: file.pin,
+      pinEnv: sources.env.WHARF_STORE_PIN,
+    }),
   };
 }
 
@@ -208,6 +223,7 @@ interface ConfigFile {
   upstreams: unknown;
   auth: Record<string, unknown> | undefined;
   local: unknown;
+  pin: unknown;
 }
 
 function readConfigFile(path: string): ConfigFile {
@@ -227,6 +243,7 @@ function readConfigFile(path: string): ConfigFile {
   let upstreams: unknown;
   let auth: Record<string, unknown> | undefined;
   let local: unknown;
+  let pin: unknown;
   const walk = (node: unknown, prefix: string): void => {
     if (node === null || node === undefined) return;
     if (prefix === 'upstreams') {
@@ -235,6 +252,10 @@ function readConfigFile(path: string): ConfigFile {
     }
     if (prefix === 'local') {
       local = node;
+      return;
+    }
+    if (prefix === 'store.pin') {
+      pin = node;
       return;
     }
     if (prefix === 'auth') {
@@ -260,5 +281,5 @@ function readConfigFile(path: string): ConfigFile {
     scalars[prefix as Key] = String(node);
   };
   walk(doc, '');
-  return { scalars, upstreams, auth, local };
+  return { scalars, upstreams, auth, local, pin };
 }

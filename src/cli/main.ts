@@ -19,6 +19,7 @@ import { runImport, type ImportFlags } from './import-command.js';
 import { runPreload, type PreloadFlags } from './preload-command.js';
 import { runLs, type LsFlags } from './ls-command.js';
 import { explainError, type PathOption } from './explain-error.js';
+import { runGc, type GcFlags } from './gc-command.js';
 
 /** package.json sits at the package root, two levels above both src/cli and dist/cli. */
 const packageVersion = (
@@ -119,6 +120,7 @@ upstreamOptions(
       tls: config.tls,
       accessLog: config.accessLog,
       metricsPublic: config.metricsPublic,
+      lifecycle: config.lifecycle,
     });
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down: finishing requests in flight');
@@ -134,6 +136,10 @@ upstreamOptions(
     process.on('SIGHUP', () => {
       if (config.tls === undefined) logger.info({ signal: 'SIGHUP' }, 'nothing to reload (no TLS files)');
       else void server.reloadTls();
+    });
+    // `wharf gc` beside serve asks for this (cli/gc-command.ts): one gc now, reported in the log.
+    process.on('SIGUSR2', () => {
+      server.runGc().catch((error: unknown) => logger.warn({ err: error }, 'gc on SIGUSR2 failed'));
     });
     // Last: whoever waits for this line may signal the process at once, so the handlers are in place.
     const shown = server.host.includes(':') ? `[${server.host}]` : server.host;
@@ -269,6 +275,21 @@ storeOptions(
   .option('--json', 'one JSON object per image and line')
   .action(async (pattern: string | undefined, flags: LsFlags) => {
     await runLs(pattern, flags, process.env);
+  });
+
+storeOptions(
+  program
+    .command('gc')
+    .description(
+      'remove what nothing refers to: untagged manifests, blobs, links and uploads past store.gc.grace ' +
+        '(wharf serve runs it on a schedule; beside it, only --dry-run)',
+    ),
+)
+  .option('--dry-run', 'print what would go and the bytes it would free; delete nothing')
+  .option('--json', 'the report as one JSON object')
+  .option('--grace <duration>', 'keep what was created or read within this long (default store.gc.grace, 1h)')
+  .action(async (flags: GcFlags) => {
+    await runGc(flags, process.env);
   });
 
 /** One plain line, `error: CODE: message`, and exit 1; --debug adds the cause chain. */

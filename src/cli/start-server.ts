@@ -24,6 +24,8 @@ import { defaultMaxConnections } from './open-file-limit.js';
 import { loadTlsPair, type TlsFiles } from './tls-files.js';
 import { createUpstreamRouter } from './upstream-router.js';
 import { WharfMetrics } from './metrics.js';
+import { lifecycleStoreOptions, startLifecycle, type ServerLifecycleOptions } from './server-lifecycle.js';
+import type { GcReport } from '../store/lifecycle.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -52,6 +54,8 @@ export interface ServerOptions {
   accessLog?: boolean;
   /** Anyone may read /metrics (metrics.public; default false: loopback clients and admins, or anyone without users). */
   metricsPublic?: boolean;
+  /** store.maxSize, pins, the gc schedule (server-lifecycle.ts). */
+  lifecycle?: ServerLifecycleOptions;
 }
 
 export interface RunningServer {
@@ -63,6 +67,8 @@ export interface RunningServer {
   scheme: 'http' | 'https';
   /** Re-reads the TLS files and uses them for new connections; a pair that does not load keeps the old one. */
   reloadTls(): Promise<void>;
+  /** One gc now (after any run in progress): what the schedule runs (SIGUSR2 in `wharf serve`). */
+  runGc(options?: { graceMs?: number; dryRun?: boolean }): Promise<GcReport>;
   close(): Promise<void>;
 }
 
@@ -82,6 +88,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         maxSessions: options.uploads?.maxSessions,
         maxSessionsPerClient: options.uploads?.maxSessionsPerClient,
       },
+      ...lifecycleStoreOptions(options.lifecycle, logger),
     });
   } catch (error) {
     await lock.release();
@@ -100,7 +107,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger,
     maxConcurrentFills: options.maxConcurrentFills,
   });
-  metrics.attach({ fills: () => proxy.fills, storeUsage: () => store.health.currentUsage() });
+  metrics.attach({
+    fills: () => proxy.fills,
+    storeUsage: () => store.health.currentUsage(),
+    lifecycle: () => ({ ...store.lifecycle.stats, limitBytes: options.lifecycle?.maxSizeBytes }),
+  });
   const auth = createClientAuth(options.auth);
   warnAboutAccess(
     logger,
@@ -180,6 +191,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     store.cleanUploads().catch((error: unknown) => logger.warn({ err: error }, 'upload cleanup failed'));
   }, uploadCleanIntervalMs);
   cleaner.unref();
+  const lifecycle = startLifecycle(store, options.lifecycle, logger);
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -188,6 +200,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await stopListening(server, options.shutdownGraceMs ?? 10_000);
       stopGuard();
       await proxy.settle();
+      await lifecycle.stop();
       await Promise.all(clients.map(({ client }) => client.close()));
       store.close();
       await lock.release();
@@ -211,6 +224,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     proxy,
     scheme: tlsPair === undefined ? 'http' : 'https',
     reloadTls,
+    runGc: lifecycle.runGc,
     close,
   };
 }
