@@ -37,6 +37,8 @@ export interface WharfOptions {
   limits?: ServerOptions['limits'];
   accessLog?: boolean;
   metricsPublic?: boolean;
+  /** store.maxSize, pins, gc schedule, the in-use window (cli/server-lifecycle.ts). */
+  lifecycle?: ServerOptions['lifecycle'];
 }
 
 export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
@@ -63,6 +65,7 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
     limits: options.limits,
     accessLog: options.accessLog,
     metricsPublic: options.metricsPublic,
+    lifecycle: options.lifecycle,
   });
   const host = `127.0.0.1:${server.port}`;
   return {
