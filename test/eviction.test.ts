@@ -10,6 +10,7 @@ import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireDigest } from '../src/oci/digest.js';
 import { startContainerd } from './support/containerd.js';
 import { writeHostsToml } from './support/containerd.js';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
@@ -192,7 +193,7 @@ describe.sequential('store.maxSize: LRU eviction, reference-aware', () => {
         const hex = y1.slice('sha256:'.length);
         await expect(stat(join(dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex))).rejects.toThrow();
         expect((await readdir(join(dataDir, 'tmp'))).filter((f) => f.endsWith('.part'))).toEqual([]);
-        expect(wharf.server.store.contentSize(y1 as `sha256:${string}`)).toBeUndefined();
+        expect(wharf.server.store.contentSize(requireDigest(y1))).toBeUndefined();
         for (const [digest, bytes] of pinned.blobs) {
           const blob = await call(wharf.url, `/v2/team/pinned/blobs/${digest}`);
           expect(Buffer.from(await blob.arrayBuffer()).equals(bytes)).toBe(true);

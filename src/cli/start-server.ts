@@ -89,6 +89,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         maxSessionsPerClient: options.uploads?.maxSessionsPerClient,
       },
       ...lifecycleStoreOptions(options.lifecycle, logger),
+      recordReads: true,
     });
   } catch (error) {
     await lock.release();

@@ -260,6 +260,16 @@ export class BlobFiles {
     return found;
   }
 
+  /** When a blob file was last written (a file without a row is collected only once old enough); undefined: gone. */
+  async blobFileWrittenAt(digest: Digest): Promise<number | undefined> {
+    try {
+      return (await lstat(this.pathOf(digest))).mtimeMs;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
   async remove(digest: Digest): Promise<void> {
     await rm(this.pathOf(digest), { force: true });
   }

@@ -36,6 +36,8 @@ export class ContentGuard {
   constructor(
     private readonly db: Db,
     readonly inUseMs = defaultInUseMs,
+    /** Off for the CLI's own reads (preload, export, gc): only serve's clients make content "last pulled". */
+    private readonly recording = true,
     private readonly now: () => number = Date.now,
   ) {
     this.update = db.prepare(
@@ -45,6 +47,7 @@ export class ContentGuard {
 
   /** A read (or a write that makes content reachable): in memory only. */
   touch(digest: Digest): void {
+    if (!this.recording) return;
     this.reads.set(digest, this.now());
     this.unflushed.add(digest);
   }

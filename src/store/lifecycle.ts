@@ -4,7 +4,6 @@
  * decisions and row deletions in one synchronous transaction, then the files
  * unlinked through the content guard. Counts what it did, for metrics.
  */
-import { lstat } from 'node:fs/promises';
 import type { Digest } from '../oci/digest.js';
 import type { Logger } from '../oci/logger.js';
 import type { BlobFiles } from './blob-files.js';
@@ -144,16 +143,12 @@ export class Lifecycle {
     for await (const file of this.files.listBlobFiles()) {
       const digest = file.digest;
       if (digest === undefined || !file.isFile || this.index.blobSize(digest) !== undefined) continue;
-      let info;
-      try {
-        info = await lstat(file.path);
-      } catch {
-        continue;
-      }
-      if (info.mtimeMs >= cutoff) continue;
+      const writtenAt = await this.files.blobFileWrittenAt(digest);
+      const size = await this.files.blobFileSize(digest);
+      if (writtenAt === undefined || writtenAt >= cutoff || typeof size !== 'number') continue;
       // Checked again after the await: a write may have indexed it, or be about to.
       if (this.index.blobSize(digest) !== undefined || this.guard.isInUse(digest)) continue;
-      found.push({ digest, size: info.size });
+      found.push({ digest, size });
       if (!dryRun) await this.guard.unlinkAll([digest], (d: Digest) => this.files.remove(d));
     }
     return found;

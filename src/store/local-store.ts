@@ -51,6 +51,11 @@ export interface LocalStoreOptions {
   lifecycle?: LifecycleSettings;
   /** How long a read keeps content from gc and eviction (content-guard.ts; for tests). */
   inUseMs?: number;
+  /**
+   * Record reads (last pulled, in-use window): serve does; the CLI's commands, which run alone or
+   * read-only and read for themselves rather than for a client, do not (default false).
+   */
+  recordReads?: boolean;
 }
 
 const defaultUploadMaxAgeMs = 24 * 60 * 60 * 1000;
@@ -73,7 +78,7 @@ export class LocalStore implements ImageSource, ImageSink {
     options: LocalStoreOptions,
   ) {
     this.cache = new ManifestCache(options.manifestCacheBytes ?? 64 * 1024 * 1024);
-    this.guard = new ContentGuard(db, options.inUseMs);
+    this.guard = new ContentGuard(db, options.inUseMs, options.recordReads ?? false);
     this.lifecycle = new Lifecycle(db, index, files, this.guard, options.lifecycle ?? {});
     this.uploads = new Uploads(
       files,

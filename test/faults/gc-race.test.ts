@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireDigest } from '../../src/oci/digest.js';
 import { startDistribution, type DistributionHandle } from '../support/distribution.js';
 import type { TestImage } from '../support/make-image.js';
 import { pushTestImage } from '../support/push-image.js';
@@ -129,7 +130,7 @@ describe('gc racing pushes, pulls and fills', () => {
     for (let i = 0; i < rounds; i++) {
       const oldImage = old[i] as TestImage;
       expect((await fetchBytes(`${wharf.url}/v2/team/old-${i}/manifests/${oldImage.root.digest}`)).status).toBe(404);
-      expect(wharf.server.store.contentSize(oldImage.root.digest as `sha256:${string}`), `old-${i}`).toBeUndefined();
+      expect(wharf.server.store.contentSize(requireDigest(oldImage.root.digest)), `old-${i}`).toBeUndefined();
     }
     expect(freed).toBeGreaterThan(0);
     await wharf.close();
