@@ -100,7 +100,10 @@ export function lifecycleStoreOptions(
   const max = options?.maxSizeBytes;
   return {
     lifecycle: {
-      space: max === undefined ? undefined : { maxBytes: max, lowWaterBytes: options?.lowWaterBytes ?? Math.floor(max * 0.9) },
+      space:
+        max === undefined
+          ? undefined
+          : { maxBytes: max, lowWaterBytes: options?.lowWaterBytes ?? Math.floor(max * 0.9) },
       isPinned: pins.length === 0 ? undefined : (repository) => matchesAny(pins, repository),
       logger,
     },

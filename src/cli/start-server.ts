@@ -225,7 +225,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     proxy,
     scheme: tlsPair === undefined ? 'http' : 'https',
     reloadTls,
-    runGc: lifecycle.runGc,
+    runGc: (run) => lifecycle.runGc(run),
     close,
   };
 }

@@ -62,7 +62,11 @@ export class Lifecycle {
     private readonly settings: LifecycleSettings,
   ) {
     this.isPinned = settings.isPinned ?? (() => false);
-    this.space = new SpaceLimit(settings.space, () => index.storedBytes, (need) => this.evict(need));
+    this.space = new SpaceLimit(
+      settings.space,
+      () => index.storedBytes,
+      (need) => this.evict(need),
+    );
   }
 
   /** Counts `bytes` against store.maxSize until released, evicting first if needed; 507 if they cannot fit. */
@@ -74,9 +78,7 @@ export class Lifecycle {
   async evict(need: number): Promise<number> {
     this.guard.flush();
     const inUse = this.guard.inUse();
-    const result = this.index.runInTransaction(() =>
-      evictImages(this.db, { need, inUse, isPinned: this.isPinned }),
-    );
+    const result = this.index.runInTransaction(() => evictImages(this.db, { need, inUse, isPinned: this.isPinned }));
     this.index.forgetBytes(result.bytes);
     this.stats.evictions += result.images.length;
     this.stats.evictedBytes += result.bytes;

@@ -84,9 +84,9 @@ export class LocalStore implements ImageSource, ImageSink {
       files,
       index,
       {
-      maxSessions: options.uploadLimits?.maxSessions ?? defaultUploadLimits.maxSessions,
-      maxSessionsPerClient: options.uploadLimits?.maxSessionsPerClient ?? defaultUploadLimits.maxSessionsPerClient,
-      maxAgeMs: options.uploadMaxAgeMs ?? defaultUploadMaxAgeMs,
+        maxSessions: options.uploadLimits?.maxSessions ?? defaultUploadLimits.maxSessions,
+        maxSessionsPerClient: options.uploadLimits?.maxSessionsPerClient ?? defaultUploadLimits.maxSessionsPerClient,
+        maxAgeMs: options.uploadMaxAgeMs ?? defaultUploadMaxAgeMs,
         emptyMaxAgeMs: options.uploadEmptyMaxAgeMs ?? defaultUploadEmptyMaxAgeMs,
       },
       this.lifecycle,
@@ -292,14 +292,14 @@ export class LocalStore implements ImageSource, ImageSink {
       // Again, in the same synchronous step as the insert: gc may have taken a blob during the write.
       this.requireReferences(name, parsed);
       this.index.putManifest(
-      name,
-      {
-        digest,
-        mediaType: parsed.mediaType,
-        size: bytes.byteLength,
-        subject: parsed.subject?.digest,
-        artifactType: parsed.artifactType,
-        annotations: parsed.annotations,
+        name,
+        {
+          digest,
+          mediaType: parsed.mediaType,
+          size: bytes.byteLength,
+          subject: parsed.subject?.digest,
+          artifactType: parsed.artifactType,
+          annotations: parsed.annotations,
           references: parsed.references.map((d) => d.digest),
         },
         tags,

@@ -140,9 +140,7 @@ export class Uploads {
       ...this.index.expiredUploads(now - this.settings.maxAgeMs),
       ...this.index.idleEmptyUploads(now - this.settings.emptyMaxAgeMs),
     ]);
-    return [...ids]
-      .filter((id) => !this.busy.has(id))
-      .map((id) => ({ id, size: this.index.uploadSize(id) ?? 0 }));
+    return [...ids].filter((id) => !this.busy.has(id)).map((id) => ({ id, size: this.index.uploadSize(id) ?? 0 }));
   }
 
   async cancel(name: RepoName, id: string): Promise<boolean> {

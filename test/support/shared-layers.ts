@@ -21,7 +21,11 @@ export interface Layer {
 export async function makeLayer(seed: string, size: number): Promise<Layer> {
   const tar = await tarOf([{ name: `layer/${seed}.bin`, data: randomBytesFor(seed, size) }]);
   const bytes = gzipSync(tar);
-  return { descriptor: { mediaType: layerType, digest: sha256Digest(bytes), size: bytes.length }, bytes, diffId: sha256Digest(tar) };
+  return {
+    descriptor: { mediaType: layerType, digest: sha256Digest(bytes), size: bytes.length },
+    bytes,
+    diffId: sha256Digest(tar),
+  };
 }
 
 /** A linux/amd64 OCI image of these layers, its config labelled with `seed`. */
