@@ -14,7 +14,7 @@ import { requireDigest } from '../src/oci/digest.js';
 import { startContainerd } from './support/containerd.js';
 import { writeHostsToml } from './support/containerd.js';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
-import { call } from './support/http.js';
+import { call, sha256 } from './support/http.js';
 import type { TestImage } from './support/make-image.js';
 import { pushTestImage } from './support/push-image.js';
 import { run } from './support/run.js';
@@ -198,6 +198,51 @@ describe.sequential('store.maxSize: LRU eviction, reference-aware', () => {
           const blob = await call(wharf.url, `/v2/team/pinned/blobs/${digest}`);
           expect(Buffer.from(await blob.arrayBuffer()).equals(bytes)).toBe(true);
         }
+      } finally {
+        await wharf.close();
+      }
+    },
+    clientTimeoutMs,
+  );
+
+  it(
+    'refuses a push past store.maxSize with 507 (monolithic or chunked), ending the session and keeping nothing',
+    async () => {
+      const dataDir = join(work, 'push');
+      const wharf = await startWharf({ dataDir, lifecycle: { maxSizeBytes: 10_000, inUseMs } });
+      try {
+        const big = Buffer.alloc(20_000, 7);
+        const digest = sha256(big);
+        const monolithic = await call(wharf.url, `/v2/team/big/blobs/uploads/?digest=${digest}`, {
+          method: 'POST',
+          body: big,
+        });
+        expect(monolithic.status).toBe(507);
+        expect(((await monolithic.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('UNAVAILABLE');
+        const started = await call(wharf.url, '/v2/team/big/blobs/uploads/', { method: 'POST' });
+        expect(started.status).toBe(202);
+        const location = new URL(started.headers.get('location') ?? '', wharf.url);
+        const patched = await call(wharf.url, location.pathname + location.search, {
+          method: 'PATCH',
+          body: big,
+          headers: { 'content-type': 'application/octet-stream' },
+        });
+        expect(patched.status).toBe(202);
+        const next = new URL(patched.headers.get('location') ?? '', wharf.url);
+        next.searchParams.set('digest', digest);
+        const closed = await call(wharf.url, next.pathname + next.search, { method: 'PUT' });
+        expect(closed.status).toBe(507);
+        expect((await call(wharf.url, location.pathname)).status).toBe(404);
+        expect((await call(wharf.url, `/v2/team/big/blobs/${digest}`)).status).toBe(404);
+        expect((await filesUnder(join(dataDir, 'blobs'))).count).toBe(0);
+        expect(await readdir(join(dataDir, 'tmp', 'uploads'))).toEqual([]);
+        // A blob that fits is taken.
+        const small = Buffer.alloc(1_000, 1);
+        const fits = await call(wharf.url, `/v2/team/big/blobs/uploads/?digest=${sha256(small)}`, {
+          method: 'POST',
+          body: small,
+        });
+        expect(fits.status).toBe(201);
       } finally {
         await wharf.close();
       }
