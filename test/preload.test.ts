@@ -193,10 +193,11 @@ describe.sequential('wharf preload', () => {
       const sparse = await runWharf(['ls', 'docker.io/library/*', '--data', join(work, 'arm')], { timeoutMs: 30_000 });
       expect(sparse.code).toBe(0);
       const lines = sparse.stdout.trim().split('\n');
-      expect(lines[0]).toMatch(/^IMAGE\s+DIGEST\s+KIND\s+PLATFORMS\s+SIZE\s+SOURCE$/);
+      expect(lines[0]).toMatch(/^IMAGE\s+DIGEST\s+KIND\s+PLATFORMS\s+SIZE\s+SOURCE\s+LAST PULLED$/);
       expect(lines.slice(1)).toHaveLength(1);
+      // The earlier test pulled it through serve: LAST PULLED says when.
       expect(lines[1]).toMatch(
-        /^docker\.io\/library\/multi:v1\s+sha256:\w{12}\s+index\s+linux\/arm64\/v8 \(\+1 not here\)\s+\S+ \w+\s+preloaded$/,
+        /^docker\.io\/library\/multi:v1\s+sha256:\w{12}\s+index\s+linux\/arm64\/v8 \(\+1 not here\)\s+\S+ \w+\s+preloaded\s+\d{4}-\d\d-\d\d \d\d:\d\dZ$/,
       );
 
       const none = await runWharf(['ls', 'team/*', '--data', join(work, 'all')], { timeoutMs: 30_000 });

@@ -21,6 +21,7 @@ import {
 } from './config-values.js';
 import { logFormats, type LogFormat } from './make-logger.js';
 import { defaultMaxConnections } from './open-file-limit.js';
+import { parseLifecycle, type LifecycleConfig } from './lifecycle-config.js';
 
 export { ConfigError, parseDuration, parseListen, type UpstreamSettings } from './config-values.js';
 
@@ -57,6 +58,8 @@ export interface Config {
   verifyReads: boolean;
   /** Pushed manifests may name blobs (and index children) the registry does not hold (issue 10). */
   sparseManifests: boolean;
+  /** store.maxSize, store.lowWaterMark, store.pin, store.gc.* (lifecycle-config.ts). */
+  lifecycle: LifecycleConfig;
 }
 
 /** Every scalar option by its dotted YAML key, with the environment variable and flag that set it. */
@@ -88,6 +91,10 @@ const options = {
   'metrics.public': { env: 'WHARF_METRICS_PUBLIC', flag: undefined, default: 'false' },
   'store.verifyReads': { env: 'WHARF_VERIFY_READS', flag: undefined, default: 'true' },
   'registry.sparseManifests': { env: 'WHARF_SPARSE_MANIFESTS', flag: undefined, default: 'false' },
+  'store.maxSize': { env: 'WHARF_STORE_MAX_SIZE', flag: undefined, default: '' },
+  'store.lowWaterMark': { env: 'WHARF_STORE_LOW_WATER_MARK', flag: undefined, default: '90%' },
+  'store.gc.interval': { env: 'WHARF_GC_INTERVAL', flag: undefined, default: '1h' },
+  'store.gc.grace': { env: 'WHARF_GC_GRACE', flag: undefined, default: '1h' },
 } as const;
 type Key = keyof typeof options;
 
@@ -105,7 +112,7 @@ export interface ConfigSources {
 export function loadConfig(sources: ConfigSources): Config {
   const file =
     sources.file === undefined
-      ? { scalars: {}, upstreams: undefined, auth: undefined, local: undefined }
+      ? { scalars: {}, upstreams: undefined, auth: undefined, local: undefined, pin: undefined }
       : readConfigFile(sources.file);
   const raw = (key: Key): { value: string; from: string } => {
     const option = options[key];
@@ -188,6 +195,14 @@ export function loadConfig(sources: ConfigSources): Config {
     metricsPublic: parseBoolean(raw('metrics.public')),
     verifyReads: parseBoolean(raw('store.verifyReads')),
     sparseManifests: parseBoolean(raw('registry.sparseManifests')),
+    lifecycle: parseLifecycle({
+      maxSize: raw('store.maxSize'),
+      lowWaterMark: raw('store.lowWaterMark'),
+      gcInterval: raw('store.gc.interval'),
+      gcGrace: raw('store.gc.grace'),
+      pinFile: file.pin,
+      pinEnv: sources.env.WHARF_STORE_PIN,
+    }),
   };
 }
 
@@ -225,6 +240,7 @@ interface ConfigFile {
   upstreams: unknown;
   auth: Record<string, unknown> | undefined;
   local: unknown;
+  pin: unknown;
 }
 
 function readConfigFile(path: string): ConfigFile {
@@ -244,6 +260,7 @@ function readConfigFile(path: string): ConfigFile {
   let upstreams: unknown;
   let auth: Record<string, unknown> | undefined;
   let local: unknown;
+  let pin: unknown;
   const walk = (node: unknown, prefix: string): void => {
     if (node === null || node === undefined) return;
     if (prefix === 'upstreams') {
@@ -252,6 +269,10 @@ function readConfigFile(path: string): ConfigFile {
     }
     if (prefix === 'local') {
       local = node;
+      return;
+    }
+    if (prefix === 'store.pin') {
+      pin = node;
       return;
     }
     if (prefix === 'auth') {
@@ -277,5 +298,5 @@ function readConfigFile(path: string): ConfigFile {
     scalars[prefix as Key] = String(node);
   };
   walk(doc, '');
-  return { scalars, upstreams, auth, local };
+  return { scalars, upstreams, auth, local, pin };
 }

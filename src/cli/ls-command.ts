@@ -43,7 +43,7 @@ export async function runLs(
 }
 
 function formatTable(images: readonly ImageListing[]): string {
-  const rows = [['IMAGE', 'DIGEST', 'KIND', 'PLATFORMS', 'SIZE', 'SOURCE']];
+  const rows = [['IMAGE', 'DIGEST', 'KIND', 'PLATFORMS', 'SIZE', 'SOURCE', 'LAST PULLED']];
   for (const image of images) {
     const missing = image.missingPlatforms.length === 0 ? '' : ` (+${image.missingPlatforms.length} not here)`;
     rows.push([
@@ -53,6 +53,7 @@ function formatTable(images: readonly ImageListing[]): string {
       `${image.platforms.join(',') || '-'}${missing}`,
       formatBytes(image.size),
       image.source ?? '-',
+      formatPulled(image.lastPulledAt),
     ]);
   }
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length))) ?? [];
@@ -65,4 +66,9 @@ function formatTable(images: readonly ImageListing[]): string {
           .trimEnd()}\n`,
     )
     .join('');
+}
+
+/** UTC to the minute (the times are batched, up to 30 s late); '-' for never. */
+function formatPulled(at: number | undefined): string {
+  return at === undefined ? '-' : `${new Date(at).toISOString().slice(0, 16).replace('T', ' ')}Z`;
 }

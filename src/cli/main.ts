@@ -21,6 +21,7 @@ import { runLs, type LsFlags } from './ls-command.js';
 import { explainError, type PathOption } from './explain-error.js';
 import { runStats, type StatsFlags } from './stats-command.js';
 import { registerClientCommands } from './client/register-client-commands.js';
+import { runGc, type GcFlags } from './gc-command.js';
 
 /** package.json sits at the package root, two levels above both src/cli and dist/cli. */
 const packageVersion = (
@@ -131,6 +132,7 @@ upstreamOptions(
       metricsPublic: config.metricsPublic,
       verifyReads: config.verifyReads,
       sparseManifests: config.sparseManifests,
+      lifecycle: config.lifecycle,
     });
     const stop = (signal: string): void => {
       logger.info({ signal }, 'shutting down: finishing requests in flight');
@@ -155,6 +157,10 @@ upstreamOptions(
       }
       const upstreams = server.reloadUpstreamCredentials(reread.upstreams);
       logger.info({ signal: 'SIGHUP', upstreams }, 'upstream credentials reloaded');
+    });
+    // `wharf gc` beside serve asks for this (cli/gc-command.ts): one gc now, reported in the log.
+    process.on('SIGUSR2', () => {
+      server.runGc().catch((error: unknown) => logger.warn({ err: error }, 'gc on SIGUSR2 failed'));
     });
     // Last: whoever waits for this line may signal the process at once, so the handlers are in place.
     const shown = server.host.includes(':') ? `[${server.host}]` : server.host;
@@ -321,6 +327,21 @@ storeOptions(
 
 // tags, repos, digest, manifest, config, tree, copy, delete, blob, push-dir, pull-dir (cli/client/).
 registerClientCommands(program, process.env);
+
+storeOptions(
+  program
+    .command('gc')
+    .description(
+      'remove what nothing refers to: untagged manifests, blobs, links and uploads past store.gc.grace ' +
+        '(wharf serve runs it on a schedule; beside it, only --dry-run)',
+    ),
+)
+  .option('--dry-run', 'print what would go and the bytes it would free; delete nothing')
+  .option('--json', 'the report as one JSON object')
+  .option('--grace <duration>', 'keep what was created or read within this long (default store.gc.grace, 1h)')
+  .action(async (flags: GcFlags) => {
+    await runGc(flags, process.env);
+  });
 
 /** One plain line, `error: CODE: message`, and exit 1; --debug adds the cause chain. */
 function fail(error: unknown): never {

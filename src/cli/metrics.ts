@@ -20,6 +20,8 @@ export interface MetricsSources {
     prefetchStats: { started: number; joined: number; failed: number };
   };
   storeUsage(): { bytes: number; blobs: number };
+  /** Eviction and gc counts (store/lifecycle.ts) and store.maxSize (undefined: no limit). */
+  lifecycle?(): { evictions: number; evictedBytes: number; gcRuns: number; gcBytes: number; limitBytes?: number };
 }
 
 const upstreamBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -120,6 +122,39 @@ export class WharfMetrics {
       registers,
       collect() {
         this.set(sources()?.storeUsage().blobs ?? 0);
+      },
+    });
+    this.registerLifecycle(registers, sources);
+  }
+
+  /** Evictions, gc and the store's limit: counts kept by the store, exposed as counters at scrape time. */
+  private registerLifecycle(registers: Registry[], sources: () => MetricsSources | undefined): void {
+    const counted = [
+      ['wharf_evictions_total', 'Images evicted to keep the store under store.maxSize', 'evictions'],
+      ['wharf_evicted_bytes_total', 'Bytes of blob files freed by eviction', 'evictedBytes'],
+      ['wharf_gc_runs_total', 'Completed gc runs (scheduled, signalled or by wharf gc)', 'gcRuns'],
+      ['wharf_gc_freed_bytes_total', 'Bytes of blob and upload files removed by gc', 'gcBytes'],
+    ] as const;
+    for (const [name, help, field] of counted) {
+      let seen = 0;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const now = sources()?.lifecycle?.()[field];
+          if (now === undefined) return;
+          this.inc(now - seen);
+          seen = now;
+        },
+      });
+    }
+    new Gauge({
+      name: 'wharf_store_limit_bytes',
+      help: 'store.maxSize in bytes (0: no limit)',
+      registers,
+      collect() {
+        this.set(sources()?.lifecycle?.().limitBytes ?? 0);
       },
     });
   }

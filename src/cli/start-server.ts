@@ -25,6 +25,8 @@ import { loadTlsPair, type TlsFiles } from './tls-files.js';
 import { createUpstreamRouter } from './upstream-router.js';
 import { WharfMetrics } from './metrics.js';
 import { describeQuarantine, mirroredNameTest } from './quarantine-report.js';
+import { lifecycleStoreOptions, startLifecycle, type ServerLifecycleOptions } from './server-lifecycle.js';
+import type { GcReport } from '../store/lifecycle.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -57,6 +59,8 @@ export interface ServerOptions {
   metricsPublic?: boolean;
   /** Check blob bytes against their digest as they are served (store.verifyReads; default true; ADR 0009). */
   verifyReads?: boolean;
+  /** store.maxSize, pins, the gc schedule (server-lifecycle.ts). */
+  lifecycle?: ServerLifecycleOptions;
 }
 
 export interface RunningServer {
@@ -73,6 +77,8 @@ export interface RunningServer {
    * re-read config, on SIGHUP); other changes to upstreams need a restart. Returns the hosts reloaded.
    */
   reloadUpstreamCredentials(upstreams: readonly UpstreamSettings[]): string[];
+  /** One gc now (after any run in progress): what the schedule runs (SIGUSR2 in `wharf serve`). */
+  runGc(options?: { graceMs?: number; dryRun?: boolean }): Promise<GcReport>;
   close(): Promise<void>;
 }
 
@@ -101,6 +107,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         else logger.warn(fields, `blob failed verification on read: ${line.text}`);
       },
       sparseManifests: options.sparseManifests,
+      ...lifecycleStoreOptions(options.lifecycle, logger),
+      recordReads: true,
     });
   } catch (error) {
     await lock.release();
@@ -119,7 +127,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger,
     maxConcurrentFills: options.maxConcurrentFills,
   });
-  metrics.attach({ fills: () => proxy.fills, storeUsage: () => store.health.currentUsage() });
+  metrics.attach({
+    fills: () => proxy.fills,
+    storeUsage: () => store.health.currentUsage(),
+    lifecycle: () => ({ ...store.lifecycle.stats, limitBytes: options.lifecycle?.maxSizeBytes }),
+  });
   const auth = createClientAuth(options.auth);
   warnAboutAccess(
     logger,
@@ -199,6 +211,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     store.cleanUploads().catch((error: unknown) => logger.warn({ err: error }, 'upload cleanup failed'));
   }, uploadCleanIntervalMs);
   cleaner.unref();
+  const lifecycle = startLifecycle(store, options.lifecycle, logger);
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -207,6 +220,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await stopListening(server, options.shutdownGraceMs ?? 10_000);
       stopGuard();
       await proxy.settle();
+      await lifecycle.stop();
       await Promise.all(clients.map(({ client }) => client.close()));
       store.close();
       await lock.release();
@@ -243,6 +257,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     scheme: tlsPair === undefined ? 'http' : 'https',
     reloadTls,
     reloadUpstreamCredentials,
+    runGc: (run) => lifecycle.runGc(run),
     close,
   };
 }

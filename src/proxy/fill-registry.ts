@@ -26,6 +26,7 @@ import type { Logger } from '../oci/logger.js';
 import type { RepoName } from '../oci/reference.js';
 import type { BlobFill } from '../store/blob-fill.js';
 import type { LocalStore } from '../store/local-store.js';
+import type { Reservation } from '../store/space-limit.js';
 import { FillQueue } from './fill-queue.js';
 import type { UpstreamBlob } from './upstream-client.js';
 
@@ -147,8 +148,7 @@ class Fill {
       this.state = 'verified';
       this.reachVerdict();
       this.wake();
-      const info = await this.file.commit();
-      this.store.recordFill(this.names, info.digest, info.size);
+      await this.store.commitFill(this.file, this.names);
       this.state = 'done';
     } catch (error) {
       this.error = error;
@@ -453,15 +453,24 @@ export class FillRegistry {
         throw new OciError('UNAVAILABLE', 'upstream sent a blob without Content-Length', { detail: { digest } });
       }
       let file: BlobFill;
+      let reservation: Reservation;
+      try {
+        // store.maxSize: room is made (or the fill refused with 507) before a byte is written.
+        reservation = await this.store.reserveSpace(upstream.size);
+      } catch (error) {
+        await upstream.cancel();
+        throw error;
+      }
       try {
         file = await this.store.startFill(digest);
       } catch (error) {
+        reservation.release();
         await upstream.cancel();
         throw error;
       }
       const fill = new Fill(digest, upstream.size, names, file, this.store);
       this.stats.started++;
-      pump = this.watch(fill, fill.pump(upstream), signal);
+      pump = this.watch(fill, fill.pump(upstream), reservation, signal);
       return fill;
     } finally {
       if (pump === undefined) this.queue.release();
@@ -469,9 +478,16 @@ export class FillRegistry {
   }
 
   /** Records the outcome of a fill's pump and frees its slot. */
-  private watch(fill: Fill, pumping: Promise<void>, prefetch: AbortSignal | undefined): Promise<void> {
+  private watch(
+    fill: Fill,
+    pumping: Promise<void>,
+    reservation: Reservation,
+    prefetch: AbortSignal | undefined,
+  ): Promise<void> {
     const digest = fill.digest;
     const pump = pumping.then(() => {
+      // Committed: the index counts the bytes now; failed: nothing was kept.
+      reservation.release();
       this.queue.release();
       this.fills.delete(digest);
       if (fill.state === 'done') {

@@ -316,6 +316,16 @@ export class BlobFiles {
     }
   }
 
+  /** When a blob file was last written (a file without a row is collected only once old enough); undefined: gone. */
+  async blobFileWrittenAt(digest: Digest): Promise<number | undefined> {
+    try {
+      return (await lstat(this.pathOf(digest))).mtimeMs;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
   /**
    * Moves a blob's file out of blobs/ into quarantine/ (same filesystem: a rename), so it is never
    * served again and its bytes stay for inspection. `ino`: only if the file is still that one (a

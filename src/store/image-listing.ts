@@ -28,6 +28,8 @@ export interface ImageListing {
   size: number;
   source: TagSource | undefined;
   updatedAt: number | undefined;
+  /** The last pull of the image or one of its platforms (unix ms; batched, up to 30 s late), undefined: never pulled. */
+  lastPulledAt: number | undefined;
 }
 
 interface RootRow {
@@ -62,6 +64,9 @@ export async function listImages(
     `SELECT b.digest, b.size FROM manifest_references x JOIN blobs b ON b.digest = x.digest
      WHERE x.repository_id = ? AND x.manifest_digest = ?`,
   );
+  const accessed = db.prepare<[string], { accessed_at: number | null }>(
+    'SELECT accessed_at FROM blobs WHERE digest = ?',
+  );
   const out: ImageListing[] = [];
   for (const row of db.prepare<[], RootRow>(rootsSql).all()) {
     if (!match(row.repository)) continue;
@@ -69,6 +74,7 @@ export async function listImages(
     const counted = new Map<string, number>([[row.digest, row.size]]);
     const platforms: string[] = [];
     const missingPlatforms: string[] = [];
+    const childDigests: string[] = [];
     const addImage = (digest: string): void => {
       for (const blob of blobs.all(row.repository_id, digest)) counted.set(blob.digest, blob.size);
     };
@@ -83,6 +89,7 @@ export async function listImages(
           continue;
         }
         platforms.push(name);
+        childDigests.push(child.digest);
         counted.set(child.digest, present.size);
         addImage(child.digest);
       }
@@ -102,9 +109,15 @@ export async function listImages(
       size: [...counted.values()].reduce((sum, size) => sum + size, 0),
       source: row.source ?? undefined,
       updatedAt: row.updated_at ?? undefined,
+      lastPulledAt: lastOf([row.digest, ...childDigests].map((d) => accessed.get(d)?.accessed_at ?? undefined)),
     });
   }
   return out;
+}
+
+function lastOf(times: (number | undefined)[]): number | undefined {
+  const known = times.filter((t): t is number => t !== undefined);
+  return known.length === 0 ? undefined : Math.max(...known);
 }
 
 async function childrenOf(files: BlobFiles, digest: Digest, mediaType: string): Promise<Descriptor[]> {

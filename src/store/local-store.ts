@@ -30,6 +30,9 @@ import { ImportBatch, type ImportBatchOptions } from './import-batch.js';
 import { ManifestCache } from './manifest-cache.js';
 import { StoreIndex, toManifestInfo, type ManifestRow, type TagRow } from './store-index.js';
 import { BlobFill } from './blob-fill.js';
+import { ContentGuard } from './content-guard.js';
+import { Lifecycle, type GcOptions, type GcReport, type LifecycleSettings } from './lifecycle.js';
+import type { Reservation } from './space-limit.js';
 import { StoreHealth } from './store-health.js';
 import { defaultUploadLimits, type UploadLimits } from './upload-quota.js';
 import { findBlobHolders } from './blob-holders.js';
@@ -57,6 +60,15 @@ export interface LocalStoreOptions {
   verifyReads?: boolean;
   /** Told of every blob quarantined (cli/ logs it: nothing is dropped without a line). */
   onQuarantine?: (result: QuarantineResult) => void;
+  /** store.maxSize, pins (lifecycle.ts); absent: no limit, nothing pinned by pattern. */
+  lifecycle?: LifecycleSettings;
+  /** How long a read keeps content from gc and eviction (content-guard.ts; for tests). */
+  inUseMs?: number;
+  /**
+   * Record reads (last pulled, in-use window): serve does; the CLI's commands, which run alone or
+   * read-only and read for themselves rather than for a client, do not (default false).
+   */
+  recordReads?: boolean;
 }
 
 const defaultUploadMaxAgeMs = 24 * 60 * 60 * 1000;
@@ -69,6 +81,9 @@ export class LocalStore implements ImageSource, ImageSink {
   readonly health: StoreHealth;
   private readonly verifyReads: boolean;
   private readonly onQuarantine: ((result: QuarantineResult) => void) | undefined;
+  /** gc, eviction, store.maxSize, and what keeps content in use away from them. */
+  readonly lifecycle: Lifecycle;
+  private readonly guard: ContentGuard;
 
   private constructor(
     readonly root: string,
@@ -78,12 +93,19 @@ export class LocalStore implements ImageSource, ImageSink {
     private readonly options: LocalStoreOptions,
   ) {
     this.cache = new ManifestCache(options.manifestCacheBytes ?? 64 * 1024 * 1024);
-    this.uploads = new Uploads(files, index, {
-      maxSessions: options.uploadLimits?.maxSessions ?? defaultUploadLimits.maxSessions,
-      maxSessionsPerClient: options.uploadLimits?.maxSessionsPerClient ?? defaultUploadLimits.maxSessionsPerClient,
-      maxAgeMs: options.uploadMaxAgeMs ?? defaultUploadMaxAgeMs,
-      emptyMaxAgeMs: options.uploadEmptyMaxAgeMs ?? defaultUploadEmptyMaxAgeMs,
-    });
+    this.guard = new ContentGuard(db, options.inUseMs, options.recordReads ?? false);
+    this.lifecycle = new Lifecycle(db, index, files, this.guard, options.lifecycle ?? {});
+    this.uploads = new Uploads(
+      files,
+      index,
+      {
+        maxSessions: options.uploadLimits?.maxSessions ?? defaultUploadLimits.maxSessions,
+        maxSessionsPerClient: options.uploadLimits?.maxSessionsPerClient ?? defaultUploadLimits.maxSessionsPerClient,
+        maxAgeMs: options.uploadMaxAgeMs ?? defaultUploadMaxAgeMs,
+        emptyMaxAgeMs: options.uploadEmptyMaxAgeMs ?? defaultUploadEmptyMaxAgeMs,
+      },
+      this.lifecycle,
+    );
     this.health = new StoreHealth(db, () => files.probeWritable());
     this.verifyReads = options.verifyReads ?? true;
     this.onQuarantine = options.onQuarantine;
@@ -129,7 +151,27 @@ export class LocalStore implements ImageSource, ImageSink {
     return this.uploads.clean();
   }
 
+  /** Mark and sweep (lifecycle.ts); abandoned uploads included. */
+  gc(options: GcOptions): Promise<GcReport> {
+    return this.lifecycle.gc(options, async (dryRun) => {
+      const abandoned = this.uploads.abandoned();
+      if (!dryRun) await this.uploads.clean();
+      return abandoned;
+    });
+  }
+
+  /** Writes the last-read times kept in memory (batched: no database write per hit). */
+  flushAccessTimes(): void {
+    if (this.db.open && !this.db.readonly) this.guard.flush();
+  }
+
+  /** Counts bytes about to be written against store.maxSize (evicting first if needed; 507 if they cannot fit). */
+  reserveSpace(bytes: number): Promise<Reservation> {
+    return this.lifecycle.reserve(bytes);
+  }
+
   close(): void {
+    this.flushAccessTimes();
     this.db.close();
   }
 
@@ -142,6 +184,7 @@ export class LocalStore implements ImageSource, ImageSink {
   async openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined> {
     const size = this.index.linkedBlobSize(name, digest);
     if (size === undefined) return undefined;
+    this.guard.touch(digest);
     const files = this.files;
     if (!this.verifyReads) {
       return { digest, size, open: (range) => files.openRead(digest, range), openFile: () => files.openFile(digest) };
@@ -174,12 +217,15 @@ export class LocalStore implements ImageSource, ImageSink {
 
   async statBlob(name: RepoName, digest: Digest): Promise<BlobInfo | undefined> {
     const size = this.index.linkedBlobSize(name, digest);
-    return size === undefined ? undefined : { digest, size };
+    if (size === undefined) return undefined;
+    this.guard.touch(digest);
+    return { digest, size };
   }
 
   async getManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestContent | undefined> {
     const row = this.findManifest(name, reference);
     if (row === undefined) return undefined;
+    this.guard.touch(row.digest);
     let bytes = this.cache.get(row.digest);
     if (bytes === undefined) {
       bytes = await this.files.readAll(row.digest);
@@ -190,7 +236,9 @@ export class LocalStore implements ImageSource, ImageSink {
 
   async statManifest(name: RepoName, reference: Tag | Digest): Promise<ManifestInfo | undefined> {
     const row = this.findManifest(name, reference);
-    return row === undefined ? undefined : this.answerDigest(row, reference);
+    if (row === undefined) return undefined;
+    this.guard.touch(row.digest);
+    return this.answerDigest(row, reference);
   }
 
   async listTags(name: RepoName, page: PageRequest): Promise<string[] | undefined> {
@@ -237,9 +285,22 @@ export class LocalStore implements ImageSource, ImageSink {
   }
 
   async putBlob(name: RepoName, digest: Digest, body: AsyncIterable<Uint8Array>, size?: number): Promise<BlobInfo> {
-    const info = await this.files.write(body, size === undefined ? { digest } : { digest, size });
-    this.index.addBlob(name, info.digest, info.size);
-    return info;
+    // Without a declared size the bytes are counted once known, before the row is written.
+    const reservation = await this.reserveSpace(this.index.blobSize(digest) === undefined ? (size ?? 0) : 0);
+    try {
+      const info = await this.guard.lease(digest, async () => {
+        const written = await this.files.write(body, size === undefined ? { digest } : { digest, size });
+        if (size === undefined && this.index.blobSize(digest) === undefined) {
+          await this.reserveOrRemove(written);
+        }
+        this.index.addBlob(name, written.digest, written.size);
+        return written;
+      });
+      this.guard.touch(digest);
+      return info;
+    } finally {
+      reservation.release();
+    }
   }
 
   async mountBlob(
@@ -251,6 +312,7 @@ export class LocalStore implements ImageSource, ImageSink {
     const size = source === undefined ? undefined : this.index.linkedBlobSize(source, digest);
     if (size === undefined) return undefined;
     this.index.linkBlob(name, digest);
+    this.guard.touch(digest);
     return { digest, size };
   }
 
@@ -277,24 +339,24 @@ export class LocalStore implements ImageSource, ImageSink {
     }
     const parsed = parseManifest(bytes, contentType);
     if (this.options.sparseManifests !== true) this.requireReferences(name, parsed);
-    if (this.index.blobSize(digest) === undefined) {
-      const info = await this.files.write([bytes], { digest });
-      this.index.addContent(info.digest, info.size);
-    }
     const tags = asDigest === undefined ? [reference as Tag, ...extraTags] : extraTags;
-    this.index.putManifest(
-      name,
-      {
-        digest,
-        mediaType: parsed.mediaType,
-        size: bytes.byteLength,
-        subject: parsed.subject?.digest,
-        artifactType: parsed.artifactType,
-        annotations: parsed.annotations,
-        references: parsed.references.map((d) => d.digest),
-      },
-      tags,
-    );
+    await this.writeManifestBytes(digest, bytes, () => {
+      // Again, in the same synchronous step as the insert: gc may have taken a blob during the write.
+      if (this.options.sparseManifests !== true) this.requireReferences(name, parsed);
+      this.index.putManifest(
+        name,
+        {
+          digest,
+          mediaType: parsed.mediaType,
+          size: bytes.byteLength,
+          subject: parsed.subject?.digest,
+          artifactType: parsed.artifactType,
+          annotations: parsed.annotations,
+          references: parsed.references.map((d) => d.digest),
+        },
+        tags,
+      );
+    });
     const result: PutManifestResult = { digest, mediaType: parsed.mediaType, size: bytes.byteLength, tags };
     if (parsed.subject !== undefined) result.subject = parsed.subject.digest;
     return result;
@@ -340,23 +402,21 @@ export class LocalStore implements ImageSource, ImageSink {
       // The upstream's bytes are served as they are even when wharf cannot read them.
       parsed = undefined;
     }
-    if (this.index.blobSize(manifest.digest) === undefined) {
-      const info = await this.files.write([manifest.bytes], { digest: manifest.digest });
-      this.index.addContent(info.digest, info.size);
-    }
-    this.index.putManifest(
-      name,
-      {
-        digest: manifest.digest,
-        mediaType: manifest.mediaType,
-        size: manifest.bytes.byteLength,
-        subject: parsed?.subject?.digest,
-        artifactType: parsed?.artifactType,
-        annotations: parsed?.annotations,
-        references: parsed?.references.map((d) => d.digest) ?? [],
-      },
-      tag === undefined ? [] : [tag],
-      'fetched',
+    await this.writeManifestBytes(manifest.digest, manifest.bytes, () =>
+      this.index.putManifest(
+        name,
+        {
+          digest: manifest.digest,
+          mediaType: manifest.mediaType,
+          size: manifest.bytes.byteLength,
+          subject: parsed?.subject?.digest,
+          artifactType: parsed?.artifactType,
+          annotations: parsed?.annotations,
+          references: parsed?.references.map((d) => d.digest) ?? [],
+        },
+        tag === undefined ? [] : [tag],
+        'fetched',
+      ),
     );
     return { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.byteLength };
   }
@@ -371,9 +431,18 @@ export class LocalStore implements ImageSource, ImageSink {
     return this.files.openFile(digest);
   }
 
-  /** After a fill's file is committed: the index row and the link into each name that asked for it. */
-  recordFill(names: Iterable<RepoName>, digest: Digest, size: number): void {
-    for (const name of names) this.index.addBlob(name, digest, size);
+  /**
+   * Commits a verified fill's file and records it: the index row and the link into each name that
+   * asked for it (read when the rows are written, so a name that joined meanwhile is linked too).
+   */
+  async commitFill(fill: BlobFill, names: Iterable<RepoName>): Promise<BlobInfo> {
+    const info = await this.guard.lease(fill.digest, async () => {
+      const committed = await fill.commit();
+      for (const name of names) this.index.addBlob(name, committed.digest, committed.size);
+      return committed;
+    });
+    this.guard.touch(info.digest);
+    return info;
   }
 
   /**
@@ -399,6 +468,37 @@ export class LocalStore implements ImageSource, ImageSink {
   }
 
   // ---- helpers ----
+
+  /**
+   * Writes a manifest's file if the store lacks it, then `record`s its rows, with the digest leased
+   * and its bytes counted against store.maxSize; `record` runs in the same synchronous step as the
+   * last check, so gc cannot take the file between them.
+   */
+  private async writeManifestBytes(digest: Digest, bytes: Uint8Array, record: () => void): Promise<void> {
+    const reservation = await this.reserveSpace(this.index.blobSize(digest) === undefined ? bytes.byteLength : 0);
+    try {
+      await this.guard.lease(digest, async () => {
+        if (this.index.blobSize(digest) === undefined) {
+          const info = await this.files.write([bytes], { digest });
+          this.index.addContent(info.digest, info.size);
+        }
+        record();
+      });
+      this.guard.touch(digest);
+    } finally {
+      reservation.release();
+    }
+  }
+
+  /** A blob written without a declared size: counted now, or removed (507) when it cannot fit. */
+  private async reserveOrRemove(info: BlobInfo): Promise<void> {
+    try {
+      (await this.reserveSpace(info.size)).release();
+    } catch (error) {
+      await this.files.remove(info.digest);
+      throw error;
+    }
+  }
 
   private findManifest(name: RepoName, reference: Tag | Digest): ManifestRow | undefined {
     const digest = parseDigest(reference);

@@ -48,9 +48,13 @@ export interface NewManifest {
 export class StoreIndex {
   private readonly q;
   private readonly lookups: LookupCache<ManifestRow>;
+  /** Bytes of the blob files the index holds: counted at open, then kept by every insert and delete here. */
+  storedBytes: number;
 
   constructor(private readonly db: Db) {
     this.lookups = new LookupCache<ManifestRow>(db);
+    this.storedBytes =
+      db.prepare<[], { bytes: number | null }>('SELECT sum(size) AS bytes FROM blobs').get()?.bytes ?? 0;
     this.q = {
       repoId: db.prepare<[string], { id: number }>('SELECT id FROM repositories WHERE name = ?'),
       insertRepo: db.prepare('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
@@ -80,9 +84,12 @@ export class StoreIndex {
          JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
          WHERE r.name = ? AND t.name = ?`,
       ),
+      // A fetched manifest never turns pushed content into evictable content; a push or import of
+      // fetched content pins it (migrations/0002-lifecycle.sql).
       insertManifest: db.prepare(
-        `INSERT INTO manifests (repository_id, digest, media_type, size, subject, artifact_type, annotations, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+        `INSERT INTO manifests (repository_id, digest, media_type, size, subject, artifact_type, annotations, created_at, source)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repository_id, digest) DO UPDATE SET source = excluded.source
+         WHERE manifests.source = 'fetched' AND excluded.source <> 'fetched'`,
       ),
       insertReference: db.prepare(
         'INSERT INTO manifest_references (repository_id, manifest_digest, digest) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
@@ -162,14 +169,23 @@ export class StoreIndex {
   addBlob(name: RepoName, digest: Digest, size: number): void {
     const now = Date.now();
     this.db.transaction(() => {
-      this.q.insertBlob.run(digest, size, now);
+      this.insertBlob(digest, size, now);
       this.q.link.run(this.ensureRepository(name), digest, now);
     })();
   }
 
   /** Records a verified file that no repository links to yet (a manifest's bytes). */
   addContent(digest: Digest, size: number): void {
-    this.q.insertBlob.run(digest, size, Date.now());
+    this.insertBlob(digest, size, Date.now());
+  }
+
+  /** gc and eviction deleted rows of this many bytes. */
+  forgetBytes(bytes: number): void {
+    this.storedBytes -= bytes;
+  }
+
+  private insertBlob(digest: Digest, size: number, now: number): void {
+    if (this.q.insertBlob.run(digest, size, now).changes > 0) this.storedBytes += size;
   }
 
   linkBlob(name: RepoName, digest: Digest): void {
@@ -210,7 +226,7 @@ export class StoreIndex {
     const now = Date.now();
     this.db.transaction(() => {
       const repoId = this.ensureRepository(name);
-      this.q.insertBlob.run(manifest.digest, manifest.size, now);
+      this.insertBlob(manifest.digest, manifest.size, now);
       this.q.insertManifest.run(
         repoId,
         manifest.digest,
@@ -220,6 +236,7 @@ export class StoreIndex {
         manifest.artifactType ?? null,
         manifest.annotations === undefined ? null : JSON.stringify(manifest.annotations),
         now,
+        source,
       );
       for (const ref of manifest.references) this.q.insertReference.run(repoId, manifest.digest, ref);
       const confirmedAt = source === 'fetched' ? now : null;

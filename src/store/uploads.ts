@@ -15,6 +15,7 @@ import type { BlobInfo, ChunkRange, UploadState } from '../oci/image-source.js';
 import { formatUploadRange } from '../oci/ranges.js';
 import type { RepoName } from '../oci/reference.js';
 import { isNotFound, type BlobFiles } from './blob-files.js';
+import type { Lifecycle } from './lifecycle.js';
 import type { StoreIndex, UploadRow } from './store-index.js';
 import { UploadQuota, type UploadLimits } from './upload-quota.js';
 
@@ -39,6 +40,7 @@ export class Uploads {
     private readonly files: BlobFiles,
     private readonly index: StoreIndex,
     private readonly settings: UploadSettings,
+    private readonly lifecycle: Lifecycle,
   ) {
     this.quota = new UploadQuota(settings);
   }
@@ -99,13 +101,46 @@ export class Uploads {
           detail: { expected: digest, computed },
         });
       }
-      await this.files.commitUpload(id, digest);
-      this.index.addBlob(name, digest, size);
+      await this.commit(name, id, digest, size);
       this.index.deleteUpload(id);
       this.quota.release(id);
       this.hashes.delete(id);
       return { digest, size };
     });
+  }
+
+  /**
+   * Counts the blob against store.maxSize (a refusal ends the session: nothing is kept), then moves
+   * the file into place and writes its row with the digest leased, so gc cannot take it in between.
+   */
+  private async commit(name: RepoName, id: string, digest: Digest, size: number): Promise<void> {
+    let reservation;
+    try {
+      reservation = await this.lifecycle.reserve(this.index.blobSize(digest) === undefined ? size : 0);
+    } catch (error) {
+      await this.remove(id);
+      throw error;
+    }
+    try {
+      await this.lifecycle.guard.lease(digest, async () => {
+        await this.files.commitUpload(id, digest);
+        this.index.addBlob(name, digest, size);
+      });
+      // A push in progress: its manifest comes next and must find the blob.
+      this.lifecycle.guard.touch(digest);
+    } finally {
+      reservation.release();
+    }
+  }
+
+  /** Sessions that the next clean would remove as abandoned (past uploads.maxAge or idle and empty), with their sizes. */
+  abandoned(): { id: string; size: number }[] {
+    const now = Date.now();
+    const ids = new Set([
+      ...this.index.expiredUploads(now - this.settings.maxAgeMs),
+      ...this.index.idleEmptyUploads(now - this.settings.emptyMaxAgeMs),
+    ]);
+    return [...ids].filter((id) => !this.busy.has(id)).map((id) => ({ id, size: this.index.uploadSize(id) ?? 0 }));
   }
 
   async cancel(name: RepoName, id: string): Promise<boolean> {

@@ -39,6 +39,8 @@ export interface WharfOptions {
   metricsPublic?: boolean;
   /** registry.sparseManifests. */
   sparseManifests?: boolean;
+  /** store.maxSize, pins, gc schedule, the in-use window (cli/server-lifecycle.ts). */
+  lifecycle?: ServerOptions['lifecycle'];
 }
 
 export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
@@ -67,6 +69,7 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
     accessLog: options.accessLog,
     metricsPublic: options.metricsPublic,
     sparseManifests: options.sparseManifests,
+    lifecycle: options.lifecycle,
   });
   const host = `127.0.0.1:${server.port}`;
   return {

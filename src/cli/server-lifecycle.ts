@@ -1,0 +1,112 @@
+/**
+ * @module cli/server-lifecycle
+ * What `serve` runs around the store's lifecycle: last-read times flushed in
+ * batches, gc on its schedule (store.gc.interval), one run at a time, and the
+ * store options for store.maxSize and store.pin.
+ */
+import type { Logger } from 'pino';
+import { compileNamePattern, matchesAny } from '../registry/auth/name-pattern.js';
+import type { GcReport } from '../store/lifecycle.js';
+import type { LocalStore, LocalStoreOptions } from '../store/local-store.js';
+
+export interface ServerLifecycleOptions {
+  /** store.maxSize in bytes; undefined: no limit. */
+  maxSizeBytes?: number;
+  /** store.lowWaterMark in bytes (default 90% of maxSizeBytes). */
+  lowWaterBytes?: number;
+  /** store.pin: repository patterns never evicted nor collected. */
+  pin?: string[];
+  /** store.gc.interval; 0 or absent: no scheduled gc. */
+  gcIntervalMs?: number;
+  /** store.gc.grace (default 1 h). */
+  gcGraceMs?: number;
+  /** How long a read keeps content from gc and eviction (default content-guard.ts's; tests shorten it). */
+  inUseMs?: number;
+}
+
+/**
+ * Last-read times wait in memory this long at most: a crash loses at most this much LRU history,
+ * and a busy mirror writes one transaction per interval instead of one row per hit.
+ */
+const accessFlushMs = 30_000;
+export const defaultGcGraceMs = 60 * 60 * 1000;
+
+export interface ServerLifecycle {
+  runGc(options?: { graceMs?: number; dryRun?: boolean }): Promise<GcReport>;
+  /** Stops the timers, waits for a gc in progress, flushes the last-read times. */
+  stop(): Promise<void>;
+}
+
+export function startLifecycle(
+  store: LocalStore,
+  options: ServerLifecycleOptions | undefined,
+  logger: Logger,
+): ServerLifecycle {
+  const graceMs = options?.gcGraceMs ?? defaultGcGraceMs;
+  let running: Promise<unknown> = Promise.resolve();
+  const runGc = (run: { graceMs?: number; dryRun?: boolean } = {}): Promise<GcReport> => {
+    const next = running.then(async () => {
+      const report = await store.gc({ graceMs: run.graceMs ?? graceMs, dryRun: run.dryRun });
+      logger.info(
+        {
+          dryRun: report.dryRun,
+          manifests: report.manifests.length,
+          links: report.links.length,
+          blobs: report.blobs.length,
+          unindexed: report.unindexed.length,
+          uploads: report.uploads.length,
+          bytes: report.bytes,
+        },
+        report.dryRun ? 'gc (dry run): what would go' : 'gc: done',
+      );
+      return report;
+    });
+    running = next.catch(() => undefined);
+    return next;
+  };
+  const flusher = setInterval(() => {
+    try {
+      store.flushAccessTimes();
+    } catch (error) {
+      logger.warn({ err: error }, 'could not write last-read times; keeping them in memory');
+    }
+  }, accessFlushMs);
+  flusher.unref();
+  const interval = options?.gcIntervalMs ?? 0;
+  const scheduled =
+    interval > 0
+      ? setInterval(() => {
+          runGc().catch((error: unknown) => logger.warn({ err: error }, 'scheduled gc failed'));
+        }, interval)
+      : undefined;
+  scheduled?.unref();
+  return {
+    runGc,
+    async stop() {
+      clearInterval(flusher);
+      if (scheduled !== undefined) clearInterval(scheduled);
+      await running;
+      store.flushAccessTimes();
+    },
+  };
+}
+
+/** The LocalStore options for store.maxSize and store.pin. */
+export function lifecycleStoreOptions(
+  options: ServerLifecycleOptions | undefined,
+  logger: Logger,
+): Pick<LocalStoreOptions, 'lifecycle' | 'inUseMs'> {
+  const pins = (options?.pin ?? []).map(compileNamePattern);
+  const max = options?.maxSizeBytes;
+  return {
+    lifecycle: {
+      space:
+        max === undefined
+          ? undefined
+          : { maxBytes: max, lowWaterBytes: options?.lowWaterBytes ?? Math.floor(max * 0.9) },
+      isPinned: pins.length === 0 ? undefined : (repository) => matchesAny(pins, repository),
+      logger,
+    },
+    inUseMs: options?.inUseMs,
+  };
+}
