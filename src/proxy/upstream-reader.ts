@@ -14,6 +14,7 @@ import type { BlobHandle, ManifestContent } from '../oci/image-source.js';
 import type { ImageReader } from '../oci/image-transfer.js';
 import { mediaTypes } from '../oci/media-types.js';
 import type { RepoName, Tag } from '../oci/reference.js';
+import { blobReadOnce } from '../upstream/blob-once.js';
 import type { Route, Router } from './router.js';
 
 const accept = [mediaTypes.ociIndex, mediaTypes.dockerManifestList, mediaTypes.ociManifest, mediaTypes.dockerManifest];
@@ -48,21 +49,6 @@ export class UpstreamReader implements ImageReader {
   async openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined> {
     const route = this.mirrorRoute(name);
     const blob = await route.upstream.client.getBlob(route.remote, digest);
-    if (blob === undefined) return undefined;
-    if (blob.size === undefined) {
-      await blob.cancel();
-      throw new OciError('SIZE_INVALID', `upstream ${route.upstream.host} sent blob ${digest} without a length`);
-    }
-    let opened = false;
-    return {
-      digest,
-      size: blob.size,
-      open: () => {
-        // One GET, one body: a second open would need a second request.
-        if (opened) throw new OciError('UNKNOWN', `blob ${digest} was already read`);
-        opened = true;
-        return blob.body;
-      },
-    };
+    return blob === undefined ? undefined : blobReadOnce(`upstream ${route.upstream.host}`, digest, blob);
   }
 }

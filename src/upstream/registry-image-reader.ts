@@ -5,11 +5,11 @@
  * asked by digest are checked against it on arrival (registry-reads.ts).
  */
 import type { Digest } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
 import type { BlobHandle, ManifestContent } from '../oci/image-source.js';
 import type { ImageReader } from '../oci/image-transfer.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import type { RegistryClient } from './registry-client.js';
+import { blobReadOnce } from './blob-once.js';
 import { getBlob, getManifest } from './registry-reads.js';
 
 export class RegistryImageReader implements ImageReader {
@@ -23,21 +23,6 @@ export class RegistryImageReader implements ImageReader {
 
   async openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined> {
     const blob = await getBlob(this.client, name, digest);
-    if (blob === undefined) return undefined;
-    if (blob.size === undefined) {
-      await blob.cancel();
-      throw new OciError('SIZE_INVALID', `${this.client.host} sent blob ${digest} without a length`);
-    }
-    let opened = false;
-    return {
-      digest,
-      size: blob.size,
-      open: () => {
-        // One GET, one body: a second open would need a second request.
-        if (opened) throw new OciError('UNKNOWN', `blob ${digest} was already read`);
-        opened = true;
-        return blob.body;
-      },
-    };
+    return blob === undefined ? undefined : blobReadOnce(this.client.host, digest, blob);
   }
 }
