@@ -164,19 +164,7 @@ export class UpstreamRegistry {
     const what = `GET manifest ${repo}:${reference}`;
     const response = await this.fetch('GET', this.manifestUrl(repo, reference), repo, acceptHeader(accept));
     if (!(await this.isFound(response, what))) return undefined;
-    const bytes = await readCapped(
-      response.body,
-      maxManifestBytes,
-      contentLength(response.headers),
-      this.host,
-      // UNAVAILABLE 502, not MANIFEST_INVALID (a 400 telling a client its own manifest is wrong):
-      // the client asked correctly, the upstream answered something wharf will not take.
-      () =>
-        new OciError('UNAVAILABLE', `upstream ${this.host}: ${what} is larger than ${maxManifestBytes} bytes`, {
-          status: 502,
-          detail: { upstream: this.host, limit: maxManifestBytes },
-        }),
-    );
+    const bytes = await this.readManifestSized(response, what);
     return manifestFromBody(bytes, response.headers, requested, this.host, this.logger);
   }
 
@@ -257,16 +245,7 @@ export class UpstreamRegistry {
     const response = await this.fetch('GET', url, repo, { accept: mediaTypes.ociIndex });
     let bytes: Uint8Array | undefined;
     if (await this.isFound(response, what)) {
-      bytes = await readCapped(
-        response.body,
-        maxManifestBytes,
-        contentLength(response.headers),
-        this.host,
-        () =>
-          new OciError('UNAVAILABLE', `upstream ${this.host}: ${what} is larger than ${maxManifestBytes} bytes`, {
-            status: 502,
-          }),
-      );
+      bytes = await this.readManifestSized(response, what);
     } else {
       bytes = (await this.getManifest(repo, digest.replace(':', '-'), [mediaTypes.ociIndex]))?.bytes;
     }
@@ -278,6 +257,23 @@ export class UpstreamRegistry {
   /** Closes the Agent this instance created (not a dispatcher handed in), cutting requests still running after a grace period. */
   async close(): Promise<void> {
     if (this.agent !== undefined) await closeAgent(this.agent, closeGraceMs);
+  }
+
+  /** A manifest-sized body (a manifest, a referrers index), refused past maxManifestBytes. */
+  private readManifestSized(response: HttpResponse, what: string): Promise<Buffer> {
+    return readCapped(
+      response.body,
+      maxManifestBytes,
+      contentLength(response.headers),
+      this.host,
+      // UNAVAILABLE 502, not MANIFEST_INVALID (a 400 telling a client its own manifest is wrong):
+      // the client asked correctly, the upstream answered something wharf will not take.
+      () =>
+        new OciError('UNAVAILABLE', `upstream ${this.host}: ${what} is larger than ${maxManifestBytes} bytes`, {
+          status: 502,
+          detail: { upstream: this.host, limit: maxManifestBytes },
+        }),
+    );
   }
 
   private requireReference(reference: string): Reference {
