@@ -10,7 +10,8 @@
  * store holds the image under its canonical name.
  */
 import { createReadStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { extract } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +23,7 @@ import { call } from './support/http.js';
 import { makeImage, sha256Digest, tarOf, testSeed, type TestImage } from './support/make-image.js';
 import { pushTestImage } from './support/push-image.js';
 import { RunError, withDeadline } from './support/run.js';
+import { runWharf } from './support/spawn-wharf.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
 // A Docker Hub short name: docker turns `tiny:single` into library/tiny before asking the mirror.
@@ -118,6 +120,51 @@ describe.sequential('Docker Engine through the wharf mirror', () => {
         expect(catalog.repositories).toContain(`docker.io/${upstreamName}`);
       } finally {
         await docker.close();
+      }
+    },
+    dockerTestTimeoutMs,
+  );
+
+  it(
+    'what `wharf mirror-config docker` prints works as printed: its daemon.json alone makes docker pull through wharf',
+    async () => {
+      const printed = await mkdtemp(join(tmpdir(), 'wharf-mirror-config-'));
+      try {
+        const out = await runWharf([
+          'mirror-config',
+          'docker',
+          '--url',
+          wharf.url,
+          '--registry',
+          'docker.io',
+          '--out',
+          printed,
+        ]);
+        expect(out.code, out.stderr).toBe(0);
+        const daemonJson = JSON.parse(await readFile(join(printed, 'etc/docker/daemon.json'), 'utf8')) as Record<
+          string,
+          unknown
+        >;
+        const other = await makeImage({
+          seed: testSeed('docker mirror-config printed'),
+          layers: 1,
+          mediaTypes: 'docker',
+        });
+        await pushTestImage(upstream.url, 'library/printed', 'v1', other);
+        // Nothing of the harness's own mirror settings: only what was printed.
+        const docker = await startDockerd({ daemonJson });
+        try {
+          await docker.docker(['pull', 'printed:v1']);
+          expect(await imageId(docker, 'printed:v1')).toBe(other.images[0]?.config.digest);
+          // wharf served it: it asked the upstream for the docker.io name and keeps it.
+          expect(countRequests(upstream.logs(), 'GET', '/v2/library/printed/manifests/v1')).toBeGreaterThanOrEqual(1);
+          const catalog = (await (await call(wharf.url, '/v2/_catalog')).json()) as { repositories: string[] };
+          expect(catalog.repositories).toContain('docker.io/library/printed');
+        } finally {
+          await docker.close();
+        }
+      } finally {
+        await rm(printed, { recursive: true, force: true });
       }
     },
     dockerTestTimeoutMs,

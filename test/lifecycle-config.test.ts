@@ -28,12 +28,13 @@ describe('store: configuration', () => {
       pin: [],
       gcIntervalMs: 3_600_000,
       gcGraceMs: 3_600_000,
+      inUseMs: 60_000,
     });
   });
 
   it('reads sizes with units, the low-water mark as a percentage or a size, pins and the schedule', async () => {
     const config = await fromFile(
-      "store:\n  maxSize: 50GiB\n  lowWaterMark: 80%\n  pin: ['docker.io/library/*', 'team/**']\n  gc:\n    interval: off\n    grace: 10m\n",
+      "store:\n  maxSize: 50GiB\n  lowWaterMark: 80%\n  pin: ['docker.io/library/*', 'team/**']\n  gc:\n    interval: off\n    grace: 10m\n    inUse: 5s\n",
     );
     expect(config.lifecycle).toEqual({
       maxSizeBytes: 50 * 2 ** 30,
@@ -41,6 +42,7 @@ describe('store: configuration', () => {
       pin: ['docker.io/library/*', 'team/**'],
       gcIntervalMs: 0,
       gcGraceMs: 600_000,
+      inUseMs: 5_000,
     });
     const env = loadConfig({
       env: { WHARF_STORE_MAX_SIZE: '500MB', WHARF_STORE_LOW_WATER_MARK: '400MB', WHARF_STORE_PIN: 'a/*,b' },
@@ -59,5 +61,9 @@ describe('store: configuration', () => {
     await expect(fromFile('store:\n  pin: docker.io/*\n')).rejects.toThrow(/store.pin: expected a list/);
     await expect(fromFile("store:\n  pin: ['UPPER']\n")).rejects.toThrow(/store.pin: invalid repository pattern/);
     await expect(fromFile('store:\n  gc:\n    grace: soon\n')).rejects.toThrow(/store.gc.grace: expected a duration/);
+    // A read must keep what it found for some time: 0 would let gc take a blob between lookup and open().
+    expect(() => loadConfig({ env: { WHARF_GC_IN_USE: '0s' }, flags: {} })).toThrow(
+      /WHARF_GC_IN_USE: must be longer than 0/,
+    );
   });
 });

@@ -95,6 +95,7 @@ const options = {
   'store.lowWaterMark': { env: 'WHARF_STORE_LOW_WATER_MARK', flag: undefined, default: '90%' },
   'store.gc.interval': { env: 'WHARF_GC_INTERVAL', flag: undefined, default: '1h' },
   'store.gc.grace': { env: 'WHARF_GC_GRACE', flag: undefined, default: '1h' },
+  'store.gc.inUse': { env: 'WHARF_GC_IN_USE', flag: undefined, default: '1m' },
 } as const;
 type Key = keyof typeof options;
 
@@ -200,6 +201,7 @@ export function loadConfig(sources: ConfigSources): Config {
       lowWaterMark: raw('store.lowWaterMark'),
       gcInterval: raw('store.gc.interval'),
       gcGrace: raw('store.gc.grace'),
+      gcInUse: raw('store.gc.inUse'),
       pinFile: file.pin,
       pinEnv: sources.env.WHARF_STORE_PIN,
     }),

@@ -1,11 +1,11 @@
 /**
  * @module cli/lifecycle-config
  * The `store:` section (docs/decisions/0008-gc-and-eviction.md): store.maxSize
- * and its low-water mark, store.pin patterns, store.gc.interval and
- * store.gc.grace. Every refusal names the key it came from.
+ * and its low-water mark, store.pin patterns, store.gc.interval,
+ * store.gc.grace and store.gc.inUse. Every refusal names the key it came from.
  */
 import { checkNamePatterns } from './auth-config.js';
-import { ConfigError, parseDuration, type Sourced } from './config-values.js';
+import { ConfigError, parseDuration, parseTimeout, type Sourced } from './config-values.js';
 
 export interface LifecycleConfig {
   /** Bytes; undefined: no limit. */
@@ -18,6 +18,11 @@ export interface LifecycleConfig {
   gcIntervalMs: number;
   /** What was created or read within this long is never collected. */
   gcGraceMs: number;
+  /**
+   * store.gc.inUse: how long a read keeps content from gc and eviction, whatever its age
+   * (content-guard.ts; default 1 min). Must be longer than 0.
+   */
+  inUseMs: number;
 }
 
 const sizeUnits: Record<string, number> = {
@@ -66,6 +71,7 @@ export function parseLifecycle(values: {
   lowWaterMark: Sourced;
   gcInterval: Sourced;
   gcGrace: Sourced;
+  gcInUse: Sourced;
   pinFile: unknown;
   pinEnv: string | undefined;
 }): LifecycleConfig {
@@ -76,6 +82,7 @@ export function parseLifecycle(values: {
     pin: parsePins(values.pinFile, values.pinEnv),
     gcIntervalMs: parseInterval(values.gcInterval),
     gcGraceMs: parseDuration(values.gcGrace),
+    inUseMs: parseTimeout(values.gcInUse),
   };
 }
 

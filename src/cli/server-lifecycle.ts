@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import { compileNamePattern, matchesAny } from '../registry/auth/name-pattern.js';
 import type { GcReport } from '../store/lifecycle.js';
 import type { LocalStore, LocalStoreOptions } from '../store/local-store.js';
+import type { IsPinnedRepository } from '../store/pinned-content.js';
 
 export interface ServerLifecycleOptions {
   /** store.maxSize in bytes; undefined: no limit. */
@@ -96,7 +97,6 @@ export function lifecycleStoreOptions(
   options: ServerLifecycleOptions | undefined,
   logger: Logger,
 ): Pick<LocalStoreOptions, 'lifecycle' | 'inUseMs'> {
-  const pins = (options?.pin ?? []).map(compileNamePattern);
   const max = options?.maxSizeBytes;
   return {
     lifecycle: {
@@ -104,9 +104,15 @@ export function lifecycleStoreOptions(
         max === undefined
           ? undefined
           : { maxBytes: max, lowWaterBytes: options?.lowWaterBytes ?? Math.floor(max * 0.9) },
-      isPinned: pins.length === 0 ? undefined : (repository) => matchesAny(pins, repository),
+      isPinned: pinnedRepositoryTest(options?.pin),
       logger,
     },
     inUseMs: options?.inUseMs,
   };
+}
+
+/** store.pin as the store's predicate (store/pinned-content.ts): serve, gc and du/stats all use this one. */
+export function pinnedRepositoryTest(patterns: readonly string[] | undefined): IsPinnedRepository {
+  const pins = (patterns ?? []).map(compileNamePattern);
+  return pins.length === 0 ? () => false : (repository) => matchesAny(pins, repository);
 }

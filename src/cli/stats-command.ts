@@ -14,6 +14,7 @@ import { loadConfig, type Config } from './config.js';
 import { lockFileName } from './data-dir-lock.js';
 import { formatBytes } from './format-bytes.js';
 import { fetchServerHits, type ServerHits } from './server-hits.js';
+import { pinnedRepositoryTest } from './server-lifecycle.js';
 
 export interface StatsFlags {
   config?: string;
@@ -39,7 +40,7 @@ export async function runStats(
   let stats: StoreStats;
   try {
     db.pragma('busy_timeout = 5000');
-    stats = collectStoreStats(db, upstreamOf);
+    stats = collectStoreStats(db, upstreamOf, pinnedRepositoryTest(config.lifecycle.pin));
   } finally {
     db.close();
   }
@@ -77,9 +78,9 @@ export function formatStats(dataDir: string, stats: StoreStats, hits: ServerHits
   const lines = [
     `store: ${dataDir}`,
     `total: ${usage(stats.total)}`,
-    `pinned: ${usage(stats.pinned)} (pushed, imported, preloaded or local: never evicted)`,
+    `pinned: ${usage(stats.pinned)} (pushed, imported, preloaded or store.pin: never evicted)`,
     `cached: ${usage(stats.cached)} (fetched from upstreams: evictable, fetched again when needed)`,
-    `unreferenced: ${usage(stats.unreferenced)} (no repository holds them: gc removes them)`,
+    `unreferenced: ${usage(stats.unreferenced)} (no image refers to them: gc removes them)`,
     `stored: oldest ${when(stats.stored?.oldest)}, newest ${when(stats.stored?.newest)}`,
     stats.accessed === undefined
       ? 'accessed: not recorded by this index'

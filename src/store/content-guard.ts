@@ -102,6 +102,28 @@ export class ContentGuard {
   }
 
   /**
+   * Runs `work` (a quarantine: move the file aside, then drop the rows) as a deletion of `digest`:
+   * after any deletion of it in progress, and with leases of it waiting until `work` is done, so
+   * no write brings the digest back between the move and the rows going.
+   */
+  async removing<T>(digest: Digest, work: () => Promise<T>): Promise<T> {
+    for (let other = this.deleting.get(digest); other !== undefined; other = this.deleting.get(digest)) {
+      await other.catch(() => undefined);
+    }
+    const run = work();
+    const marker = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.deleting.set(digest, marker);
+    try {
+      return await run;
+    } finally {
+      if (this.deleting.get(digest) === marker) this.deleting.delete(digest);
+    }
+  }
+
+  /**
    * Unlinks the files of digests whose rows are gone (the caller deleted them synchronously, just
    * before): leases of these digests wait until their file is gone.
    */

@@ -8,20 +8,28 @@
  * above it that has no platform left: never half an image, never a blob
  * another manifest still names.
  *
- * Never evicted: manifests not fetched from an upstream (pushed, imported,
- * preloaded), anything below an index that is, repositories matched by a pin
- * pattern, and any image whose manifest or blobs are in use (content-guard.ts).
+ * Never evicted: pinned manifests (pinned-content.ts: not fetched from an
+ * upstream, in a store.pin repository, below a pinned index, or tied to a
+ * pinned referrer or subject), and any image whose manifest or blobs are in use
+ * (content-guard.ts). `wharf du` counts with the same rules (classifyBlobs).
  * Synchronous: run it inside one transaction; unlink the returned files after.
  */
 import type { Digest } from '../oci/digest.js';
 import { manifestKindOf } from '../oci/media-types.js';
 import type { Db } from './database.js';
+import {
+  loadManifestGraph,
+  manifestKey as key,
+  pinnedManifests,
+  type IsPinnedRepository,
+  type ManifestNode,
+} from './pinned-content.js';
 
 export interface EvictionOptions {
   /** Stop once this many bytes of blob files are freed. */
   need: number;
   inUse: ReadonlySet<string>;
-  isPinned: (repository: string) => boolean;
+  isPinned: IsPinnedRepository;
 }
 
 export interface EvictedImage {
@@ -37,61 +45,19 @@ export interface EvictionResult {
   bytes: number;
 }
 
-interface ManifestRow {
-  repository_id: number;
-  repository: string;
-  digest: Digest;
-  media_type: string;
-  source: string;
-  subject: string | null;
-  used_at: number;
-}
-
-const manifestsSql = `
-  SELECT m.repository_id, r.name AS repository, m.digest, m.media_type, m.source, m.subject,
-         coalesce(b.accessed_at, m.created_at) AS used_at
-  FROM manifests m JOIN repositories r ON r.id = m.repository_id JOIN blobs b ON b.digest = m.digest`;
-
-/** Parent → child links between manifests of one repository (index → platform manifest). */
-const childLinksSql = `
-  SELECT x.repository_id, x.manifest_digest AS parent, x.digest AS child FROM manifest_references x
-  JOIN manifests c ON c.repository_id = x.repository_id AND c.digest = x.digest`;
-
 export function evictImages(db: Db, options: EvictionOptions): EvictionResult {
   const q = statements(db);
-  const rows = db.prepare<[], ManifestRow>(manifestsSql).all();
-  const byKey = new Map(rows.map((row) => [key(row.repository_id, row.digest), row]));
-  const parents = new Map<string, string[]>();
-  const children = new Map<string, string[]>();
-  for (const link of db.prepare<[], { repository_id: number; parent: string; child: string }>(childLinksSql).all()) {
-    push(parents, key(link.repository_id, link.child), key(link.repository_id, link.parent));
-    push(children, key(link.repository_id, link.parent), key(link.repository_id, link.child));
-  }
-  const pinnedRepos = new Map<string, boolean>();
-  const isPinned = (row: ManifestRow, seen = new Set<string>()): boolean => {
-    const k = key(row.repository_id, row.digest);
-    if (seen.has(k)) return false;
-    seen.add(k);
-    if (row.source !== 'fetched') return true;
-    let repoPinned = pinnedRepos.get(row.repository);
-    if (repoPinned === undefined) {
-      repoPinned = options.isPinned(row.repository);
-      pinnedRepos.set(row.repository, repoPinned);
-    }
-    if (repoPinned) return true;
-    return (parents.get(k) ?? []).some((p) => {
-      const parent = byKey.get(p);
-      return parent !== undefined && isPinned(parent, seen);
-    });
-  };
-  const units = rows
+  const graph = loadManifestGraph(db);
+  const { byKey, parents, children } = graph;
+  const pinned = pinnedManifests(graph, options.isPinned);
+  const units = graph.nodes
     .filter((row) => {
       // A referrer goes with its subject.
       if (row.subject !== null && byKey.has(key(row.repository_id, row.subject))) return false;
       const isIndex = manifestKindOf(row.media_type) === 'index';
       return !isIndex || (children.get(key(row.repository_id, row.digest)) ?? []).length === 0;
     })
-    .filter((row) => !isPinned(row))
+    .filter((row) => !pinned.has(key(row.repository_id, row.digest)))
     .sort((a, b) => a.used_at - b.used_at || a.digest.localeCompare(b.digest));
 
   const result: EvictionResult = { images: [], blobs: [], bytes: 0 };
@@ -160,7 +126,7 @@ function statements(db: Db) {
 type Statements = ReturnType<typeof statements>;
 
 /** An image is in use when its manifest or any blob it names was read (or written) within the in-use window. */
-function isInUse(q: Statements, unit: ManifestRow, inUse: ReadonlySet<string>): boolean {
+function isInUse(q: Statements, unit: ManifestNode, inUse: ReadonlySet<string>): boolean {
   if (inUse.has(unit.digest)) return true;
   return q.references.all(unit.repository_id, unit.digest).some((r) => inUse.has(r.digest));
 }
@@ -173,14 +139,4 @@ function freeBlob(q: Statements, digest: string, inUse: ReadonlySet<string>, res
   if (q.deleteBlob.run({ digest }).changes === 0) return;
   result.blobs.push(digest as Digest);
   result.bytes += size;
-}
-
-function key(repositoryId: number, digest: string): string {
-  return `${repositoryId} ${digest}`;
-}
-
-function push(map: Map<string, string[]>, k: string, value: string): void {
-  const list = map.get(k);
-  if (list === undefined) map.set(k, [value]);
-  else list.push(value);
 }

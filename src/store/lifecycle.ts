@@ -5,12 +5,14 @@
  * unlinked through the content guard. Counts what it did, for metrics.
  */
 import type { Digest } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
 import type { Logger } from '../oci/logger.js';
-import type { BlobFiles } from './blob-files.js';
+import type { BlobFiles, QuarantineMove } from './blob-files.js';
 import type { ContentGuard } from './content-guard.js';
 import type { Db } from './database.js';
 import { evictImages, type EvictedImage } from './eviction.js';
 import { applyGcPlan, deleteGcBlob, planGc, type GcBlob, type GcLink, type GcManifest } from './gc-plan.js';
+import { dropBlobRows } from './quarantine.js';
 import { SpaceLimit, type Reservation, type SpaceSettings } from './space-limit.js';
 import type { StoreIndex } from './store-index.js';
 
@@ -88,6 +90,36 @@ export class Lifecycle {
     );
     await this.guard.unlinkAll(result.blobs, (digest) => this.files.remove(digest));
     return result.bytes;
+  }
+
+  /**
+   * Quarantine (ADR 0009) as one more deletion of the protocol above: by the process that holds the
+   * data directory (serve's verified reads, `verify --repair` under the lock), with leases of the
+   * digest waiting meanwhile, and the rows dropped in one synchronous step that also takes their
+   * bytes off the stored total store.maxSize is checked against (and wharf_store_bytes shows).
+   * The file moves first, and only if it is still the one found corrupt (`ino`); undefined when it
+   * was replaced since (the rows then stay: they describe the new file).
+   */
+  async quarantine(
+    digest: Digest,
+    ino: number | undefined,
+  ): Promise<{ moved: QuarantineMove; dropped: ReturnType<typeof dropBlobRows> } | undefined> {
+    // A read-only store (export, ls beside serve) does not hold the data directory: moving the file
+    // there would leave serve's rows pointing at nothing. It refuses the bytes and says who repairs.
+    if (this.db.readonly) {
+      throw new OciError(
+        'UNAVAILABLE',
+        `blob ${digest} failed verification; left in place: \`wharf verify --repair\` (or serve, when it reads it) quarantines it`,
+        { detail: { digest } },
+      );
+    }
+    return this.guard.removing(digest, async () => {
+      const moved = await this.files.quarantine(digest, ino);
+      if (!moved.moved && moved.why === 'replaced') return undefined;
+      const dropped = this.index.runInTransaction(() => dropBlobRows(this.db, digest));
+      this.index.forgetBytes(dropped.bytes);
+      return { moved, dropped };
+    });
   }
 
   /** Mark and sweep (gc-plan.ts), then files without rows; with dryRun, only says what would go. */

@@ -36,7 +36,7 @@ import type { Reservation } from './space-limit.js';
 import { StoreHealth } from './store-health.js';
 import { defaultUploadLimits, type UploadLimits } from './upload-quota.js';
 import { findBlobHolders } from './blob-holders.js';
-import { dropBlobRows, type CorruptionReason, type QuarantineResult } from './quarantine.js';
+import type { CorruptionReason, QuarantineResult } from './quarantine.js';
 import { checkWhole, memoryBlob, smallBlobBytes, verifyingFile } from './verified-read.js';
 import { Uploads } from './uploads.js';
 
@@ -106,7 +106,11 @@ export class LocalStore implements ImageSource, ImageSink {
       },
       this.lifecycle,
     );
-    this.health = new StoreHealth(db, () => files.probeWritable());
+    this.health = new StoreHealth(
+      db,
+      () => files.probeWritable(),
+      () => index.storedBytes,
+    );
     this.verifyReads = options.verifyReads ?? true;
     this.onQuarantine = options.onQuarantine;
   }
@@ -451,17 +455,17 @@ export class LocalStore implements ImageSource, ImageSink {
    */
   async quarantineBlob(digest: Digest, reason: CorruptionReason, ino?: number): Promise<QuarantineResult | undefined> {
     const holders = findBlobHolders(this.db, digest);
-    const moved = await this.files.quarantine(digest, ino);
-    if (!moved.moved && moved.why === 'replaced') return undefined;
-    const dropped = dropBlobRows(this.db, digest);
-    this.index.clearLookups();
+    const done = await this.lifecycle.quarantine(digest, ino);
+    if (done === undefined) return undefined;
     this.cache.delete(digest);
+    const { moved, dropped } = done;
     const result: QuarantineResult = {
       digest,
       reason,
       movedTo: moved.moved ? moved.path : undefined,
       holders,
-      ...dropped,
+      droppedTags: dropped.droppedTags,
+      droppedManifests: dropped.droppedManifests,
     };
     this.onQuarantine?.(result);
     return result;

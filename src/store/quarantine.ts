@@ -31,8 +31,15 @@ export interface QuarantineResult {
   droppedManifests: string[];
 }
 
-/** Removes every row that says the store holds `digest`; what went, for the report. */
-export function dropBlobRows(db: Db, digest: Digest): Pick<QuarantineResult, 'droppedTags' | 'droppedManifests'> {
+/**
+ * Removes every row that says the store holds `digest`; what went, for the report, and the bytes
+ * of the blob row removed (0 if there was none). Call it through Lifecycle.quarantine, which
+ * keeps the index's stored-bytes count and the deletion protocol (content-guard.ts).
+ */
+export function dropBlobRows(
+  db: Db,
+  digest: Digest,
+): Pick<QuarantineResult, 'droppedTags' | 'droppedManifests'> & { bytes: number } {
   return db.transaction(() => {
     const droppedTags = db
       .prepare<[string], { name: string }>(
@@ -50,7 +57,9 @@ export function dropBlobRows(db: Db, digest: Digest): Pick<QuarantineResult, 'dr
       .map((row) => row.name);
     db.prepare('DELETE FROM manifests WHERE digest = ?').run(digest);
     db.prepare('DELETE FROM repository_blobs WHERE digest = ?').run(digest);
-    db.prepare('DELETE FROM blobs WHERE digest = ?').run(digest);
-    return { droppedTags, droppedManifests };
+    const bytes = db
+      .prepare<[string], { size: number }>('DELETE FROM blobs WHERE digest = ? RETURNING size')
+      .get(digest);
+    return { droppedTags, droppedManifests, bytes: bytes?.size ?? 0 };
   })();
 }

@@ -26,11 +26,21 @@ export class StoreHealth {
     private readonly db: Db,
     /** Writes and removes a tiny file where blob writes go (BlobFiles.probeWritable). */
     private readonly probeWritable: () => Promise<void>,
+    /**
+     * The index's own count (store-index.ts): what store.maxSize is checked against, kept by every
+     * insert and deletion, so the gauge and the limit never disagree.
+     */
+    private readonly storedBytes?: () => number,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Size and count of the blobs in the index, at most usageMaxAgeMs old. */
+  /** Size (now) and count (at most usageMaxAgeMs old) of the blobs in the index. */
   currentUsage(): StoreUsage {
+    const usage = this.countedUsage();
+    return this.storedBytes === undefined || !this.db.open ? usage : { ...usage, bytes: this.storedBytes() };
+  }
+
+  private countedUsage(): StoreUsage {
     const at = this.now();
     if (this.usage !== undefined && (at - this.usage.at < usageMaxAgeMs || !this.db.open)) return this.usage.value;
     // A scrape during shutdown, after the index closed, and before any usage was known.

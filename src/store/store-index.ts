@@ -151,11 +151,6 @@ export class StoreIndex {
     return this.db.transaction(fn)();
   }
 
-  /** After rows changed outside these statements (quarantine.ts). */
-  clearLookups(): void {
-    this.lookups.clear();
-  }
-
   ensureRepository(name: RepoName): number {
     this.q.insertRepo.run(name, Date.now());
     return this.repositoryId(name) as number;

@@ -5,15 +5,16 @@
  * stored and (where recorded) last read. Read-only, one read transaction: it
  * runs beside a serving wharf.
  *
- * A blob is **pinned** when a pushed, imported or preloaded tag reaches it
- * (through an index too) or a local repository holds it: nothing brings it back
- * from an upstream on its own say-so. It is **cached** when only mirrored
- * repositories hold it and only fetched tags (or none) reach it. A blob no
- * repository holds is **unreferenced** (gc's to remove). Every blob counts once
- * in the totals; in the per-repository and per-upstream rows a blob shared by
- * several counts in each.
+ * The categories are eviction's own (pinned-content.ts, the one definition of
+ * "pinned"): **cached** bytes are exactly those an eviction with nothing in use
+ * would delete; **pinned** bytes are those it never takes because a pinned image
+ * (pushed, imported, preloaded, store.pin, or tied to one) holds them;
+ * **unreferenced** bytes are held by no manifest (gc's, after store.gc.grace).
+ * Every blob counts once in the totals; in the per-repository and per-upstream
+ * rows a blob shared by several counts in each.
  */
 import type { Db } from './database.js';
+import { classifyBlobs, loadManifestGraph, type IsPinnedRepository } from './pinned-content.js';
 
 export interface Usage {
   blobs: number;
@@ -47,24 +48,15 @@ export interface StoreStats {
 /** Which repository names are mirrored, and under which upstream (its host component). */
 export type UpstreamOf = (name: string) => string | undefined;
 
-const pinnedDigests = `
-  WITH RECURSIVE pinned(repository_id, digest) AS (
-    SELECT repository_id, digest FROM tags WHERE source <> 'fetched'
-    UNION SELECT mr.repository_id, mr.digest FROM manifest_references mr
-      JOIN pinned p ON mr.repository_id = p.repository_id AND mr.manifest_digest = p.digest
-  )
-  SELECT DISTINCT digest FROM pinned`;
-
-export function collectStoreStats(db: Db, upstreamOf: UpstreamOf): StoreStats {
+export function collectStoreStats(
+  db: Db,
+  upstreamOf: UpstreamOf,
+  isPinnedRepository: IsPinnedRepository = () => false,
+): StoreStats {
   return db.transaction(() => {
     const repos = db.prepare<[], { id: number; name: string }>('SELECT id, name FROM repositories').all();
     const names = new Map(repos.map((r) => [r.id, r.name]));
-    const pinned = new Set(
-      db
-        .prepare<[], { digest: string }>(pinnedDigests)
-        .all()
-        .map((r) => r.digest),
-    );
+    const keeping = classifyBlobs(db, loadManifestGraph(db), isPinnedRepository);
     const holders = new Map<string, Set<number>>();
     for (const row of db
       .prepare<[], { digest: string; repository_id: number }>(
@@ -108,11 +100,10 @@ export function collectStoreStats(db: Db, upstreamOf: UpstreamOf): StoreStats {
           accessed.newest = Math.max(accessed.newest ?? 0, blob.accessed_at);
         }
       }
+      const kind = keeping.get(blob.digest) ?? 'unreferenced';
+      add(kind === 'evictable' ? stats.cached : kind === 'pinned' ? stats.pinned : stats.unreferenced, blob.size);
       const held = holders.get(blob.digest);
-      if (held === undefined) {
-        add(stats.unreferenced, blob.size);
-        continue;
-      }
+      if (held === undefined) continue;
       const upstreams = new Set<string>();
       for (const id of held) {
         const usage = repoUsage.get(id) ?? zero();
@@ -125,7 +116,6 @@ export function collectStoreStats(db: Db, upstreamOf: UpstreamOf): StoreStats {
         add(usage, blob.size);
         byUpstream.set(upstream, usage);
       }
-      add(pinned.has(blob.digest) || upstreams.has('local') ? stats.pinned : stats.cached, blob.size);
     }
     const repositories = repositoryRows(db, names, repoUsage, upstreamOf);
     const upstreams = [...byUpstream].map(([upstream, usage]) => ({

@@ -32,6 +32,11 @@ export interface StartDockerdOptions {
   registryMirrors?: string[];
   /** `insecure-registries`, e.g. `127.0.0.1:PORT` (plain HTTP push and pull). */
   insecureRegistries?: string[];
+  /**
+   * Settings laid over the daemon.json written here, as an operator merges what
+   * `wharf mirror-config docker` prints into /etc/docker/daemon.json (they win over the two above).
+   */
+  daemonJson?: Record<string, unknown>;
   /** Deadline for `docker version` to answer; default 60 s (the machine is shared). */
   readyTimeoutMs?: number;
 }
@@ -175,6 +180,7 @@ export async function startDockerd(options: StartDockerdOptions = {}): Promise<D
     JSON.stringify({
       'registry-mirrors': options.registryMirrors ?? [],
       'insecure-registries': options.insecureRegistries ?? [],
+      ...options.daemonJson,
       'storage-driver': 'vfs',
       iptables: false,
       'ip-forward': false,
