@@ -25,6 +25,11 @@ export interface CopyOptions {
   platforms?: (platform: Platform) => boolean;
   /** Also copy the referrers of every manifest copied (and theirs), when the reader can list them. */
   referrers?: boolean;
+  /**
+   * Copy an index whose children the reader does not all have, as it is: the absent ones stay
+   * absent (a sparse index in the store, from preload --platform, exported). Default: an error.
+   */
+  sparse?: boolean;
   onEvent?: TransferListener;
 }
 
@@ -78,7 +83,11 @@ async function copyOne(
   const emit = options.onEvent ?? ((): void => undefined);
   const image = formatImageRef(request.from);
   const to = request.to ?? request.from;
-  const plan = await planImage(reader, request.from, options.platforms, options.referrers === true);
+  const plan = await planImage(reader, request.from, {
+    platforms: options.platforms,
+    referrers: options.referrers === true,
+    sparse: options.sparse === true,
+  });
   const bytes = plan.blobs.reduce((sum, blob) => sum + blob.size, 0);
   emit({ type: 'image-start', image, digest: plan.root.digest, blobs: plan.blobs.length, bytes });
 
