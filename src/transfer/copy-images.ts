@@ -45,6 +45,8 @@ export interface CopySummary {
   bytes: number;
   blobsSent: number;
   blobsSkipped: number;
+  /** Referrer manifests copied with their subjects (`referrers`). */
+  referrers: number;
 }
 
 export const defaultConcurrency = 4;
@@ -55,7 +57,7 @@ export async function copyImages(
   requests: readonly CopyRequest[],
   options: CopyOptions = {},
 ): Promise<CopySummary> {
-  const summary: CopySummary = { images: [], bytes: 0, blobsSent: 0, blobsSkipped: 0 };
+  const summary: CopySummary = { images: [], bytes: 0, blobsSent: 0, blobsSkipped: 0, referrers: 0 };
   const limit = createLimiter(options.concurrency ?? defaultConcurrency);
   // A blob shared by several images goes once: later images wait on the first send.
   const sending = new Map<Digest, Promise<boolean>>();
@@ -143,6 +145,7 @@ async function copyOne(
   if (results.some((r) => r.status === 'rejected')) throw stop.error;
   for (const manifest of plan.manifests) await writer.writeManifest(to.name, manifest);
   await writer.tag(to.name, to.reference, plan.root.digest);
+  summary.referrers += plan.referrers;
   summary.images.push({ ref: formatImageRef(to), digest: plan.root.digest });
   emit({ type: 'image-done', image, digest: plan.root.digest, bytes });
 }

@@ -32,6 +32,8 @@ export interface ImagePlan {
   manifests: ManifestContent[];
   /** Configs and layers, each once. */
   blobs: Descriptor[];
+  /** How many of the manifests are referrers (taken with `referrers`). */
+  referrers: number;
 }
 
 /** An index nests indexes at most this deep (image-spec allows nesting; a loop must not recurse forever). */
@@ -43,7 +45,7 @@ const maxReferrers = 1000;
 export async function planImage(reader: ImageReader, ref: ImageRef, options: PlanOptions = {}): Promise<ImagePlan> {
   const root = await reader.getManifest(ref.name, ref.reference);
   if (root === undefined) throw new OciError('MANIFEST_UNKNOWN', `${ref.name}: no manifest for ${ref.reference}`);
-  const plan: ImagePlan = { root, manifests: [], blobs: [] };
+  const plan: ImagePlan = { root, manifests: [], blobs: [], referrers: 0 };
   const seen = new Set<Digest>();
   await walk(reader, ref, root, plan, seen, options, 0);
   if (options.referrers === true) await addReferrers(reader, ref, plan, seen, options);
@@ -79,6 +81,7 @@ async function addReferrers(
         });
       }
       await walk(reader, ref, content, plan, seen, options, 0);
+      plan.referrers++;
     }
   }
 }
