@@ -119,11 +119,14 @@ export interface ExecResult {
 export function exec(
   cmd: string,
   args: readonly string[],
-  options: { timeoutMs: number; allowFail?: boolean },
+  options: { timeoutMs: number; allowFail?: boolean; env?: NodeJS.ProcessEnv },
 ): Promise<ExecResult> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(options.env === undefined ? {} : { env: options.env }),
+    });
     children.add(child);
     let stdout = '';
     let stderr = '';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
-import { allBlobsOf, makeImage, sha256Digest, testSeed, type TestImage } from './support/make-image.js';
+import { allBlobsOf, layoutRef, makeImage, sha256Digest, testSeed, type TestImage } from './support/make-image.js';
 import { pushTestImage } from './support/push-image.js';
 import { run, withDeadline } from './support/run.js';
 import { runWharf, spawnWharf } from './support/spawn-wharf.js';
@@ -212,6 +212,88 @@ describe.sequential('wharf preload', () => {
         expect(JSON.parse(beside.stdout)).toMatchObject({ repository: 'team/app', tag: 'v3', source: 'pushed' });
       } finally {
         await withDeadline(pushed.kill(), 15_000, 'wharf serve exiting');
+      }
+    },
+    timeoutMs,
+  );
+
+  // Issue 10: a sparse index (preload --platform) exported and imported elsewhere was refused: export wanted every
+  // child of the index, import wanted every child in the layout. It now travels sparse, like preload's result.
+  it(
+    'preload --platform linux/amd64 → export → import: a sparse index stays sparse; amd64 pulls offline by tag',
+    async () => {
+      await pushTestImage(upstream.url, 'library/sparse', 'v1', multi);
+      const [amd64, arm64] = multi.images;
+      if (amd64 === undefined || arm64 === undefined) throw new Error('two platforms expected');
+      const data = join(work, 'sparse-amd64');
+      const preloaded = await runWharf(
+        [
+          'preload',
+          'docker.io/library/sparse:v1',
+          '--platform',
+          'linux/amd64',
+          '--upstream',
+          `docker.io=${upstream.url}`,
+          '--data',
+          data,
+          '--quiet',
+        ],
+        { timeoutMs: 60_000 },
+      );
+      expect(preloaded.stderr).toBe('');
+      const bundle = join(work, 'sparse.tar');
+      const exported = await runWharf([
+        'export',
+        'docker.io/library/sparse:v1',
+        '-o',
+        bundle,
+        '--data',
+        data,
+        '--quiet',
+      ]);
+      expect(exported.stderr).toBe('');
+      expect(exported.code).toBe(0);
+      const fresh = join(work, 'sparse-fresh');
+      const imported = await runWharf(['import', bundle, '--data', fresh]);
+      expect(imported.code).toBe(0);
+      expect(imported.stdout).toContain(`imported docker.io/library/sparse:v1 (${multi.root.digest})`);
+
+      const listed = await runWharf(['ls', '--data', fresh, '--json']);
+      expect(JSON.parse(listed.stdout)).toMatchObject({
+        digest: multi.root.digest,
+        platforms: ['linux/amd64'],
+        missingPlatforms: ['linux/arm64/v8'],
+      });
+      const offline = await spawnWharf(['--data', fresh, '--offline']);
+      try {
+        expect(sha256Digest(await raw(offline.host, 'docker.io/library/sparse:v1'))).toBe(multi.root.digest);
+        const pulled = join(work, 'sparse-pulled');
+        await skopeo([
+          'copy',
+          '--override-os',
+          'linux',
+          '--override-arch',
+          'amd64',
+          '--src-tls-verify=false',
+          `docker://${offline.host}/docker.io/library/sparse:v1`,
+          `oci:${pulled}:v1`,
+        ]);
+        expect((await layoutRef(pulled, 'v1'))?.digest).toBe(amd64.manifest.digest);
+        const absent = await fetch(`${offline.url}/v2/docker.io/library/sparse/manifests/${arm64.manifest.digest}`, {
+          method: 'HEAD',
+          signal: AbortSignal.timeout(30_000),
+        });
+        expect(absent.status).toBe(404);
+      } finally {
+        await withDeadline(offline.kill(), 15_000, 'wharf serve exiting');
+      }
+      // Online, the platform left out is fetched on demand from the upstream, as after preload.
+      const online = await spawnWharf(['--data', fresh, '--upstream', `docker.io=${upstream.url}`]);
+      try {
+        const bytes = await raw(online.host, `docker.io/library/sparse@${arm64.manifest.digest}`);
+        expect(sha256Digest(bytes)).toBe(arm64.manifest.digest);
+      } finally {
+        await withDeadline(online.kill(), 15_000, 'wharf serve exiting');
       }
     },
     timeoutMs,

@@ -14,51 +14,15 @@ import type { Digest } from '../src/oci/digest.js';
 import type { RepoName } from '../src/oci/reference.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
-import { makeImage, sha256Digest, testSeed, type ManifestBlob, type TestImage } from './support/make-image.js';
+import { makeImage, testSeed, type TestImage } from './support/make-image.js';
+import { makeSignature, pushSignature, signatureArtifactType } from './support/make-referrer.js';
 import { pushTestImage } from './support/push-image.js';
 import { readTar } from './support/tar-surgery.js';
 import { runWharf } from './support/spawn-wharf.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
 const timeoutMs = 120_000;
-const artifactType = 'application/vnd.example.signature.v1+json';
-
-function manifestBlob(body: unknown): ManifestBlob {
-  const bytes = Buffer.from(JSON.stringify(body));
-  const mediaType = (body as { mediaType: string }).mediaType;
-  return { mediaType, digest: sha256Digest(bytes), size: bytes.length, bytes };
-}
-
-/** An OCI artifact whose subject is `subject`: empty config, one small layer. */
-function makeSignature(subject: ManifestBlob, text: string): TestImage {
-  const config = Buffer.from('{}');
-  const layer = Buffer.from(text);
-  const configDescriptor = {
-    mediaType: 'application/vnd.oci.empty.v1+json',
-    digest: sha256Digest(config),
-    size: config.length,
-  };
-  const layerDescriptor = { mediaType: artifactType, digest: sha256Digest(layer), size: layer.length };
-  const manifest = manifestBlob({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    artifactType,
-    config: configDescriptor,
-    layers: [layerDescriptor],
-    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
-  });
-  return {
-    seed: text,
-    mediaTypes: 'oci',
-    blobs: new Map([
-      [configDescriptor.digest, config],
-      [layerDescriptor.digest, layer],
-    ]),
-    images: [],
-    index: undefined,
-    root: manifest,
-  };
-}
+const artifactType = signatureArtifactType;
 
 async function referrersIn(data: string, name: string, subject: string): Promise<string[]> {
   const store = LocalStore.openReadOnly(data);
@@ -84,23 +48,9 @@ describe.sequential('referrers in export, import and preload', () => {
     upstream = await startDistribution();
     for (const base of [source.url, upstream.url]) {
       await pushTestImage(base, 'team/app', 'v1', image);
-      await pushTestImage(base, 'team/app', signature.root.digest, signature);
+      // distribution 2.8 has no referrers API: the tag schema's index is what a client pushing there writes.
+      await pushSignature(base, 'team/app', image.root, signature, { tagSchema: base === upstream.url });
     }
-    // distribution 2.8 has no referrers API: the tag schema's index is what a client pushing there writes.
-    const schemaIndex = manifestBlob({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.index.v1+json',
-      manifests: [
-        {
-          mediaType: signature.root.mediaType,
-          digest: signature.root.digest,
-          size: signature.root.size,
-          artifactType,
-        },
-      ],
-    });
-    const tagSchema = image.root.digest.replace(':', '-');
-    await pushTestImage(upstream.url, 'team/app', tagSchema, { ...signature, blobs: new Map(), root: schemaIndex });
   }, timeoutMs);
 
   afterAll(async () => {

@@ -3,6 +3,11 @@
  * After the blobs of a layout have streamed in: writes one image named by
  * index.json (its child manifests first, then itself), refusing when a manifest
  * or a blob it names is not in the layout (nor already in the writer).
+ * One exception: a child of an index that is wholly absent (neither its
+ * manifest nor anything under that digest in the layout) is a platform not
+ * taken, a sparse index as `wharf preload --platform` makes and `export` writes;
+ * it stays absent. image-layout.md lets a layout miss referenced blobs; an
+ * image manifest missing a config or layer is still refused: it cannot be pulled.
  */
 import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
@@ -49,6 +54,7 @@ export async function writeImageTree(
   if (parsed.kind === 'index') {
     if (depth >= maxDepth) throw new OciError('MANIFEST_INVALID', `${descriptor.digest}: indexes nested too deep`);
     for (const child of parsed.references) {
+      if (!content.blobs.has(child.digest)) continue;
       total += await writeImageTree(writer, name, child, content, depth + 1, placed);
     }
   } else {

@@ -59,7 +59,8 @@ export async function runExport(
       store,
       new OciLayoutWriter(out),
       requests.map((from) => ({ from })),
-      { onEvent: view.onEvent, referrers: flags.referrers === true },
+      // A sparse index (preload --platform) is exported as the store holds it: its absent children stay absent.
+      { onEvent: view.onEvent, referrers: flags.referrers === true, sparse: true },
     );
     view.stop();
     if (!toStdout) {

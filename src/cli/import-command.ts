@@ -55,7 +55,8 @@ export async function runImport(
   try {
     const store = await LocalStore.open(config.dataDir);
     try {
-      const result = await importArchive(entries, store.startImport(), {
+      // A sparse index (exported after preload --platform) is imported as sparse: see archive/write-image-tree.ts.
+      const result = await importArchive(entries, store.startImport({ allowSparseIndex: true }), {
         name,
         isLocal: (repo) => matchesAny(localPatterns, repo),
         label: source,

@@ -172,7 +172,10 @@ export class ProxySource implements ImageSource {
     const route = this.router.resolve(name, options?.namespace);
     if (route.kind === 'local') return this.store.getManifest(name, reference);
     const digest = parseDigest(reference);
-    const accept = options?.accept ?? [];
+    // No ReadOptions at all is an in-process reader (the transfer engine), which copies whatever form the
+    // manifest has: it accepts them all. An HTTP request always has options; without an Accept header it asks
+    // the upstream without one, as before.
+    const accept = options === undefined ? revalidationAccept : (options.accept ?? []);
     const trace = traceOf(options, route);
     return digest === undefined
       ? this.manifestByTag(route, reference as Tag, accept, trace)

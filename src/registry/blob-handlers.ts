@@ -4,6 +4,7 @@
  * HEAD asks the source for the blob's size only (statBlob): it never reads bytes,
  * so a mirror answers it without starting a download.
  */
+import { cacheStatusHeader } from './cache-status.js';
 import type { ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { requireDigest } from '../oci/digest.js';
@@ -82,6 +83,7 @@ function blobHeaders(
     // Content addressed: the bytes behind this URL never change.
     'Cache-Control': 'max-age=31536000',
     ...namespaceHeader(options),
+    ...cacheStatusHeader(options.trace),
   };
   const record = req.record;
   if (record !== undefined) headers['X-Request-Id'] = record.requestId;

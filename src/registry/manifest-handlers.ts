@@ -3,6 +3,7 @@
  * GET, HEAD, PUT and DELETE /v2/<name>/manifests/<reference> (spec end-3, end-7, end-9).
  * Bytes are served exactly as stored, with the stored Content-Type.
  */
+import { cacheStatusHeader } from './cache-status.js';
 import { OciError } from '../oci/errors.js';
 import type { ManifestInfo } from '../oci/image-source.js';
 import { maxManifestBytes } from '../oci/manifest.js';
@@ -60,16 +61,16 @@ export async function getManifest(
   const name = repoName(rawName);
   const reference = referenceValue(readReference(raw)) as Tag;
   const options = readOptions(req);
-  const extra = namespaceHeader(options);
+  const extra = (): Record<string, string> => ({ ...namespaceHeader(options), ...cacheStatusHeader(options.trace) });
   if (req.method === 'HEAD') {
     const info = await deps.source.statManifest(name, reference, options);
     if (info === undefined) throw manifestUnknown(raw);
-    return { status: isNotModified(req, info) ? 304 : 200, headers: manifestHeaders(info, extra) };
+    return { status: isNotModified(req, info) ? 304 : 200, headers: manifestHeaders(info, extra()) };
   }
   const manifest = await deps.source.getManifest(name, reference, options);
   if (manifest === undefined) throw manifestUnknown(raw);
-  if (isNotModified(req, manifest)) return { status: 304, headers: manifestHeaders(manifest, extra) };
-  return { status: 200, headers: manifestHeaders(manifest, extra), body: manifest.bytes };
+  if (isNotModified(req, manifest)) return { status: 304, headers: manifestHeaders(manifest, extra()) };
+  return { status: 200, headers: manifestHeaders(manifest, extra()), body: manifest.bytes };
 }
 
 export async function putManifest(

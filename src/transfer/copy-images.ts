@@ -25,6 +25,11 @@ export interface CopyOptions {
   platforms?: (platform: Platform) => boolean;
   /** Also copy the referrers of every manifest copied (and theirs), when the reader can list them. */
   referrers?: boolean;
+  /**
+   * Copy an index whose children the reader does not all have, as it is: the absent ones stay
+   * absent (a sparse index in the store, from preload --platform, exported). Default: an error.
+   */
+  sparse?: boolean;
   onEvent?: TransferListener;
 }
 
@@ -40,6 +45,8 @@ export interface CopySummary {
   bytes: number;
   blobsSent: number;
   blobsSkipped: number;
+  /** Referrer manifests copied with their subjects (`referrers`). */
+  referrers: number;
 }
 
 export const defaultConcurrency = 4;
@@ -50,7 +57,7 @@ export async function copyImages(
   requests: readonly CopyRequest[],
   options: CopyOptions = {},
 ): Promise<CopySummary> {
-  const summary: CopySummary = { images: [], bytes: 0, blobsSent: 0, blobsSkipped: 0 };
+  const summary: CopySummary = { images: [], bytes: 0, blobsSent: 0, blobsSkipped: 0, referrers: 0 };
   const limit = createLimiter(options.concurrency ?? defaultConcurrency);
   // A blob shared by several images goes once: later images wait on the first send.
   const sending = new Map<Digest, Promise<boolean>>();
@@ -78,7 +85,11 @@ async function copyOne(
   const emit = options.onEvent ?? ((): void => undefined);
   const image = formatImageRef(request.from);
   const to = request.to ?? request.from;
-  const plan = await planImage(reader, request.from, options.platforms, options.referrers === true);
+  const plan = await planImage(reader, request.from, {
+    platforms: options.platforms,
+    referrers: options.referrers === true,
+    sparse: options.sparse === true,
+  });
   const bytes = plan.blobs.reduce((sum, blob) => sum + blob.size, 0);
   emit({ type: 'image-start', image, digest: plan.root.digest, blobs: plan.blobs.length, bytes });
 
@@ -134,6 +145,7 @@ async function copyOne(
   if (results.some((r) => r.status === 'rejected')) throw stop.error;
   for (const manifest of plan.manifests) await writer.writeManifest(to.name, manifest);
   await writer.tag(to.name, to.reference, plan.root.digest);
+  summary.referrers += plan.referrers;
   summary.images.push({ ref: formatImageRef(to), digest: plan.root.digest });
   emit({ type: 'image-done', image, digest: plan.root.digest, bytes });
 }

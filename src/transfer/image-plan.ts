@@ -5,6 +5,8 @@
  * need. With a platform filter, an index keeps its bytes (and so its digest)
  * and only the chosen platforms' manifests are taken: a sparse index. With
  * referrers, the manifests naming any of those as their subject come too.
+ * With `sparse`, children the reader does not hold are left out the same way
+ * (exporting a sparse index the store holds: preload --platform).
  */
 import type { Descriptor, Platform } from '../oci/descriptor.js';
 import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.js';
@@ -15,12 +17,23 @@ import { maxManifestBytes, parseManifest } from '../oci/manifest.js';
 import { isNondistributable } from '../oci/media-types.js';
 import type { ImageRef } from '../oci/image-ref.js';
 
+export interface PlanOptions {
+  /** Which platforms of an index to take; all when absent. */
+  platforms?: (platform: Platform) => boolean;
+  /** Also the referrers of every manifest taken, and theirs. */
+  referrers?: boolean;
+  /** A child of an index that the reader does not have is left out (the index keeps its bytes), not an error. */
+  sparse?: boolean;
+}
+
 export interface ImagePlan {
   root: ManifestContent;
   /** Children first, the root last: a writer never sees a manifest before what it names. */
   manifests: ManifestContent[];
   /** Configs and layers, each once. */
   blobs: Descriptor[];
+  /** How many of the manifests are referrers (taken with `referrers`). */
+  referrers: number;
 }
 
 /** An index nests indexes at most this deep (image-spec allows nesting; a loop must not recurse forever). */
@@ -29,18 +42,13 @@ const maxDepth = 4;
 /** Referrers of referrers are followed; a chain or a fan-out past this many manifests is refused, not followed forever. */
 const maxReferrers = 1000;
 
-export async function planImage(
-  reader: ImageReader,
-  ref: ImageRef,
-  platforms?: (platform: Platform) => boolean,
-  withReferrers = false,
-): Promise<ImagePlan> {
+export async function planImage(reader: ImageReader, ref: ImageRef, options: PlanOptions = {}): Promise<ImagePlan> {
   const root = await reader.getManifest(ref.name, ref.reference);
   if (root === undefined) throw new OciError('MANIFEST_UNKNOWN', `${ref.name}: no manifest for ${ref.reference}`);
-  const plan: ImagePlan = { root, manifests: [], blobs: [] };
+  const plan: ImagePlan = { root, manifests: [], blobs: [], referrers: 0 };
   const seen = new Set<Digest>();
-  await walk(reader, ref, root, plan, seen, platforms, 0);
-  if (withReferrers) await addReferrers(reader, ref, plan, seen, platforms);
+  await walk(reader, ref, root, plan, seen, options, 0);
+  if (options.referrers === true) await addReferrers(reader, ref, plan, seen, options);
   return plan;
 }
 
@@ -54,7 +62,7 @@ async function addReferrers(
   ref: ImageRef,
   plan: ImagePlan,
   seen: Set<Digest>,
-  platforms: ((platform: Platform) => boolean) | undefined,
+  options: PlanOptions,
 ): Promise<void> {
   if (reader.listReferrers === undefined) return;
   let added = 0;
@@ -72,7 +80,8 @@ async function addReferrers(
           detail: { digest: descriptor.digest },
         });
       }
-      await walk(reader, ref, content, plan, seen, platforms, 0);
+      await walk(reader, ref, content, plan, seen, options, 0);
+      plan.referrers++;
     }
   }
 }
@@ -83,7 +92,7 @@ async function walk(
   manifest: ManifestContent,
   plan: ImagePlan,
   seen: Set<Digest>,
-  platforms: ((platform: Platform) => boolean) | undefined,
+  options: PlanOptions,
   depth: number,
 ): Promise<void> {
   if (seen.has(manifest.digest)) return;
@@ -99,15 +108,17 @@ async function walk(
   const parsed = parseManifest(manifest.bytes, manifest.mediaType);
   if (parsed.kind === 'index') {
     if (depth >= maxDepth) throw new OciError('MANIFEST_INVALID', `${manifest.digest}: indexes nested too deep`);
+    const { platforms } = options;
     for (const child of parsed.references) {
       if (child.platform !== undefined && platforms !== undefined && !platforms(child.platform)) continue;
       const content = await reader.getManifest(ref.name, child.digest);
+      if (content === undefined && options.sparse === true) continue;
       if (content === undefined) {
         throw new OciError('MANIFEST_UNKNOWN', `${ref.name}: manifest ${child.digest} of the index is not available`, {
           detail: { digest: child.digest },
         });
       }
-      await walk(reader, ref, content, plan, seen, platforms, depth + 1);
+      await walk(reader, ref, content, plan, seen, options, depth + 1);
     }
   } else {
     for (const blob of parsed.references) {

@@ -33,6 +33,7 @@ export async function copyToArchive(
   path: string,
   platforms: Platform[] | undefined,
   view: ProgressView,
+  referrers = false,
 ): Promise<CopyResult> {
   const temp = `${path}.${process.pid}.part`;
   const out = createWriteStream(temp, { flags: 'wx' });
@@ -48,6 +49,7 @@ export async function copyToArchive(
       [{ from: { name: from.repository, reference }, to: { name: fullName, reference } }],
       {
         onEvent: view.onEvent,
+        referrers,
         ...(platforms === undefined
           ? {}
           : { platforms: (p: Platform) => platforms.some((w) => platformMatches(w, p)) }),
@@ -64,7 +66,7 @@ export async function copyToArchive(
       blobsPresent: 0,
       blobsMounted: 0,
       bytesSent: summary.bytes,
-      referrers: 0,
+      referrers: summary.referrers,
       upToDate: false,
     };
   } catch (error) {

@@ -61,7 +61,8 @@ export async function runCopy(source: string, destination: string, flags: CopyFl
         if (to.kind === 'registry') throw new OciError('UNKNOWN', 'unreachable: registry to registry');
         if (to.kind === 'oci')
           throw new OciError('UNSUPPORTED', 'oci:<dir> is a source only: use oci-archive:<file.tar>');
-        return copyToArchive(await context.client(from.ref.registry), from.ref, to.path, platforms, view);
+        const src = await context.client(from.ref.registry);
+        return copyToArchive(src, from.ref, to.path, platforms, view, flags.referrers === true);
       }
       if (to.kind !== 'registry')
         throw new OciError('UNSUPPORTED', 'copy between two archives: one end must be a registry');

@@ -2,13 +2,15 @@
  * @module cli/client/tree-command
  * `wharf tree <ref> [--data DIR]`: the image drawn as a tree (tree-text.ts) or as JSON; with
  * --data, the blobs a wharf store already holds are marked `cached` (the store is opened read-only,
- * so this runs beside `wharf serve`).
+ * so this runs beside `wharf serve`). Without it, a ref on a wharf mirror gets the same marks from
+ * the mirror's Cache-Status answers (registry-cache-marks.ts).
  */
 import { formatDockerRef, refReference } from '../../oci/docker-ref.js';
 import { indexExists } from '../../store/database.js';
 import { LocalStore } from '../../store/local-store.js';
 import { openRef, withClients, writeJson, type Env, type RegistryFlags } from './client-context.js';
 import { buildImageTree } from './image-tree.js';
+import { markCachedFromRegistry } from './registry-cache-marks.js';
 import { formatTree } from './tree-text.js';
 
 export interface TreeFlags extends RegistryFlags {
@@ -27,6 +29,7 @@ export async function runTree(value: string, flags: TreeFlags, env: Env): Promis
         referrers: flags.referrers !== false,
         ...(store === undefined ? {} : { isCached: (digest) => store.hasBlob(digest) }),
       });
+      if (store === undefined) await markCachedFromRegistry(client, ref.repository, tree);
       if (flags.json === true) writeJson({ ref: formatDockerRef(ref), tree });
       else process.stdout.write(formatTree(tree, formatDockerRef(ref)));
     });
