@@ -96,6 +96,9 @@ const options = {
   'store.gc.interval': { env: 'WHARF_GC_INTERVAL', flag: undefined, default: '1h' },
   'store.gc.grace': { env: 'WHARF_GC_GRACE', flag: undefined, default: '1h' },
   'store.gc.inUse': { env: 'WHARF_GC_IN_USE', flag: undefined, default: '1m' },
+  // ADR 0013: a full pass of a 4.8 TB store a week, for about 0.5 % of a core.
+  'store.scrub.rate': { env: 'WHARF_SCRUB_RATE', flag: undefined, default: '8MiB' },
+  'store.scrub.interval': { env: 'WHARF_SCRUB_INTERVAL', flag: undefined, default: '7d' },
 } as const;
 type Key = keyof typeof options;
 
@@ -202,6 +205,8 @@ export function loadConfig(sources: ConfigSources): Config {
       gcInterval: raw('store.gc.interval'),
       gcGrace: raw('store.gc.grace'),
       gcInUse: raw('store.gc.inUse'),
+      scrubRate: raw('store.scrub.rate'),
+      scrubInterval: raw('store.scrub.interval'),
       pinFile: file.pin,
       pinEnv: sources.env.WHARF_STORE_PIN,
     }),
