@@ -109,6 +109,8 @@ export interface ConfigSources {
   flags: Record<string, string | undefined>;
   /** `--upstream host=url`, repeatable. */
   upstreamFlags?: string[];
+  /** `--mirror-upstream host=url`, repeatable: an upstream that is a mirror, sent ?ns=<host>. */
+  mirrorUpstreamFlags?: string[];
   /** `--local pattern`, repeatable. */
   localFlags?: string[];
 }
@@ -147,6 +149,8 @@ export function loadConfig(sources: ConfigSources): Config {
     file: file.upstreams,
     env: sources.env.WHARF_UPSTREAMS,
     flags: sources.upstreamFlags ?? [],
+    mirrorEnv: sources.env.WHARF_MIRROR_UPSTREAMS,
+    mirrorFlags: sources.mirrorUpstreamFlags ?? [],
     defaults: { tagTtlMs, notFoundTtlMs },
   });
   const defaultUpstream = raw('defaultUpstream');
