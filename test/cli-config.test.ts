@@ -213,6 +213,27 @@ describe('upstream settings', () => {
     );
   });
 
+  it('marks an upstream as a mirror (sent ?ns=) from the file, WHARF_MIRROR_UPSTREAMS or --mirror-upstream', async () => {
+    const path = join(dir, 'mirror.yaml');
+    await writeFile(path, 'upstreams:\n  docker.io:\n    url: http://central.test:5000\n    mirror: true\n');
+    const fromFile = loadConfig({ file: path, env: {}, flags: {} }).upstreams;
+    expect(fromFile.find((u) => u.host === 'docker.io')).toMatchObject({
+      url: 'http://central.test:5000',
+      mirror: true,
+    });
+    expect(fromFile.find((u) => u.host === 'ghcr.io')?.mirror).toBeUndefined();
+    const both = loadConfig({
+      env: { WHARF_MIRROR_UPSTREAMS: 'quay.io=http://central.test:5000' },
+      flags: {},
+      mirrorUpstreamFlags: ['ghcr.io=http://central.test:5000'],
+    }).upstreams;
+    expect(both.filter((u) => u.mirror === true).map((u) => u.host)).toEqual(['ghcr.io', 'quay.io']);
+    // A path would name the upstream a second way (the central stores it as part of the name).
+    expect(() =>
+      loadConfig({ env: {}, flags: {}, mirrorUpstreamFlags: ['ghcr.io=http://central.test/ghcr.io'] }),
+    ).toThrow('config: upstreams.ghcr.io: a mirror upstream is sent ?ns=ghcr.io and takes a URL without a path');
+  });
+
   it('names the key of a bad upstream value', async () => {
     expect(() => loadConfig({ env: {}, flags: {}, upstreamFlags: ['nourl'] })).toThrow(
       'config: --upstream: expected host=url',

@@ -29,7 +29,18 @@ describe('store: configuration', () => {
       gcIntervalMs: 3_600_000,
       gcGraceMs: 3_600_000,
       inUseMs: 60_000,
+      scrubRateBytes: 8 * 2 ** 20,
+      scrubIntervalMs: 7 * 86_400_000,
     });
+  });
+
+  it('store.scrub: a rate with units or off, an interval; a bad rate names its key', async () => {
+    const config = await fromFile('store:\n  scrub:\n    rate: 64MiB\n    interval: 1d\n');
+    expect(config.lifecycle).toMatchObject({ scrubRateBytes: 64 * 2 ** 20, scrubIntervalMs: 86_400_000 });
+    expect(loadConfig({ env: { WHARF_SCRUB_RATE: 'off' }, flags: {} }).lifecycle.scrubRateBytes).toBe(0);
+    expect(() => loadConfig({ env: { WHARF_SCRUB_RATE: 'fast' }, flags: {} })).toThrow(
+      /WHARF_SCRUB_RATE: expected a size like 50GiB/,
+    );
   });
 
   it('reads sizes with units, the low-water mark as a percentage or a size, pins and the schedule', async () => {
@@ -43,6 +54,8 @@ describe('store: configuration', () => {
       gcIntervalMs: 0,
       gcGraceMs: 600_000,
       inUseMs: 5_000,
+      scrubRateBytes: 8 * 2 ** 20,
+      scrubIntervalMs: 7 * 86_400_000,
     });
     const env = loadConfig({
       env: { WHARF_STORE_MAX_SIZE: '500MB', WHARF_STORE_LOW_WATER_MARK: '400MB', WHARF_STORE_PIN: 'a/*,b' },

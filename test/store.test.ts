@@ -29,7 +29,7 @@ describe('LocalStore', () => {
     (await LocalStore.open(root)).close();
     (await LocalStore.open(root)).close();
     const db = new Database(join(root, 'index.db'), { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(db.pragma('user_version', { simple: true })).toBe(3);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });

@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Digest } from '../src/oci/digest.js';
 import { mediaTypes } from '../src/oci/media-types.js';
 import { countRequests } from './support/access-log.js';
 import { startContainerd, writeHostsToml } from './support/containerd.js';
@@ -19,7 +20,15 @@ import { captureLog, type LogCapture } from './support/log-capture.js';
 import { makeImage, testSeed, type Platform, type TestImage } from './support/make-image.js';
 import { pushTestImage } from './support/push-image.js';
 import { run } from './support/run.js';
-import { sendBearerChallenge, sendManifest, sendToken } from './support/scripted-registry.js';
+import {
+  sendBearerChallenge,
+  sendBytes,
+  sendJson,
+  sendManifest,
+  sendToken,
+  sha256,
+  type ScriptedHandler,
+} from './support/scripted-registry.js';
 import { upstreamHarness } from './support/upstream-harness.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
@@ -54,9 +63,90 @@ describe('an upstream URL with a path', () => {
       /not a repository name prefix/,
     );
   });
+
+  // Regression: referrers were asked of /v2/library/alpine/referrers/… without the prefix (a local name on the central).
+  it('prefixes the referrers request too', async () => {
+    const subject = sha256('subject');
+    const server = await serve({
+      [`/v2/docker.io/library/alpine/referrers/${subject}`]: (_req, res) => sendJson(res, 200, referrersIndex),
+    });
+    const upstream = connect({ host: 'docker.io', url: `${server.url}/docker.io` });
+    expect(await upstream.listReferrers('library/alpine', subject as Digest)).toEqual(referrersIndex.manifests);
+  });
 });
 
-describe.sequential('edge wharf → central wharf → distribution', () => {
+const referrer = { mediaType: mediaTypes.ociManifest, digest: sha256('referrer'), size: 8, artifactType: 'x/y' };
+const referrersIndex = { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: [referrer] };
+
+describe('an upstream marked as a mirror', () => {
+  const { serve, connect } = upstreamHarness();
+
+  it('is sent the original names with ?ns=<host> on every request, the token scoped to the name', async () => {
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: mediaTypes.ociManifest }));
+    const blob = Buffer.from('layer');
+    const subject = sha256('subject');
+    const base = '/v2/library/alpine';
+    const withNs =
+      (answer: ScriptedHandler): ScriptedHandler =>
+      (req, res, ctx) => {
+        if (ctx.request.query.get('ns') !== 'docker.io')
+          return sendJson(res, 404, { errors: [{ code: 'NAME_UNKNOWN' }] });
+        if (req.headers.authorization !== 'Bearer tok') {
+          return sendBearerChallenge(res, { realm: `${ctx.url}/token`, service: 'central' });
+        }
+        return answer(req, res, ctx);
+      };
+    const server = await serve({
+      '/token': (_req, res) => sendToken(res, 'tok'),
+      [`${base}/manifests/3.20`]: withNs((_req, res) => sendManifest(res, bytes, mediaTypes.ociManifest)),
+      [`${base}/blobs/${sha256(blob)}`]: withNs((_req, res) => sendBytes(res, blob)),
+      [`${base}/referrers/${subject}`]: withNs((_req, res) => sendJson(res, 200, referrersIndex)),
+      // A Link that drops the ns= it was sent (wharf's own did, before ADR 0013): the next page carries it again.
+      [`${base}/tags/list`]: withNs((_req, res, ctx) =>
+        ctx.request.query.get('last') === null
+          ? sendJson(
+              res,
+              200,
+              { name: 'library/alpine', tags: ['3.19'] },
+              {
+                Link: `<${base}/tags/list?last=3.19&n=1>; rel="next"`,
+              },
+            )
+          : sendJson(res, 200, { name: 'library/alpine', tags: ['3.20'] }),
+      ),
+    });
+    const upstream = connect({ host: 'docker.io', url: server.url }, { namespace: 'docker.io' });
+    expect((await upstream.getManifest('library/alpine', '3.20', [mediaTypes.ociManifest]))?.bytes).toEqual(bytes);
+    expect(await upstream.headManifest('library/alpine', '3.20', [mediaTypes.ociManifest])).toBeDefined();
+    const got = await upstream.getBlob('library/alpine', sha256(blob) as Digest);
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of got?.body ?? []) chunks.push(chunk);
+    expect(Buffer.concat(chunks)).toEqual(blob);
+    expect(await upstream.listTags('library/alpine')).toEqual(['3.19', '3.20']);
+    expect(await upstream.listReferrers('library/alpine', subject as Digest)).toEqual([referrer]);
+    expect(server.requestsTo('/token').map((r) => r.query.get('scope'))).toEqual(['repository:library/alpine:pull']);
+    for (const request of server.requests.filter((r) => r.path !== '/token')) {
+      expect(request.query.get('ns'), request.url).toBe('docker.io');
+    }
+  });
+
+  it('refuses a URL with a path: the name would be given twice', () => {
+    expect(() =>
+      connect({ host: 'docker.io', url: 'http://127.0.0.1:1/docker.io' }, { namespace: 'docker.io' }),
+    ).toThrow(/a mirror \(\?ns=\) takes a URL without a path/);
+  });
+});
+
+/**
+ * The two ways an edge names its central (ADR 0009, ADR 0013): a URL path per upstream host, or
+ * the central's bare URL marked as a mirror, sent ?ns=<host> with the original names.
+ */
+const tierForms = [
+  { form: 'a URL path', mirror: false, centralRepository: `${registryHost}/tiers/app` },
+  { form: '?ns= to a mirror upstream', mirror: true, centralRepository: 'tiers/app' },
+] as const;
+
+describe.sequential.each(tierForms)('edge wharf → central wharf → distribution, by $form', (tier) => {
   let origin: DistributionHandle;
   let central: WharfHandle;
   let edge: WharfHandle;
@@ -71,7 +161,7 @@ describe.sequential('edge wharf → central wharf → distribution', () => {
         l.msg === 'request' &&
         l['method'] === method &&
         l['route'] === route &&
-        l['repository'] === `${registryHost}/tiers/app` &&
+        l['repository'] === tier.centralRepository &&
         l['reference'] === reference,
     ).length;
 
@@ -86,7 +176,11 @@ describe.sequential('edge wharf → central wharf → distribution', () => {
       logger: centralLog.logger,
     });
     edge = await startWharf({
-      upstreams: [{ host: registryHost, url: `${central.url}/${registryHost}`, tagTtlMs: 500 }],
+      upstreams: [
+        tier.mirror
+          ? { host: registryHost, url: central.url, mirror: true, tagTtlMs: 500 }
+          : { host: registryHost, url: `${central.url}/${registryHost}`, tagTtlMs: 500 },
+      ],
     });
   }, 120_000);
 
@@ -150,6 +244,19 @@ describe.sequential('edge wharf → central wharf → distribution', () => {
     },
     clientTimeoutMs * 3,
   );
+
+  it("the central keeps a client's ns= in its tags Link, so the next page is the same listing", async () => {
+    const query = tier.mirror ? `?ns=${registryHost}&n=1` : '?n=1';
+    const repository = tier.mirror ? 'tiers/app' : `${registryHost}/tiers/app`;
+    await pushTestImage(origin.url, 'tiers/app', 'v2', image);
+    const response = await fetch(`${central.url}/v2/${repository}/tags/list${query}`, {
+      signal: AbortSignal.timeout(30_000),
+    });
+    expect(response.status).toBe(200);
+    const link = response.headers.get('link') ?? '';
+    expect(link).toMatch(/rel="next"/);
+    expect(new URLSearchParams(/\?([^>]*)>/.exec(link)?.[1] ?? '').get('ns')).toBe(tier.mirror ? registryHost : null);
+  });
 
   it(
     'a tag moved at the origin reaches the edge through both tiers',

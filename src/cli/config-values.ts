@@ -77,6 +77,11 @@ export interface UpstreamSettings {
   prefetch: boolean;
   /** Per-phase upstream timeouts; unset phases use the upstream layer's defaults (5 s, 30 s, 30 s). */
   timeouts?: { connectMs?: number; headersMs?: number; bodyIdleMs?: number };
+  /**
+   * The upstream is itself a mirror (another wharf, a tier above): it is sent the original names
+   * with `?ns=<host>`, as containerd does, so one central serves several hosts at one URL (ADR 0013).
+   */
+  mirror?: boolean;
 }
 
 /** The registries wharf mirrors out of the box (all reached over HTTPS). */
@@ -148,6 +153,7 @@ const upstreamKeys = new Set([
   'tagTtl',
   'notFoundTtl',
   'prefetch',
+  'mirror',
   'connectTimeout',
   'responseTimeout',
   'idleTimeout',
@@ -161,6 +167,9 @@ export function parseUpstreams(sources: {
   file: unknown;
   env: string | undefined;
   flags: string[];
+  /** WHARF_MIRROR_UPSTREAMS and --mirror-upstream: the same pairs, marked `mirror`. */
+  mirrorEnv?: string | undefined;
+  mirrorFlags?: string[];
   defaults: { tagTtlMs: number; notFoundTtlMs: number };
 }): UpstreamSettings[] {
   const byHost = new Map<string, UpstreamSettings>();
@@ -200,7 +209,7 @@ export function parseUpstreams(sources: {
       if (username !== undefined) settings.username = username;
       if (password !== undefined) settings.password = password;
       if (token !== undefined) settings.token = token;
-      for (const key of ['dockerConfig', 'public', 'prefetch'] as const) {
+      for (const key of ['dockerConfig', 'public', 'prefetch', 'mirror'] as const) {
         if (entry[key] === undefined) continue;
         if (typeof entry[key] !== 'boolean') throw new ConfigError(`${from}.${key}`, 'expected true or false');
         settings[key] = entry[key];
@@ -227,7 +236,31 @@ export function parseUpstreams(sources: {
     ...parsePairs(sources.flags, '--upstream'),
   ];
   for (const [host, url] of overrides) byHost.set(host, { ...(byHost.get(host) ?? base(host, url)), url });
+  const mirrors = [
+    ...parsePairs(sources.mirrorEnv === undefined ? [] : [sources.mirrorEnv], 'WHARF_MIRROR_UPSTREAMS'),
+    ...parsePairs(sources.mirrorFlags ?? [], '--mirror-upstream'),
+  ];
+  for (const [host, url] of mirrors) {
+    byHost.set(host, { ...(byHost.get(host) ?? base(host, url)), url, mirror: true });
+  }
+  for (const settings of byHost.values()) checkMirrorUrl(settings);
   return [...byHost.values()];
+}
+
+/**
+ * A mirror is sent the original names with ?ns=: a path in its URL would be a second, conflicting
+ * way of naming the upstream (the receiving wharf routes by ns= and would store the path as part
+ * of the name). One or the other.
+ */
+function checkMirrorUrl(settings: UpstreamSettings): void {
+  if (settings.mirror !== true) return;
+  const path = new URL(settings.url).pathname.replace(/^\/+|\/+$/g, '');
+  if (path !== '') {
+    throw new ConfigError(
+      `upstreams.${settings.host}`,
+      `a mirror upstream is sent ?ns=${settings.host} and takes a URL without a path, got ${JSON.stringify(settings.url)} (drop mirror, or the path)`,
+    );
+  }
 }
 
 /**

@@ -2,7 +2,8 @@
  * @module cli/lifecycle-config
  * The `store:` section (docs/decisions/0008-gc-and-eviction.md): store.maxSize
  * and its low-water mark, store.pin patterns, store.gc.interval,
- * store.gc.grace and store.gc.inUse. Every refusal names the key it came from.
+ * store.gc.grace and store.gc.inUse; store.scrub.rate and store.scrub.interval (ADR 0013).
+ * Every refusal names the key it came from.
  */
 import { checkNamePatterns } from './auth-config.js';
 import { ConfigError, parseDuration, parseTimeout, type Sourced } from './config-values.js';
@@ -23,6 +24,10 @@ export interface LifecycleConfig {
    * (content-guard.ts; default 1 min). Must be longer than 0.
    */
   inUseMs: number;
+  /** store.scrub.rate: bytes per second serve's background scrub hashes at most; 0: no scrub. */
+  scrubRateBytes: number;
+  /** store.scrub.interval: a blob verified within this long is not scrubbed again. */
+  scrubIntervalMs: number;
 }
 
 const sizeUnits: Record<string, number> = {
@@ -72,6 +77,8 @@ export function parseLifecycle(values: {
   gcInterval: Sourced;
   gcGrace: Sourced;
   gcInUse: Sourced;
+  scrubRate: Sourced;
+  scrubInterval: Sourced;
   pinFile: unknown;
   pinEnv: string | undefined;
 }): LifecycleConfig {
@@ -83,6 +90,8 @@ export function parseLifecycle(values: {
     gcIntervalMs: parseInterval(values.gcInterval),
     gcGraceMs: parseDuration(values.gcGrace),
     inUseMs: parseTimeout(values.gcInUse),
+    scrubRateBytes: ['0', 'off', 'false'].includes(values.scrubRate.value.trim()) ? 0 : parseSize(values.scrubRate),
+    scrubIntervalMs: parseDuration(values.scrubInterval),
   };
 }
 

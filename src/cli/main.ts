@@ -49,6 +49,11 @@ function upstreamOptions(command: Command): Command {
       'add or override an upstream registry, e.g. docker.io=http://127.0.0.1:6000 (repeatable; env WHARF_UPSTREAMS)',
       (value: string, previous: string[] = []) => [...previous, value],
     )
+    .option(
+      '--mirror-upstream <host=url>',
+      'an upstream that is itself a mirror (another wharf): sent the original names with ?ns=<host> (repeatable; env WHARF_MIRROR_UPSTREAMS)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .option('--default-upstream <host>', 'upstream for clients that name none (env WHARF_DEFAULT_UPSTREAM)')
     .option('--offline', 'serve only what is local; never dial out (env WHARF_OFFLINE)')
     .option(
@@ -65,6 +70,7 @@ interface ServeFlags {
   logLevel?: string;
   logFormat?: string;
   upstream?: string[];
+  mirrorUpstream?: string[];
   defaultUpstream?: string;
   offline?: boolean;
   local?: string[];
@@ -102,6 +108,7 @@ upstreamOptions(
         tlsKey: flags.tlsKey,
       },
       upstreamFlags: flags.upstream ?? [],
+      mirrorUpstreamFlags: flags.mirrorUpstream ?? [],
       localFlags: flags.local ?? [],
     };
     const config = loadConfig(sources);
@@ -170,7 +177,7 @@ upstreamOptions(
       {
         listen: `${shown}:${server.port}`,
         data: config.dataDir,
-        upstreams: config.upstreams.map((u) => `${u.host}=${u.url}`),
+        upstreams: config.upstreams.map((u) => `${u.host}=${u.url}${u.mirror === true ? ' (mirror: ?ns=)' : ''}`),
         defaultUpstream: config.defaultUpstream,
         offline: config.offline,
         local: config.local,

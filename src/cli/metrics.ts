@@ -22,6 +22,8 @@ export interface MetricsSources {
   storeUsage(): { bytes: number; blobs: number };
   /** Eviction and gc counts (store/lifecycle.ts) and store.maxSize (undefined: no limit). */
   lifecycle?(): { evictions: number; evictedBytes: number; gcRuns: number; gcBytes: number; limitBytes?: number };
+  /** What the background scrub did (store/blob-scrub.ts). */
+  scrub?(): { bytes: number; blobs: number; corrupt: number };
 }
 
 const upstreamBuckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -143,6 +145,25 @@ export class WharfMetrics {
         registers,
         collect() {
           const now = sources()?.lifecycle?.()[field];
+          if (now === undefined) return;
+          this.inc(now - seen);
+          seen = now;
+        },
+      });
+    }
+    const scrubbed = [
+      ['wharf_scrub_bytes_total', 'Bytes of blob files the background scrub read and hashed', 'bytes'],
+      ['wharf_scrub_blobs_total', 'Blob files the background scrub read to the end', 'blobs'],
+      ['wharf_scrub_corrupt_blobs_total', 'Blob files the background scrub found corrupt and quarantined', 'corrupt'],
+    ] as const;
+    for (const [name, help, field] of scrubbed) {
+      let seen = 0;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const now = sources()?.scrub?.()[field];
           if (now === undefined) return;
           this.inc(now - seen);
           seen = now;

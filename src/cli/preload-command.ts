@@ -27,6 +27,7 @@ export interface PreloadFlags {
   config?: string;
   data?: string;
   upstream?: string[];
+  mirrorUpstream?: string[];
   defaultUpstream?: string;
   local?: string[];
   offline?: boolean;
@@ -48,6 +49,7 @@ export async function runPreload(
     env,
     flags: { data: flags.data, defaultUpstream: flags.defaultUpstream },
     upstreamFlags: flags.upstream ?? [],
+    mirrorUpstreamFlags: flags.mirrorUpstream ?? [],
     localFlags: flags.local ?? [],
   });
   if (flags.offline === true) throw new Error('preload fetches from upstreams: --offline does not apply');

@@ -103,8 +103,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         const isMirrored = mirroredNameTest((options.upstreams ?? []).map((u) => u.host));
         const line = describeQuarantine(result, options.dataDir, isMirrored);
         const fields = { digest: result.digest, reason: result.reason, kind: line.kind };
-        if (line.kind === 'lost') logger.error(fields, `blob failed verification on read: ${line.text}`);
-        else logger.warn(fields, `blob failed verification on read: ${line.text}`);
+        const where = result.foundBy === 'scrub' ? 'in the background scrub' : 'on read';
+        if (line.kind === 'lost') logger.error(fields, `blob failed verification ${where}: ${line.text}`);
+        else logger.warn(fields, `blob failed verification ${where}: ${line.text}`);
       },
       sparseManifests: options.sparseManifests,
       ...lifecycleStoreOptions(options.lifecycle, logger),
@@ -131,6 +132,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     fills: () => proxy.fills,
     storeUsage: () => store.health.currentUsage(),
     lifecycle: () => ({ ...store.lifecycle.stats, limitBytes: options.lifecycle?.maxSizeBytes }),
+    scrub: () => lifecycle.scrubStats(),
   });
   const auth = createClientAuth(options.auth);
   warnAboutAccess(

@@ -35,6 +35,7 @@ export function createUpstreamRouter(
         token: settings.token,
         useDockerConfig: settings.dockerConfig,
         timeouts: settings.timeouts,
+        ...(settings.mirror === true ? { namespace: settings.host } : {}),
       },
       // Credential helpers and ~/.docker/config.json are found through the process environment.
       { logger, env: process.env, ...(observe === undefined ? {} : { observe }) },

@@ -43,6 +43,9 @@ async function paginate(
   if (n === undefined || items.length <= n) return { items };
   const page = items.slice(0, n);
   const next = new URLSearchParams({ n: String(n), last: page[page.length - 1] ?? '' });
+  // The next page is the same listing: a mirror client's ns= (another wharf, containerd) goes with it.
+  const namespace = req.query.get('ns');
+  if (namespace !== null) next.set('ns', namespace);
   return { items: page, link: `<${path}?${next.toString()}>; rel="next"` };
 }
 

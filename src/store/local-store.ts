@@ -36,6 +36,8 @@ import type { Reservation } from './space-limit.js';
 import { StoreHealth } from './store-health.js';
 import { defaultUploadLimits, type UploadLimits } from './upload-quota.js';
 import { findBlobHolders } from './blob-holders.js';
+import { BlobScrub, type ScrubSettings } from './blob-scrub.js';
+import type { Logger } from '../oci/logger.js';
 import type { CorruptionReason, QuarantineResult } from './quarantine.js';
 import { checkWhole, memoryBlob, smallBlobBytes, verifyingFile } from './verified-read.js';
 import { Uploads } from './uploads.js';
@@ -453,7 +455,12 @@ export class LocalStore implements ImageSource, ImageSink {
    * Moves a blob's file to quarantine/ and drops the rows that say the store has it (quarantine.ts).
    * `ino`: only if the file is still the one found corrupt. undefined: nothing done (replaced since).
    */
-  async quarantineBlob(digest: Digest, reason: CorruptionReason, ino?: number): Promise<QuarantineResult | undefined> {
+  async quarantineBlob(
+    digest: Digest,
+    reason: CorruptionReason,
+    ino?: number,
+    foundBy: QuarantineResult['foundBy'] = 'read',
+  ): Promise<QuarantineResult | undefined> {
     const holders = findBlobHolders(this.db, digest);
     const done = await this.lifecycle.quarantine(digest, ino);
     if (done === undefined) return undefined;
@@ -462,6 +469,7 @@ export class LocalStore implements ImageSource, ImageSink {
     const result: QuarantineResult = {
       digest,
       reason,
+      foundBy,
       movedTo: moved.moved ? moved.path : undefined,
       holders,
       droppedTags: dropped.droppedTags,
@@ -469,6 +477,19 @@ export class LocalStore implements ImageSource, ImageSink {
     };
     this.onQuarantine?.(result);
     return result;
+  }
+
+  /** serve's background scrub over this store's blobs (blob-scrub.ts); its failures quarantine here. */
+  createScrub(settings: ScrubSettings, logger?: Logger): BlobScrub {
+    return new BlobScrub(
+      {
+        db: this.db,
+        files: this.files,
+        quarantine: (digest, reason, ino) => this.quarantineBlob(digest, reason, ino, 'scrub'),
+        ...(logger === undefined ? {} : { logger }),
+      },
+      settings,
+    );
   }
 
   // ---- helpers ----

@@ -21,6 +21,8 @@ export type CorruptionReason = 'digest-mismatch' | 'size-mismatch' | 'missing-fi
 export interface QuarantineResult {
   digest: Digest;
   reason: CorruptionReason;
+  /** What found it: a verified read in serve, serve's background scrub, or `verify --repair`. */
+  foundBy: 'read' | 'scrub' | 'repair';
   /** Where the file went; undefined when there was no file to move. */
   movedTo: string | undefined;
   /** Who held the blob before its rows went. */

@@ -32,7 +32,7 @@ export async function repairStore(store: LocalStore, problems: readonly VerifyPr
     }
     if (done.has(digest)) continue;
     done.add(digest);
-    const result = await store.quarantineBlob(digest, problem.kind as CorruptionReason);
+    const result = await store.quarantineBlob(digest, problem.kind as CorruptionReason, undefined, 'repair');
     if (result === undefined) outcome.remaining.push(problem);
     else outcome.quarantined.push(result);
   }

@@ -21,6 +21,11 @@ export interface UpstreamConfig {
   /** Also look up credentials in $DOCKER_CONFIG/config.json or ~/.docker/config.json. */
   useDockerConfig?: boolean;
   timeouts?: Partial<UpstreamTimeouts>;
+  /**
+   * Sent as `?ns=` on every registry request, with the names unchanged (the upstream is a mirror
+   * that serves several registries at one URL, as containerd's hosts.toml mirrors are; ADR 0013).
+   */
+  namespace?: string;
 }
 
 export interface UpstreamRegistryOptions {

@@ -75,6 +75,8 @@ export class UpstreamRegistry {
    * scoped to that name, so a wharf serving a path prefix (another tier) is an upstream like any other.
    */
   private readonly prefix: string;
+  /** `?ns=` on every registry request: the upstream is a mirror sent the original names (ADR 0013). */
+  private readonly namespace: string | undefined;
   private readonly origin: string;
   private readonly logger: Logger;
   private readonly agent: Agent | undefined = undefined;
@@ -93,6 +95,10 @@ export class UpstreamRegistry {
     this.origin = url.origin;
     this.base = url.origin;
     this.prefix = parseNamePrefix(config.host, url.pathname);
+    this.namespace = config.namespace;
+    if (this.namespace !== undefined && this.prefix !== '') {
+      throw new TypeError(`upstream ${config.host}: a mirror (?ns=) takes a URL without a path`);
+    }
     this.logger = options.logger ?? silentLogger;
     const timeouts = resolveTimeouts(config.timeouts);
     const guard = new AddressGuard(url, options.network);
@@ -199,7 +205,7 @@ export class UpstreamRegistry {
   /** All tags, following Link pagination up to maxTagPages; undefined on 404. */
   async listTags(repo: string): Promise<string[] | undefined> {
     const tags: string[] = [];
-    let next: URL | undefined = new URL(`${this.base}/v2/${this.remoteName(repo)}/tags/list`);
+    let next: URL | undefined = this.registryUrl(repo, 'tags/list');
     for (let page = 0; next !== undefined; page++) {
       if (page === maxTagPages) {
         this.logger.warn({ upstream: this.host, repo, pages: page }, 'upstream tags list truncated at the page cap');
@@ -230,6 +236,10 @@ export class UpstreamRegistry {
         this.logger.warn({ upstream: this.host, repo }, 'upstream tags Link points to another origin: not followed');
         next = undefined;
       }
+      // A mirror's Link may drop the ns= it was sent (wharf's own did): the next page is asked with it.
+      if (next !== undefined && this.namespace !== undefined && !next.searchParams.has('ns')) {
+        next.searchParams.set('ns', this.namespace);
+      }
     }
     return tags;
   }
@@ -241,7 +251,7 @@ export class UpstreamRegistry {
    */
   async listReferrers(repo: string, digest: Digest): Promise<Descriptor[]> {
     const what = `GET referrers ${repo}@${digest}`;
-    const url = new URL(`${this.base}/v2/${requireRepoName(repo)}/referrers/${digest}`);
+    const url = this.registryUrl(repo, `referrers/${digest}`);
     const response = await this.fetch('GET', url, repo, { accept: mediaTypes.ociIndex });
     let bytes: Uint8Array | undefined;
     if (await this.isFound(response, what)) {
@@ -287,11 +297,18 @@ export class UpstreamRegistry {
   }
 
   private blobUrl(repo: string, digest: Digest): URL {
-    return new URL(`${this.base}/v2/${this.remoteName(repo)}/blobs/${digest}`);
+    return this.registryUrl(repo, `blobs/${digest}`);
   }
 
   private manifestUrl(repo: string, reference: string): URL {
-    return new URL(`${this.base}/v2/${this.remoteName(repo)}/manifests/${reference}`);
+    return this.registryUrl(repo, `manifests/${reference}`);
+  }
+
+  /** `/v2/<name on the upstream>/<rest>`, with `?ns=` for a mirror. */
+  private registryUrl(repo: string, rest: string): URL {
+    const url = new URL(`${this.base}/v2/${this.remoteName(repo)}/${rest}`);
+    if (this.namespace !== undefined) url.searchParams.set('ns', this.namespace);
+    return url;
   }
 
   /** The repository's name on the upstream: the URL's path prefix, then the name. */
