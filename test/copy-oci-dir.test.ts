@@ -99,7 +99,8 @@ describe('wharf copy … oci:<dir>', () => {
       const first = await readIndex(dir);
       expect(first.manifests.map((m) => m.digest)).toEqual([app.root.digest]);
       const [appName] = refNames(first);
-      expect(appName).toMatch(/team\/app:v1$/);
+      // The full name, registry port included (skopeo reads `oci:<dir>:127.0.0.1:<port>/team/app:v1`).
+      expect(appName).toBe(`${source.host}/team/app:v1`);
       for (const digest of [...app.blobs.keys(), app.root.digest]) {
         expect((await stat(join(dir, 'blobs', digest.replace(':', '/')))).isFile()).toBe(true);
       }

@@ -16,10 +16,11 @@ import { OciLayoutWriter } from '../../archive/oci-layout-writer.js';
 import { readDirEntries } from '../../archive/dir-entries.js';
 import { readTarEntries } from '../../archive/tar-entries.js';
 import type { Platform } from '../../oci/descriptor.js';
-import type { Digest } from '../../oci/digest.js';
+import { parseDigest, type Digest } from '../../oci/digest.js';
 import { defaultTag, formatDockerRef, refReference, type DockerRef } from '../../oci/docker-ref.js';
 import { OciError } from '../../oci/errors.js';
-import { parseRepoName } from '../../oci/reference.js';
+import type { ImageRef } from '../../oci/image-ref.js';
+import { parseRepoName, type Tag } from '../../oci/reference.js';
 import type { RegistryClient } from '../../upstream/registry-client.js';
 import { RegistryImageReader } from '../../upstream/registry-image-reader.js';
 import { RegistryImageWriter } from '../../upstream/registry-image-writer.js';
@@ -38,11 +39,13 @@ export async function copyToArchive(
   referrers = false,
 ): Promise<CopyResult> {
   const reference = refReference(from) ?? defaultTag;
-  // The image keeps its full name in the layout (ref.name), as `wharf export` writes it; a host
-  // with a port is outside the names wharf's archives carry, so the repository stands alone then.
+  // The image keeps its full name in the layout (ref.name, and docker's RepoTags), as `wharf export`
+  // writes it. A host with a port (`127.0.0.1:5000/team/run`) is no repository name, so the engine
+  // carries the repository and the layout is told the full name (docker and skopeo read it; wharf
+  // import gives it the mirror's form, `127.0.0.1-5000/team/run`).
   const full = `${from.registry}/${from.repository}`;
   const name = parseRepoName(full) ?? from.repository;
-  const options = {};
+  const options = name === full ? {} : { refName: (ref: ImageRef) => fullRefName(full, ref.reference) };
   const temp = `${to.path}.${process.pid}.part`;
   const out = to.kind === 'oci' ? undefined : createWriteStream(temp, { flags: 'wx' });
   const writer = out === undefined ? new OciLayoutDirWriter(to.path, options) : new OciLayoutWriter(out, options);
@@ -82,6 +85,10 @@ export async function copyToArchive(
     }
     throw error;
   }
+}
+
+function fullRefName(full: string, reference: Tag | Digest): string {
+  return parseDigest(reference) === undefined ? `${full}:${reference}` : `${full}@${reference}`;
 }
 
 export async function copyFromArchive(
