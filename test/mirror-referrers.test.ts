@@ -5,15 +5,19 @@
  * referrers API (the fallback tag `sha256-<hex>` is read), and against a wharf central (its API).
  * The listing is shared and cached (a repeat within the TTL asks nothing upstream), filtered by
  * artifactType, merged with what the mirror holds, served from the last answer when the upstream is
- * gone (stale-if-error), and not at all offline. A private upstream's referrers stay private (0003):
+ * gone (stale-if-error), and not at all offline; `wharf copy --referrers` from the mirror carries the signature. A private upstream's referrers stay private (0003):
  * a client that may not read the name gets 403, and the upstream is not even asked.
  */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countRequests } from './support/access-log.js';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
 import { makeImage, sha256Digest, testSeed, type TestImage } from './support/make-image.js';
 import { makeSignature, pushSignature, signatureArtifactType } from './support/make-referrer.js';
 import { pushTestImage } from './support/push-image.js';
+import { runWharf } from './support/spawn-wharf.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
 const timeout = 120_000;
@@ -77,6 +81,29 @@ describe('referrers of mirrored content, from a CNCF distribution upstream (fall
       expect(pulled.status).toBe(200);
       expect(sha256Digest(Buffer.from(await pulled.arrayBuffer()))).toBe(signature.root.digest);
       expect(await referrers(mirror, name)).toEqual([signature.root.digest]);
+    },
+    timeout,
+  );
+
+  it(
+    'lets `wharf copy --referrers` from the mirror carry the signature',
+    async () => {
+      const work = await mkdtemp(join(tmpdir(), 'wharf-mirror-referrers-'));
+      // A fresh mirror: nothing pulled through it yet, so the signature can only come from the upstream's listing.
+      const cold = await startWharf({ upstreams: [{ host: mirrored, url: source.url }] });
+      try {
+        const layout = join(work, 'copied');
+        const copied = await runWharf(
+          ['copy', '-q', '--referrers', `${cold.host}/${mirrored}/team/app:v1`, `oci:${layout}`],
+          { timeoutMs: 60_000 },
+        );
+        expect(copied.code, copied.stderr).toBe(0);
+        const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as ReferrersIndex;
+        expect(index.manifests.map((m) => m.digest)).toEqual([image.root.digest, signature.root.digest]);
+      } finally {
+        await cold.close();
+        await rm(work, { recursive: true, force: true });
+      }
     },
     timeout,
   );
