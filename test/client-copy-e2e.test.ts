@@ -5,7 +5,8 @@
  *   (push on the target, pull on the source repository);
  * - `--referrers`: a signature follows its subject, between registries and into an oci-archive
  *   (distribution 2.8 has no referrers API: the fallback tag is read);
- * - `docker-archive:` then `docker load` on a private dockerd: image id = config digest, and it runs;
+ * - `docker-archive:` then `docker load` on a private dockerd: the full name (registry port included),
+ *   image id = config digest, and it runs; `wharf import` of the same tar names it as the mirror does;
  * - `wharf tree` against a wharf mirror's URL marks the blobs the mirror holds (Cache-Status).
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -155,12 +156,21 @@ describe('wharf copy … docker-archive: then docker load', () => {
       expect((await readFile(tar)).length).toBeGreaterThan(0);
       docker = await startDockerd();
       const loaded = await docker.docker(['load', '--input', tar]);
-      // A registry host with a port is not a name wharf's archives carry (ADR 0010): the repository names it.
-      expect(loaded.stdout).toContain('Loaded image: team/run:v1');
-      const id = await docker.docker(['image', 'inspect', '--format', '{{.Id}}', 'team/run:v1']);
+      // The archive keeps the full name, registry port included, as docker's own RepoTags do.
+      const full = `${source.host}/team/run:v1`;
+      expect(loaded.stdout).toContain(`Loaded image: ${full}`);
+      const id = await docker.docker(['image', 'inspect', '--format', '{{.Id}}', full]);
       expect(id.stdout.trim()).toBe(runnable.images[0]?.config.digest);
-      const ran = await docker.docker(['run', '--rm', '--network', 'none', 'team/run:v1']);
+      const ran = await docker.docker(['run', '--rm', '--network', 'none', full]);
       expect(ran.stdout.trim()).toBe('copied-by-wharf');
+
+      // wharf import names it as the mirror names that host: 127.0.0.1-<port>/team/run.
+      const data = join(work, 'run-imported');
+      await wharfOk(['import', tar, '--data', data, '--quiet']);
+      const mirrorName = `${source.host.replace(':', '-')}/team/run`;
+      const listed = await wharfOk(['ls', '--json', '--data', data]);
+      expect(listed).toContain(mirrorName);
+      expect(listed).toContain(runnable.root.digest);
     },
     timeout,
   );

@@ -1,6 +1,7 @@
 /**
  * Issue 10: one contract, run against every ImageWriter the transfer engine writes to: the store's
- * import batch and the OCI layout writer (read back by importing what it wrote into a fresh store).
+ * import batch and the OCI layout writers, tar and directory (read back by importing what they wrote into a
+ * fresh store).
  * The same copy through the engine gives the same bytes; a body with a flipped byte is refused and
  * leaves nothing usable (a writer that says it verifies as it writes must really refuse); a blob
  * written is then had. The reader is a real store; the damaged one wraps it and flips a byte.
@@ -12,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { importArchive } from '../src/archive/import-archive.js';
 import { readDirEntries } from '../src/archive/dir-entries.js';
+import { OciLayoutDirWriter } from '../src/archive/oci-layout-dir-writer.js';
 import { OciLayoutWriter } from '../src/archive/oci-layout-writer.js';
 import { readTarEntries } from '../src/archive/tar-entries.js';
 import type { Digest } from '../src/oci/digest.js';
@@ -54,6 +56,25 @@ const cases: WriterCase[] = [
           const store = await LocalStore.open(join(dir, 'read-back'));
           try {
             await importArchive(readTarEntries(createReadStream(file)), store.startImport(), { label: file });
+            return store;
+          } catch {
+            store.close();
+            return undefined;
+          }
+        },
+      };
+    },
+  },
+  {
+    label: 'OCI layout directory writer',
+    async open(dir) {
+      const layout = join(dir, 'layout');
+      return {
+        writer: new OciLayoutDirWriter(layout),
+        readBack: async () => {
+          const store = await LocalStore.open(join(dir, 'read-back'));
+          try {
+            await importArchive(readDirEntries(layout), store.startImport(), { label: layout });
             return store;
           } catch {
             store.close();

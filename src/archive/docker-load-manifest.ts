@@ -68,3 +68,24 @@ export function buildDockerLoadManifest(
   }
   return [...entries.values()];
 }
+
+/**
+ * manifest.json for a layout directory that already had one: the RepoTags this batch names move to
+ * its entries (docker load gives each RepoTag one image), an old entry left with none is dropped
+ * (nothing names it any more; its blobs stay), and an image already listed gains the new RepoTags.
+ */
+export function mergeDockerLoadManifest(
+  existing: readonly DockerLoadEntry[],
+  added: readonly DockerLoadEntry[],
+): DockerLoadEntry[] {
+  const taken = new Set(added.flatMap((e) => e.RepoTags));
+  const merged = existing
+    .map((e) => ({ ...e, RepoTags: e.RepoTags.filter((t) => !taken.has(t)) }))
+    .filter((e, i) => e.RepoTags.length > 0 || existing[i]?.RepoTags.length === 0);
+  for (const entry of added) {
+    const same = merged.find((e) => e.Config === entry.Config);
+    if (same === undefined) merged.push({ ...entry, RepoTags: [...entry.RepoTags] });
+    else for (const tag of entry.RepoTags) if (!same.RepoTags.includes(tag)) same.RepoTags.push(tag);
+  }
+  return merged;
+}

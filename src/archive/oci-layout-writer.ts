@@ -3,8 +3,8 @@
  * An ImageWriter that streams an OCI image layout as a tar (image-spec
  * image-layout.md) to any writable: `oci-layout` first, each blob once as
  * `blobs/<alg>/<hex>` as it arrives, `index.json` last, naming every image by
- * its full reference in `org.opencontainers.image.ref.name` (and a local name,
- * one without a registry host, as such: ref-names.ts). Nothing is built
+ * its full reference in `org.opencontainers.image.ref.name` (layout-index.ts,
+ * shared with the directory form). Nothing is built
  * in memory but manifests; a tar is sequential, so blob entries are written
  * one at a time (the engine's other reads wait on back-pressure meanwhile).
  * Before index.json, a docker `manifest.json` for the single-platform images,
@@ -14,17 +14,12 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { pack, type Pack } from 'tar-stream';
 import { digestAlgorithm, digestEncoded, type Digest } from '../oci/digest.js';
-import type { Descriptor } from '../oci/descriptor.js';
-import { OciError } from '../oci/errors.js';
-import { formatImageRef, hasRegistryHost, parseImageRef } from '../oci/image-ref.js';
-import { parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import type { BlobInfo, ManifestContent } from '../oci/image-source.js';
 import type { ImageWriter } from '../oci/image-transfer.js';
 import { mediaTypes } from '../oci/media-types.js';
 import type { RepoName, Tag } from '../oci/reference.js';
-import { buildDockerLoadManifest } from './docker-load-manifest.js';
-import { layoutVersion, refNameAnnotation } from './layout-names.js';
-import { localNameAnnotation } from './ref-names.js';
+import { LayoutIndex, type LayoutIndexOptions } from './layout-index.js';
+import { layoutVersion } from './layout-names.js';
 
 // Pinned header fields: the same images give the same tar bytes on any machine.
 const fixed = { mtime: new Date(0), uid: 0, gid: 0, uname: 'root', gname: 'root' } as const;
@@ -34,17 +29,13 @@ export class OciLayoutWriter implements ImageWriter {
   private readonly pumped: Promise<void>;
   private readonly written = new Set<Digest>();
   private readonly dirs = new Set<string>();
-  private readonly manifests = new Map<Digest, { mediaType: string; size: number }>();
-  /** Parsed manifests (small), for the docker manifest.json written at commit. */
-  private readonly parsed = new Map<Digest, ParsedManifest>();
-  private readonly roots: Descriptor[] = [];
-  /** Manifests with a subject (signatures, SBOMs): listed in index.json too, without a ref.name, so an import finds them. */
-  private readonly referrers: Descriptor[] = [];
+  private readonly index: LayoutIndex;
   /** Entries go one at a time: each waits for the previous one to end. */
   private queue: Promise<void> = Promise.resolve();
   private failed: unknown;
 
-  constructor(out: Writable) {
+  constructor(out: Writable, options: LayoutIndexOptions = {}) {
+    this.index = new LayoutIndex(options);
     this.pack = pack();
     this.pumped = pump(this.pack, out);
     // Seen by whoever awaits commit(); until then, a failed output must not be an unhandled rejection.
@@ -73,41 +64,17 @@ export class OciLayoutWriter implements ImageWriter {
   }
 
   async writeManifest(_name: RepoName, manifest: ManifestContent): Promise<void> {
-    this.manifests.set(manifest.digest, { mediaType: manifest.mediaType, size: manifest.bytes.byteLength });
-    const parsed = parseManifest(manifest.bytes, manifest.mediaType);
-    this.parsed.set(manifest.digest, parsed);
-    if (parsed.subject !== undefined && !this.referrers.some((d) => d.digest === manifest.digest)) {
-      const descriptor: Descriptor = {
-        mediaType: parsed.mediaType,
-        digest: manifest.digest,
-        size: manifest.bytes.byteLength,
-      };
-      if (parsed.artifactType !== undefined) descriptor.artifactType = parsed.artifactType;
-      this.referrers.push(descriptor);
-    }
+    this.index.recordManifest(manifest);
     await this.writeBlob({ digest: manifest.digest, size: manifest.bytes.byteLength }, [manifest.bytes]);
   }
 
   async tag(name: RepoName, reference: Tag | Digest, digest: Digest): Promise<void> {
-    const manifest = this.manifests.get(digest);
-    if (manifest === undefined) throw new OciError('MANIFEST_UNKNOWN', `${name}: ${digest} was not written`);
-    const refName = formatImageRef({ name, reference });
-    if (this.roots.some((d) => d.annotations?.[refNameAnnotation] === refName)) return;
-    // A name without a registry host is a local one in wharf's store: said so, or an import would read it as Docker Hub's.
-    const annotations: Record<string, string> = { [refNameAnnotation]: refName };
-    if (!hasRegistryHost(name)) annotations[localNameAnnotation] = 'true';
-    this.roots.push({ ...manifest, digest, annotations });
+    this.index.tag(name, reference, digest);
   }
 
   async commit(): Promise<void> {
-    const named = new Set(this.roots.map((d) => d.digest));
-    const referrers = this.referrers.filter((d) => !named.has(d.digest));
-    const index = { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: [...this.roots, ...referrers] };
-    const roots = this.roots.map((d) => {
-      const refName = d.annotations?.[refNameAnnotation] ?? '';
-      return { digest: d.digest, refName, tagged: parseImageRef(refName)?.reference !== d.digest };
-    });
-    const dockerManifest = buildDockerLoadManifest(roots, this.parsed, this.written);
+    const index = { schemaVersion: 2, mediaType: mediaTypes.ociIndex, manifests: this.index.indexManifests() };
+    const dockerManifest = this.index.dockerManifest(this.written);
     if (dockerManifest.length > 0) {
       await this.enqueue(() => this.entry('manifest.json', [Buffer.from(JSON.stringify(dockerManifest))]));
     }

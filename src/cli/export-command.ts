@@ -5,12 +5,14 @@
  * the store read-only and takes no lock, so it may run beside `wharf serve`
  * (SQLite's WAL lets a reader in while serve writes; blob files never change
  * once written). A file is written as `<file>.part` and renamed when complete:
- * a failed export leaves no bundle that looks whole.
+ * a failed export leaves no bundle that looks whole. A folder (`-o out/`, or an
+ * existing directory) gets the layout as files (archive/oci-layout-dir-writer.ts).
  */
 import { createWriteStream } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
+import { OciLayoutDirWriter } from '../archive/oci-layout-dir-writer.js';
 import { OciLayoutWriter } from '../archive/oci-layout-writer.js';
 import { OciError } from '../oci/errors.js';
 import { parseImageRef, type ImageRef } from '../oci/image-ref.js';
@@ -52,18 +54,24 @@ export async function runExport(
     flags.json === true ? progressOut : process.stderr,
   );
   const temp = `${flags.output}.${process.pid}.part`;
+  // A folder (`-o out/`, or one that exists) gets the layout as files, added to a layout already there.
+  const toDir = !toStdout && (flags.output.endsWith('/') || (await isDirectory(flags.output)));
   try {
     const requests = flags.all === true ? await allTagged(store) : refs.map(requireRef);
-    const out: Writable = toStdout ? process.stdout : createWriteStream(temp, { flags: 'wx' });
+    const out: Writable | undefined = toStdout
+      ? process.stdout
+      : toDir
+        ? undefined
+        : createWriteStream(temp, { flags: 'wx' });
     const summary = await copyImages(
       store,
-      new OciLayoutWriter(out),
+      out === undefined ? new OciLayoutDirWriter(flags.output) : new OciLayoutWriter(out),
       requests.map((from) => ({ from })),
       // A sparse index (preload --platform) is exported as the store holds it: its absent children stay absent.
       { onEvent: view.onEvent, referrers: flags.referrers === true, sparse: true },
     );
     view.stop();
-    if (!toStdout) {
+    if (!toStdout && out !== undefined) {
       out.end();
       await once(out, 'close');
       await rename(temp, flags.output);
@@ -71,7 +79,7 @@ export async function runExport(
     if (flags.quiet !== true && flags.json !== true) process.stderr.write(`${describe(summary, flags.output)}\n`);
   } catch (error) {
     view.stop();
-    if (!toStdout) await rm(temp, { force: true });
+    if (!toStdout && !toDir) await rm(temp, { force: true });
     throw error;
   } finally {
     store.close();
@@ -105,4 +113,11 @@ async function allTagged(store: LocalStore): Promise<ImageRef[]> {
   }
   if (refs.length === 0) throw new Error('the store holds no tagged image');
   return refs;
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
 }

@@ -257,7 +257,7 @@ progressOptions(
       .argument('[ref...]', 'images as the store names them: docker.io/library/alpine:3.20, team/app:v1, name@digest'),
   ),
 )
-  .requiredOption('-o, --output <file>', 'the tar to write, - for stdout')
+  .requiredOption('-o, --output <path>', 'the tar to write, - for stdout, or dir/ for a layout folder')
   .option('--all', 'every tagged image in the store')
   .option('--referrers', 'also the referrers (signatures, SBOMs) of every manifest exported')
   .action(async (refs: string[], flags: ExportFlags) => {

@@ -13,7 +13,8 @@
  *   outage never costs a pull its timeout (stale-while-revalidate, stale-if-error).
  *   A 401/403 is no outage: the tag is dropped and no longer served.
  *   "Not found" is remembered briefly, per Accept set (accept-key.ts).
- * - Upstream tag listings are shared and kept briefly (tag-listings.ts).
+ * - Upstream tag listings are shared and kept briefly (tag-listings.ts); so are upstream
+ *   referrers listings, which are merged with the local referrers (referrer-listings.ts).
  * - Blobs are filled once, whatever the concurrency (fill-registry.ts), and at
  *   most `maxConcurrentFills` at a time. An image manifest fetched for a client
  *   starts the fills of its blobs at once (prefetch.ts), so its blob requests join them. A HEAD asks the upstream with a HEAD and
@@ -47,6 +48,7 @@ import { FillRegistry } from './fill-registry.js';
 import type { UpstreamBlobInfo } from './upstream-client.js';
 import { NegativeCache } from './negative-cache.js';
 import { prefetchBlobs } from './prefetch.js';
+import { ReferrerListings } from './referrer-listings.js';
 import {
   defaultRevalidationPolicy,
   Revalidations,
@@ -87,6 +89,7 @@ export class ProxySource implements ImageSource {
   private readonly notFound = new NegativeCache();
   private readonly revalidations: Revalidations;
   private readonly tagListings: TagListings;
+  private readonly referrerListings: ReferrerListings;
   private readonly offline: boolean;
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -103,6 +106,7 @@ export class ProxySource implements ImageSource {
     this.fills = new FillRegistry(store, options.logger, fillOptions);
     this.revalidations = new Revalidations({ ...defaultRevalidationPolicy, ...options.revalidation }, this.now);
     this.tagListings = new TagListings(this.now);
+    this.referrerListings = new ReferrerListings(this.now);
   }
 
   /** Tag revalidations in flight (at most one per tag). */
@@ -227,7 +231,11 @@ export class ProxySource implements ImageSource {
     return page.n === undefined ? after : after.slice(0, page.n);
   }
 
-  /** Referrers of mirrored content are answered from what is local (upstreams vary too much in support). */
+  /**
+   * Referrers of mirrored content: what the mirror holds, merged with what the upstream lists (its
+   * referrers API, or the fallback tag), shared and cached like tag listings, the last listing served
+   * when the upstream fails (referrer-listings.ts, decision 0014). Offline, or without an answer: local only.
+   */
   async listReferrers(
     name: RepoName,
     subject: Digest,
@@ -235,7 +243,27 @@ export class ProxySource implements ImageSource {
     options?: ReadOptions,
   ): Promise<Descriptor[]> {
     const route = this.router.resolve(name, options?.namespace);
-    return this.store.listReferrers(route.kind === 'local' ? name : route.canonical, subject, artifactType);
+    if (route.kind === 'local') return this.store.listReferrers(name, subject, artifactType);
+    const local = await this.store.listReferrers(route.canonical, subject, artifactType);
+    const listUpstream = route.upstream.client.listReferrers?.bind(route.upstream.client);
+    if (this.offline || listUpstream === undefined) return local;
+    const outcome = await this.referrerListings.get(`${route.canonical}@${subject}`, route.upstream.tagTtlMs, () =>
+      listUpstream(route.remote, subject),
+    );
+    if (outcome.kind === 'none') {
+      if (outcome.error !== undefined) {
+        this.logger.warn(
+          { name: route.canonical, subject, ...describeFailure(outcome.error) },
+          'upstream referrers listing failed; listing local referrers only',
+        );
+      }
+      return local;
+    }
+    const held = new Set(local.map((d) => d.digest));
+    const upstream = outcome.referrers.filter(
+      (d) => !held.has(d.digest) && (artifactType === undefined || d.artifactType === artifactType),
+    );
+    return [...local, ...upstream];
   }
 
   listRepositories(page: PageRequest): Promise<string[]> {

@@ -4,20 +4,23 @@
  * OCI image layout tar (`oci-archive:`; `docker-archive:` gets the same tar, which carries
  * docker's manifest.json beside index.json, so `docker load` takes it), or an OCI layout (tar or
  * folder) or a docker-archive tar read into a registry repository, all verified while streaming.
- * A tar is written as `<file>.part` and renamed when complete.
+ * A tar is written as `<file>.part` and renamed when complete; an `oci:<dir>` layout folder gets
+ * each file through a temp name, and images are added to a layout already there.
  */
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import { importArchive } from '../../archive/import-archive.js';
+import { OciLayoutDirWriter } from '../../archive/oci-layout-dir-writer.js';
 import { OciLayoutWriter } from '../../archive/oci-layout-writer.js';
 import { readDirEntries } from '../../archive/dir-entries.js';
 import { readTarEntries } from '../../archive/tar-entries.js';
 import type { Platform } from '../../oci/descriptor.js';
-import type { Digest } from '../../oci/digest.js';
+import { parseDigest, type Digest } from '../../oci/digest.js';
 import { defaultTag, formatDockerRef, refReference, type DockerRef } from '../../oci/docker-ref.js';
 import { OciError } from '../../oci/errors.js';
-import { parseRepoName } from '../../oci/reference.js';
+import type { ImageRef } from '../../oci/image-ref.js';
+import { parseRepoName, type Tag } from '../../oci/reference.js';
 import type { RegistryClient } from '../../upstream/registry-client.js';
 import { RegistryImageReader } from '../../upstream/registry-image-reader.js';
 import { RegistryImageWriter } from '../../upstream/registry-image-writer.js';
@@ -30,23 +33,27 @@ import { platformMatches } from './platforms.js';
 export async function copyToArchive(
   src: RegistryClient,
   from: DockerRef,
-  path: string,
+  to: Exclude<CopyEnd, { kind: 'registry' }>,
   platforms: Platform[] | undefined,
   view: ProgressView,
   referrers = false,
 ): Promise<CopyResult> {
-  const temp = `${path}.${process.pid}.part`;
-  const out = createWriteStream(temp, { flags: 'wx' });
   const reference = refReference(from) ?? defaultTag;
-  // The image keeps its full name in the layout (ref.name), as `wharf export` writes it; a host
-  // with a port is outside the names wharf's archives carry, so the repository stands alone then.
+  // The image keeps its full name in the layout (ref.name, and docker's RepoTags), as `wharf export`
+  // writes it. A host with a port (`127.0.0.1:5000/team/run`) is no repository name, so the engine
+  // carries the repository and the layout is told the full name (docker and skopeo read it; wharf
+  // import gives it the mirror's form, `127.0.0.1-5000/team/run`).
   const full = `${from.registry}/${from.repository}`;
-  const fullName = parseRepoName(full) ?? from.repository;
+  const name = parseRepoName(full) ?? from.repository;
+  const options = name === full ? {} : { refName: (ref: ImageRef) => fullRefName(full, ref.reference) };
+  const temp = `${to.path}.${process.pid}.part`;
+  const out = to.kind === 'oci' ? undefined : createWriteStream(temp, { flags: 'wx' });
+  const writer = out === undefined ? new OciLayoutDirWriter(to.path, options) : new OciLayoutWriter(out, options);
   try {
     const summary = await copyImages(
       new RegistryImageReader(src),
-      new OciLayoutWriter(out),
-      [{ from: { name: from.repository, reference }, to: { name: fullName, reference } }],
+      writer,
+      [{ from: { name: from.repository, reference }, to: { name, reference } }],
       {
         onEvent: view.onEvent,
         referrers,
@@ -55,25 +62,33 @@ export async function copyToArchive(
           : { platforms: (p: Platform) => platforms.some((w) => platformMatches(w, p)) }),
       },
     );
-    out.end();
-    await once(out, 'close');
-    await rename(temp, path);
+    if (out !== undefined) {
+      out.end();
+      await once(out, 'close');
+      await rename(temp, to.path);
+    }
     return {
       source: formatDockerRef(from),
-      destination: path,
+      destination: to.path,
       digest: summary.images[0]?.digest ?? ('' as Digest),
       blobsSent: summary.blobsSent,
-      blobsPresent: 0,
+      blobsPresent: summary.blobsSkipped,
       blobsMounted: 0,
       bytesSent: summary.bytes,
       referrers: summary.referrers,
       upToDate: false,
     };
   } catch (error) {
-    out.destroy();
-    await rm(temp, { force: true });
+    if (out !== undefined) {
+      out.destroy();
+      await rm(temp, { force: true });
+    }
     throw error;
   }
+}
+
+function fullRefName(full: string, reference: Tag | Digest): string {
+  return parseDigest(reference) === undefined ? `${full}:${reference}` : `${full}@${reference}`;
 }
 
 export async function copyFromArchive(

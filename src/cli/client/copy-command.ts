@@ -59,10 +59,8 @@ export async function runCopy(source: string, destination: string, flags: CopyFl
       }
       if (from.kind === 'registry') {
         if (to.kind === 'registry') throw new OciError('UNKNOWN', 'unreachable: registry to registry');
-        if (to.kind === 'oci')
-          throw new OciError('UNSUPPORTED', 'oci:<dir> is a source only: use oci-archive:<file.tar>');
         const src = await context.client(from.ref.registry);
-        return copyToArchive(src, from.ref, to.path, platforms, view, flags.referrers === true);
+        return copyToArchive(src, from.ref, to, platforms, view, flags.referrers === true);
       }
       if (to.kind !== 'registry')
         throw new OciError('UNSUPPORTED', 'copy between two archives: one end must be a registry');

@@ -2,7 +2,7 @@
  * @module cli/client/copy-ends
  * The two ends `wharf copy` names, in skopeo's words: a registry reference (`alpine:3.20`,
  * `docker://alpine:3.20`), `oci-archive:<file.tar>` and `docker-archive:<file.tar>` (a tar file),
- * or `oci:<dir>` (an OCI image layout folder, as a source).
+ * or `oci:<dir>` (an OCI image layout folder).
  */
 import { parseDockerRef, type DockerRef } from '../../oci/docker-ref.js';
 import { OciError } from '../../oci/errors.js';
