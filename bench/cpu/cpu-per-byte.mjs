@@ -78,7 +78,8 @@ const variants = (process.env.VARIANTS ?? 'on:WHARF_VERIFY_READS=true,off:WHARF_
     const [label, envs] = v.split(':');
     const env = { ...process.env };
     for (const kv of (envs ?? '').split(';').filter(Boolean)) {
-      const [k, val] = kv.split('=');
+      const [k, ...rest] = kv.split('=');
+      const val = rest.join('=');
       env[k] = val;
     }
     const dist = env.DIST ?? new URL('../../dist', import.meta.url).pathname;
