@@ -7,7 +7,7 @@
  * verification: a small one is fetched again at once, a large one is cut
  * before its last chunk and fetched again on the retry.
  */
-import { access, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
+import { access, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -49,6 +49,23 @@ async function flipByte(path: string, at: number): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Puts the same bytes with one flipped under the blob's path as a new file (a new inode), with the
+ * old file's modification time, as a restore from backup or a careless copy would.
+ */
+async function replaceWithCorrupt(path: string, at: number): Promise<void> {
+  const before = await stat(path, { bigint: true });
+  const bytes = await readFile(path);
+  bytes[at] = (bytes[at] ?? 0) ^ 0xff;
+  const temp = `${path}.replacement`;
+  await writeFile(temp, bytes);
+  // touch keeps nanoseconds (utimensat); fs.utimes would round them.
+  await run('touch', ['-r', path, temp], { timeoutMs: 10_000 });
+  await rename(temp, path);
+  const after = await stat(path, { bigint: true });
+  expect([after.ino !== before.ino, after.mtimeNs, after.size]).toEqual([true, before.mtimeNs, before.size]);
 }
 
 function layersOf(image: TestImage): string[] {
@@ -96,7 +113,7 @@ async function getBlob(base: string, path: string): Promise<{ status: number; bo
 beforeAll(async () => {
   workDir = await mkdtemp(join(tmpdir(), 'wharf-repair-'));
   upstream = await startDistribution();
-  for (const repo of ['repair/cli', 'repair/serve']) {
+  for (const repo of ['repair/cli', 'repair/serve', 'repair/trust']) {
     // Layers over 1 MiB: checked while streaming, not read whole (store/verified-read.ts).
     const image = await makeImage({ seed: testSeed(`repair ${repo}`), layers: 2, layerSize: 2_500_000 });
     images.set(repo, image);
@@ -254,6 +271,49 @@ describe.sequential('serve checks blobs as it reads them', () => {
           [layer, 'refetchable'],
         ]);
         expect(await readdir(join(wharf.dataDir, 'quarantine'))).toHaveLength(2);
+      } finally {
+        await wharf.close();
+      }
+    },
+    clientTimeoutMs,
+  );
+
+  it(
+    'a blob read whole once is trusted while its file is unchanged; a file replaced by corrupt bytes under a new inode is caught on the next read',
+    async () => {
+      const image = imageOf('repair/trust');
+      const [layer] = layersOf(image);
+      if (layer === undefined) throw new Error('a layer expected');
+      const config = configOf(image);
+      const wharf = await startWharf({ upstreams: [{ host: registryHost, url: upstream.url }] });
+      const path = (digest: string): string => `/v2/${registryHost}/repair/trust/blobs/${digest}`;
+      const counts = wharf.server.store.verified.counts;
+      const whole = async (digest: string): Promise<void> => {
+        const answer = await getBlob(wharf.url, path(digest));
+        expect(answer.body !== 'cut' && answer.body.equals(image.blobs.get(digest) as Buffer)).toBe(true);
+      };
+      try {
+        for (const digest of [config, layer]) {
+          await whole(digest); // the fill, hashed on the way in
+          await committed(blobPath(wharf.dataDir, digest));
+        }
+        for (const digest of [config, layer]) await whole(digest); // first reads of the files: hashed
+        expect(counts).toEqual({ hashed: 2, trusted: 0 });
+        for (const digest of [config, layer]) await whole(digest); // same files: trusted
+        expect(counts).toEqual({ hashed: 2, trusted: 2 });
+
+        await replaceWithCorrupt(blobPath(wharf.dataDir, config), 5);
+        await replaceWithCorrupt(blobPath(wharf.dataDir, layer), 2_000_000);
+        // Small: quarantined and fetched again within the request.
+        await whole(config);
+        // Large: cut before its last chunk, fetched again on the retry.
+        expect(await getBlob(wharf.url, path(layer))).toEqual({ status: 200, body: 'cut' });
+        await whole(layer);
+        expect(counts.trusted).toBe(2);
+        expect(await readdir(join(wharf.dataDir, 'quarantine'))).toHaveLength(2);
+        const logs = await upstream.settledLogs();
+        expect(countRequests(logs, 'GET', `/v2/repair/trust/blobs/${config}`)).toBe(2);
+        expect(countRequests(logs, 'GET', `/v2/repair/trust/blobs/${layer}`)).toBe(2);
       } finally {
         await wharf.close();
       }

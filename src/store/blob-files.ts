@@ -30,6 +30,7 @@ import {
 } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobFile, BlobInfo, ByteRange } from '../oci/image-source.js';
+import { fileIdentity } from './verified-files.js';
 
 /** Large reads mean fewer syscalls and event-loop turns per blob served (1 MiB: ~0.97 GB/s against ~0.86 GB/s at 256 KiB, one client on loopback). */
 const readChunkBytes = 1024 * 1024;
@@ -134,8 +135,11 @@ export class BlobFiles {
     };
   }
 
-  /** A committed blob's file and its inode (for quarantine: blob-files' quarantine(ino)); undefined when absent. */
-  async openFileWithInode(digest: Digest): Promise<{ file: BlobFile; ino: number } | undefined> {
+  /**
+   * A committed blob's file, its inode (for quarantine: blob-files' quarantine(ino)) and its identity
+   * (verified-files.ts), both of the descriptor read from; undefined when absent.
+   */
+  async openFileWithInode(digest: Digest): Promise<{ file: BlobFile; ino: number; identity: string } | undefined> {
     let handle: FileHandle;
     try {
       handle = await open(this.pathOf(digest), 'r');
@@ -144,20 +148,20 @@ export class BlobFiles {
       throw error;
     }
     try {
-      const { ino } = await handle.stat();
+      const stats = await handle.stat({ bigint: true });
       const file: BlobFile = {
         read: async (buffer, position) => (await handle.read(buffer, 0, buffer.byteLength, position)).bytesRead,
         close: () => handle.close(),
       };
-      return { file, ino };
+      return { file, ino: Number(stats.ino), identity: fileIdentity(stats) };
     } catch (error) {
       await handle.close();
       throw error;
     }
   }
 
-  /** A small committed blob read whole, with the inode of the file read; undefined when absent. */
-  async readWithInode(digest: Digest): Promise<{ bytes: Buffer; ino: number } | undefined> {
+  /** A small committed blob read whole, with the inode and identity of the file read; undefined when absent. */
+  async readWithInode(digest: Digest): Promise<{ bytes: Buffer; ino: number; identity: string } | undefined> {
     let handle: FileHandle;
     try {
       handle = await open(this.pathOf(digest), 'r');
@@ -166,8 +170,8 @@ export class BlobFiles {
       throw error;
     }
     try {
-      const { ino } = await handle.stat();
-      return { bytes: await handle.readFile(), ino };
+      const stats = await handle.stat({ bigint: true });
+      return { bytes: await handle.readFile(), ino: Number(stats.ino), identity: fileIdentity(stats) };
     } finally {
       await handle.close();
     }

@@ -39,6 +39,7 @@ import { findBlobHolders } from './blob-holders.js';
 import { BlobScrub, type ScrubSettings } from './blob-scrub.js';
 import type { Logger } from '../oci/logger.js';
 import type { CorruptionReason, QuarantineResult } from './quarantine.js';
+import { VerifiedFiles } from './verified-files.js';
 import { checkWhole, memoryBlob, smallBlobBytes, verifyingFile } from './verified-read.js';
 import { Uploads } from './uploads.js';
 
@@ -82,6 +83,8 @@ export class LocalStore implements ImageSource, ImageSink {
   /** Size and readiness, for metrics and /readyz (store-health.ts). */
   readonly health: StoreHealth;
   private readonly verifyReads: boolean;
+  /** Blob files a full read in this process found whole (store.verifyReads; ADR 0009). */
+  readonly verified = new VerifiedFiles();
   private readonly onQuarantine: ((result: QuarantineResult) => void) | undefined;
   /** gc, eviction, store.maxSize, and what keeps content in use away from them. */
   readonly lifecycle: Lifecycle;
@@ -185,7 +188,8 @@ export class LocalStore implements ImageSource, ImageSink {
 
   /**
    * A blob that fails verification here is quarantined and answered as absent (small ones), or cut
-   * before its last chunk (large ones): see verified-read.ts.
+   * before its last chunk (large ones): see verified-read.ts. A file that passed a full read in this
+   * process is trusted while its identity is unchanged (verified-files.ts): not hashed again.
    */
   async openBlob(name: RepoName, digest: Digest): Promise<BlobHandle | undefined> {
     const size = this.index.linkedBlobSize(name, digest);
@@ -195,10 +199,19 @@ export class LocalStore implements ImageSource, ImageSink {
     if (!this.verifyReads) {
       return { digest, size, open: (range) => files.openRead(digest, range), openFile: () => files.openFile(digest) };
     }
+    const verified = this.verified;
     if (size <= smallBlobBytes) {
       const read = await files.readWithInode(digest);
+      if (read !== undefined && verified.trusts(digest, read.identity)) {
+        verified.counts.trusted++;
+        return memoryBlob(digest, read.bytes);
+      }
       const reason = read === undefined ? 'missing-file' : checkWhole(digest, size, read.bytes);
-      if (reason === undefined && read !== undefined) return memoryBlob(digest, read.bytes);
+      if (read !== undefined) verified.counts.hashed++;
+      if (reason === undefined && read !== undefined) {
+        verified.remember(digest, read.identity);
+        return memoryBlob(digest, read.bytes);
+      }
       await this.quarantineBlob(digest, reason ?? 'missing-file', read?.ino);
       return undefined;
     }
@@ -216,7 +229,14 @@ export class LocalStore implements ImageSource, ImageSink {
           await onCorrupt('missing-file', undefined);
           throw new OciError('BLOB_UNKNOWN', 'blob unknown to registry', { detail: { digest } });
         }
-        return verifyingFile(opened.file, digest, size, opened.ino, onCorrupt);
+        if (verified.trusts(digest, opened.identity)) {
+          verified.counts.trusted++;
+          return opened.file;
+        }
+        verified.counts.hashed++;
+        return verifyingFile(opened.file, digest, size, opened.ino, onCorrupt, () =>
+          verified.remember(digest, opened.identity),
+        );
       },
     };
   }
@@ -462,6 +482,7 @@ export class LocalStore implements ImageSource, ImageSink {
     foundBy: QuarantineResult['foundBy'] = 'read',
   ): Promise<QuarantineResult | undefined> {
     const holders = findBlobHolders(this.db, digest);
+    this.verified.forget(digest);
     const done = await this.lifecycle.quarantine(digest, ino);
     if (done === undefined) return undefined;
     this.cache.delete(digest);

@@ -12,6 +12,8 @@
  *
  * Ranges that do not run from the first byte to the last cannot be checked (the
  * digest covers the whole blob): they are served as read, like every registry.
+ * Which files need the check at all is verified-files.ts: one that passed is
+ * trusted while its identity is unchanged.
  */
 import { createDigester, digestAlgorithm, formatDigest, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
@@ -57,7 +59,8 @@ export function checkWhole(digest: Digest, size: number, bytes: Buffer): Corrupt
 /**
  * Wraps a file of `size` bytes so that reads in order from byte 0 are hashed, and the read that
  * reaches the end (or finds the file short) throws after quarantining instead of returning bytes.
- * Reads out of order (a range) stop the check: they are served as read.
+ * Reads out of order (a range) stop the check: they are served as read. `onVerified` is told
+ * when the whole file was read in order and matched.
  */
 export function verifyingFile(
   file: BlobFile,
@@ -65,6 +68,7 @@ export function verifyingFile(
   size: number,
   ino: number | undefined,
   onCorrupt: OnCorrupt,
+  onVerified: () => void = () => undefined,
 ): BlobFile {
   const algorithm = digestAlgorithm(digest);
   const hash = createDigester(algorithm);
@@ -90,7 +94,11 @@ export function verifyingFile(
       hash.update(buffer.subarray(0, bytes));
       next += bytes;
       if (next > size) return fail('size-mismatch');
-      if (next === size && formatDigest(algorithm, hash) !== digest) return fail('digest-mismatch');
+      if (next === size) {
+        if (formatDigest(algorithm, hash) !== digest) return fail('digest-mismatch');
+        checking = false;
+        onVerified();
+      }
       return bytes;
     },
     close: () => file.close(),

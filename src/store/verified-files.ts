@@ -1,0 +1,72 @@
+/**
+ * @module store/verified-files
+ * Which committed blob files this process has read whole and found to match their digest,
+ * remembered by file identity, so a hot blob is hashed on its first full read rather than on
+ * every one (ADR 0009). Hashing every byte served cost about three times the CPU of sending it.
+ *
+ * The identity is everything that changes when the file's bytes are changed through the
+ * filesystem: device and inode (a file renamed over it), size, and the modification and change
+ * times in nanoseconds (a write in place; the change time cannot be set back by `touch`). A file
+ * whose identity differs from the remembered one is verified again on its next full read. What
+ * this cannot see is bits rotting under an unchanged identity: for that an entry is trusted for
+ * at most `maxAgeMs` (then the next full read hashes again), and `wharf verify` scrubs.
+ *
+ * Bounded: at most `maxEntries` digests, least recently used first out (a forgotten one is
+ * simply hashed again on its next full read).
+ */
+import type { BigIntStats } from 'node:fs';
+import type { Digest } from '../oci/digest.js';
+
+/** About 200 bytes an entry: a few MB at most. */
+export const defaultMaxVerifiedFiles = 16_384;
+/** Bounds how long bit rot under an unchanged identity can go unseen by serve. */
+export const defaultVerifiedMaxAgeMs = 60 * 60 * 1000;
+
+/** What identifies the bytes of a file without reading them. */
+export function fileIdentity(stats: BigIntStats): string {
+  return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`;
+}
+
+export class VerifiedFiles {
+  private readonly entries = new Map<Digest, { identity: string; at: number }>();
+  /** Full reads that hashed the file, and those that trusted a remembered identity. */
+  readonly counts = { hashed: 0, trusted: 0 };
+
+  constructor(
+    private readonly maxEntries = defaultMaxVerifiedFiles,
+    private readonly maxAgeMs = defaultVerifiedMaxAgeMs,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Whether the file with this identity was verified recently (a hit counts as recent use). */
+  trusts(digest: Digest, identity: string): boolean {
+    const entry = this.entries.get(digest);
+    if (entry === undefined) return false;
+    if (entry.identity !== identity || this.now() - entry.at > this.maxAgeMs) {
+      this.entries.delete(digest);
+      return false;
+    }
+    this.entries.delete(digest);
+    this.entries.set(digest, entry);
+    return true;
+  }
+
+  /** The file with this identity was just read whole and matched its digest. */
+  remember(digest: Digest, identity: string): void {
+    this.entries.delete(digest);
+    this.entries.set(digest, { identity, at: this.now() });
+    while (this.entries.size > this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (oldest.done === true) break;
+      this.entries.delete(oldest.value);
+    }
+  }
+
+  forget(digest: Digest): void {
+    this.entries.delete(digest);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}

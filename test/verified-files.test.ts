@@ -1,0 +1,32 @@
+/**
+ * The set of blob files serve trusts without hashing (store/verified-files.ts): bounded, aged,
+ * and keyed by identity, so a changed file is hashed again.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Digest } from '../src/oci/digest.js';
+import { VerifiedFiles } from '../src/store/verified-files.js';
+
+const digest = (n: number): Digest => `sha256:${String(n).padStart(64, '0')}` as Digest;
+
+describe('VerifiedFiles', () => {
+  it('trusts a digest only under the identity it was verified with', () => {
+    const set = new VerifiedFiles();
+    set.remember(digest(1), 'a');
+    expect(set.trusts(digest(1), 'a')).toBe(true);
+    expect(set.trusts(digest(1), 'b')).toBe(false);
+    // A mismatch forgets: the old identity is not trusted either until verified again.
+    expect(set.trusts(digest(1), 'a')).toBe(false);
+  });
+
+  it('forgets the least recently used beyond its bound, and entries older than the age limit', () => {
+    let now = 0;
+    const set = new VerifiedFiles(2, 1_000, () => now);
+    set.remember(digest(1), 'a');
+    set.remember(digest(2), 'a');
+    expect(set.trusts(digest(1), 'a')).toBe(true); // 1 is now the most recently used
+    set.remember(digest(3), 'a');
+    expect([set.size, set.trusts(digest(2), 'a'), set.trusts(digest(1), 'a')]).toEqual([2, false, true]);
+    now = 1_001;
+    expect(set.trusts(digest(3), 'a')).toBe(false);
+  });
+});
