@@ -14,18 +14,12 @@
  * Bounded: at most `maxEntries` digests, least recently used first out (a forgotten one is
  * simply hashed again on its next full read).
  */
-import type { BigIntStats } from 'node:fs';
 import type { Digest } from '../oci/digest.js';
 
 /** About 200 bytes an entry: a few MB at most. */
 export const defaultMaxVerifiedFiles = 16_384;
 /** Bounds how long bit rot under an unchanged identity can go unseen by serve. */
 export const defaultVerifiedMaxAgeMs = 60 * 60 * 1000;
-
-/** What identifies the bytes of a file without reading them. */
-export function fileIdentity(stats: BigIntStats): string {
-  return `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeNs}:${stats.ctimeNs}`;
-}
 
 export class VerifiedFiles {
   private readonly entries = new Map<Digest, { identity: string; at: number }>();
