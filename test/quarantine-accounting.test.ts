@@ -7,13 +7,14 @@
  * eviction ran (or refused with 507) early. Also: after `verify --repair`, a serve started on the
  * data counts what the index holds, and eviction still works there.
  */
-import { open, readdir, rm, stat } from 'node:fs/promises';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../src/oci/digest.js';
+import { blobPath, flipByte } from './support/blob-file.js';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
 import { call } from './support/http.js';
 import type { TestImage } from './support/make-image.js';
@@ -25,22 +26,6 @@ import { startWharf, type WharfHandle } from './support/wharf.js';
 const registryHost = 'registry.example.test';
 const layerSize = 40_000;
 const inUseMs = 200;
-
-function blobPath(dataDir: string, digest: string): string {
-  const hex = digest.slice('sha256:'.length);
-  return join(dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex);
-}
-
-async function flipByte(path: string, at: number): Promise<void> {
-  const handle = await open(path, 'r+');
-  try {
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, at);
-    await handle.write(Buffer.from([(byte[0] ?? 0) ^ 0xff]), 0, 1, at);
-  } finally {
-    await handle.close();
-  }
-}
 
 /** Bytes of the blob rows in the index (read-only, beside the server). */
 function indexBytes(dataDir: string): number {

@@ -7,11 +7,12 @@
  * verification: a small one is fetched again at once, a large one is cut
  * before its last chunk and fetched again on the retry.
  */
-import { access, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blobPath, flipByte } from './support/blob-file.js';
 import { countRequests } from './support/access-log.js';
 import { cutOrThrow } from './support/cut-or-timeout.js';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
@@ -33,22 +34,6 @@ function imageOf(repo: string): TestImage {
   const image = images.get(repo);
   if (image === undefined) throw new Error(`no image for ${repo}`);
   return image;
-}
-
-function blobPath(dataDir: string, digest: string): string {
-  const hex = digest.slice('sha256:'.length);
-  return join(dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex);
-}
-
-async function flipByte(path: string, at: number): Promise<void> {
-  const handle = await open(path, 'r+');
-  try {
-    const byte = Buffer.alloc(1);
-    await handle.read(byte, 0, 1, at);
-    await handle.write(Buffer.from([(byte[0] ?? 0) ^ 0xff]), 0, 1, at);
-  } finally {
-    await handle.close();
-  }
 }
 
 /**

@@ -137,39 +137,13 @@ export class WharfMetrics {
       ['wharf_gc_runs_total', 'Completed gc runs (scheduled, signalled or by wharf gc)', 'gcRuns'],
       ['wharf_gc_freed_bytes_total', 'Bytes of blob and upload files removed by gc', 'gcBytes'],
     ] as const;
-    for (const [name, help, field] of counted) {
-      let seen = 0;
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          const now = sources()?.lifecycle?.()[field];
-          if (now === undefined) return;
-          this.inc(now - seen);
-          seen = now;
-        },
-      });
-    }
+    countersFrom(registers, counted, (field) => sources()?.lifecycle?.()[field]);
     const scrubbed = [
       ['wharf_scrub_bytes_total', 'Bytes of blob files the background scrub read and hashed', 'bytes'],
       ['wharf_scrub_blobs_total', 'Blob files the background scrub read to the end', 'blobs'],
       ['wharf_scrub_corrupt_blobs_total', 'Blob files the background scrub found corrupt and quarantined', 'corrupt'],
     ] as const;
-    for (const [name, help, field] of scrubbed) {
-      let seen = 0;
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          const now = sources()?.scrub?.()[field];
-          if (now === undefined) return;
-          this.inc(now - seen);
-          seen = now;
-        },
-      });
-    }
+    countersFrom(registers, scrubbed, (field) => sources()?.scrub?.()[field]);
     new Gauge({
       name: 'wharf_store_limit_bytes',
       help: 'store.maxSize in bytes (0: no limit)',
@@ -218,5 +192,30 @@ export class WharfMetrics {
       this.histograms.set(key, child);
     }
     return child;
+  }
+}
+
+/**
+ * Counters over totals that another part keeps (the store's lifecycle, the scrub): each scrape
+ * adds what the total grew by since the last one. `read` gives undefined before that part exists.
+ */
+function countersFrom<F extends string>(
+  registers: Registry[],
+  defs: readonly (readonly [name: string, help: string, field: F])[],
+  read: (field: F) => number | undefined,
+): void {
+  for (const [name, help, field] of defs) {
+    let seen = 0;
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        const now = read(field);
+        if (now === undefined) return;
+        this.inc(now - seen);
+        seen = now;
+      },
+    });
   }
 }
