@@ -306,6 +306,58 @@ describe('rights per repository', () => {
   });
 });
 
+// Round 2 of the planted-bug audit (docs/mutation-testing.md): an admin's push to a mirrored name
+// asked for with ?ns= (containerd's form) was filed under the bare name, a local one, when the
+// rewrite to the canonical name was dropped; the test above pushes with the canonical name only.
+describe('a push to a mirrored name with ?ns=', () => {
+  const ns = `ns=${publicHost}`;
+  const configBytes = JSON.stringify({ architecture: 'amd64', os: 'linux', seed: 'ns-hotfix' });
+  const manifestBytes = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: sha256(configBytes),
+        size: configBytes.length,
+      },
+      layers: [],
+    }),
+  );
+
+  it('is refused for a user who may push the local name, and filed under the canonical name for an admin', async () => {
+    const refused = await call(wharf.url, `/v2/team/open/blobs/uploads/?${ns}`, {
+      method: 'POST',
+      headers: basic('alice', users.alice),
+    });
+    expect(refused.status).toBe(405);
+    expect(await errorCode(refused)).toBe('UNSUPPORTED');
+
+    const root = basic('root', users.root);
+    const blob = await call(wharf.url, `/v2/team/open/blobs/uploads/?${ns}&digest=${sha256(configBytes)}`, {
+      method: 'POST',
+      body: configBytes,
+      headers: root,
+    });
+    expect(blob.status).toBe(201);
+    const put = await call(wharf.url, `/v2/team/open/manifests/ns-hotfix?${ns}`, {
+      method: 'PUT',
+      body: manifestBytes,
+      headers: { ...root, 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    expect(put.status).toBe(201);
+    // Clients asking either way get it; the local name team/open has nothing.
+    for (const path of [`/v2/${publicHost}/team/open/manifests/ns-hotfix`, `/v2/team/open/manifests/ns-hotfix?${ns}`]) {
+      const got = await call(wharf.url, path, { headers: { Accept: accept } });
+      expect(got.status, path).toBe(200);
+      expect(got.headers.get('docker-content-digest')).toBe(sha256(manifestBytes));
+    }
+    const local = await call(wharf.url, '/v2/team/open/manifests/ns-hotfix', { headers: { Accept: accept, ...root } });
+    expect(local.status).toBe(404);
+    expect(await errorCode(local)).toBe('MANIFEST_UNKNOWN');
+  });
+});
+
 // Issue 8, finding 3: with credentials for a protected upstream, an anonymous client pulled the
 // private image, listed its tags and saw it in _catalog.
 describe('private upstream content', () => {

@@ -18,6 +18,7 @@ import { call, sha256 } from './support/http.js';
 import type { TestImage } from './support/make-image.js';
 import { pushTestImage } from './support/push-image.js';
 import { run } from './support/run.js';
+import { runWharf } from './support/spawn-wharf.js';
 import { composeImage, imageBytes, makeLayer, type Layer } from './support/shared-layers.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
@@ -171,9 +172,11 @@ describe.sequential('store.maxSize: LRU eviction, reference-aware', () => {
       const dataDir = join(work, 'full');
       const layer = layers.get('Y1')?.bytes.length ?? 0;
       // Room for the pinned image and half a layer more: app4's layers cannot fit, and nothing may go.
+      // No prefetch: the manifest's GET would start fills of the config and layers, and the config's
+      // temp file (it fits) could still be there when the refused layer is checked below.
       const wharf = await startWharf({
         dataDir,
-        upstreams: [{ host: registryHost, url: upstream.url }],
+        upstreams: [{ host: registryHost, url: upstream.url, prefetch: false }],
         lifecycle: { maxSizeBytes: imageBytes(pinned) + Math.floor(layer / 2), inUseMs },
       });
       try {
@@ -243,6 +246,80 @@ describe.sequential('store.maxSize: LRU eviction, reference-aware', () => {
           body: small,
         });
         expect(fits.status).toBe(201);
+      } finally {
+        await wharf.close();
+      }
+    },
+    clientTimeoutMs,
+  );
+  // Round 2 of the planted-bug audit (docs/mutation-testing.md): an eviction that took the most
+  // recently used image first, one that ignored the in-use window, and one that took preloaded
+  // (operator-placed) images all passed the test above, where two images go whichever order is used.
+  it(
+    'evicts exactly the least recently used image, nothing read within the in-use window, never a preloaded one',
+    async () => {
+      const dataDir = join(work, 'lru');
+      const upstreams = [{ host: registryHost, url: upstream.url }];
+      const image = async (name: string): Promise<TestImage> => {
+        const built = composeImage(`lru/${name}`, [await makeLayer(`eviction/lru-${name}`, layerSize)]);
+        await pushTestImage(upstream.url, `library/lru-${name}`, 'v1', built);
+        return built;
+      };
+      const [a, b, kept] = [await image('a'), await image('b'), await image('kept')];
+      const preloaded = await runWharf([
+        'preload',
+        `${registryHost}/library/lru-kept:v1`,
+        '--upstream',
+        `${registryHost}=${upstream.url}`,
+        '--data',
+        dataDir,
+      ]);
+      expect(preloaded.code, preloaded.stderr).toBe(0);
+      const pull = async (url: string, name: string, pulled: TestImage): Promise<void> => {
+        const manifest = await call(url, `/v2/${registryHost}/library/${name}/manifests/v1`, {
+          headers: { accept: pulled.root.mediaType },
+        });
+        expect(manifest.status).toBe(200);
+        await manifest.arrayBuffer();
+        for (const digest of pulled.blobs.keys()) {
+          const blob = await call(url, `/v2/${registryHost}/library/${name}/blobs/${digest}`);
+          expect(blob.status).toBe(200);
+          await blob.arrayBuffer();
+        }
+      };
+      const listed = async (handle: WharfHandle): Promise<string[]> =>
+        (await handle.server.store.listImages())
+          .map((i) => i.repository.slice(`${registryHost}/library/`.length))
+          .sort();
+
+      // Every read is in use for a minute: an eviction takes nothing, however much it is asked for.
+      let wharf = await startWharf({ dataDir, upstreams, lifecycle: { inUseMs: 60_000 } });
+      try {
+        await pull(wharf.url, 'lru-a', a);
+        await sleep(20);
+        await pull(wharf.url, 'lru-b', b);
+        await sleep(20);
+        // a is read again: b is now the least recently used.
+        const again = await call(wharf.url, `/v2/${registryHost}/library/lru-a/manifests/${a.root.digest}`);
+        expect(again.status).toBe(200);
+        await again.arrayBuffer();
+        expect(await wharf.server.store.lifecycle.evict(Number.MAX_SAFE_INTEGER)).toBe(0);
+        expect(await listed(wharf)).toEqual(['lru-a', 'lru-b', 'lru-kept']);
+      } finally {
+        await wharf.close();
+      }
+
+      // The same store, nothing in use: one byte needed takes the least recently used image, whole.
+      wharf = await startWharf({ dataDir, upstreams, lifecycle: { inUseMs: 0 } });
+      try {
+        await sleep(5);
+        expect(await wharf.server.store.lifecycle.evict(1)).toBe(imageBytes(b));
+        expect(await listed(wharf)).toEqual(['lru-a', 'lru-kept']);
+        // Everything that may go: a; the preloaded image stays, whole.
+        expect(await wharf.server.store.lifecycle.evict(Number.MAX_SAFE_INTEGER)).toBe(imageBytes(a));
+        expect(await listed(wharf)).toEqual(['lru-kept']);
+        expect(wharf.server.store.lifecycle.stats.evictions).toBe(2);
+        await pull(wharf.url, 'lru-kept', kept);
       } finally {
         await wharf.close();
       }

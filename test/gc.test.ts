@@ -15,6 +15,7 @@ import { withDeadline } from './support/run.js';
 import { runWharf, spawnWharf } from './support/spawn-wharf.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 import type { TestImage } from './support/make-image.js';
+import { makeSignature, pushSignature } from './support/make-referrer.js';
 
 const testTimeoutMs = 120_000;
 
@@ -164,6 +165,67 @@ describe('wharf gc', () => {
       expect(report.bytes).toBe(imageBytes(a) - (a.blobs.get(shared)?.length ?? 0));
       expect(await exists(blobPath(dataDir, onlyA))).toBe(false);
       expect(await exists(blobPath(dataDir, shared))).toBe(true);
+    },
+    testTimeoutMs,
+  );
+  // Round 2 of the planted-bug audit (docs/mutation-testing.md): gc that ignored store.pin, that
+  // collected the referrer of a tagged image, or that counted only when content was created (not
+  // when it was last read) against the grace period, passed every test above.
+  it(
+    'keeps store.pin repositories and the referrers of what stays; a read within the grace period keeps an old manifest',
+    async () => {
+      const base = await makeLayer('gc/round2-base', 20_000);
+      // One untagged image per repository (digests differ: a read of one must not count for another).
+      const images = new Map<string, { old: TestImage; current: TestImage }>();
+      for (const name of ['team/pinned', 'team/read', 'team/signed']) {
+        images.set(name, {
+          old: composeImage(`${name}/old`, [base, await makeLayer(`${name}/old`, 10_000)]),
+          current: composeImage(`${name}/current`, [base]),
+        });
+      }
+      const of = (name: string): { old: TestImage; current: TestImage } =>
+        images.get(name) as { old: TestImage; current: TestImage };
+      wharf = await startWharf({ dataDir: join(work, 'data'), lifecycle: { inUseMs: 0, pin: ['team/pinned'] } });
+      // In each repository the tag moves: the old image's manifest is untagged.
+      for (const [name, { old, current }] of images) {
+        await pushTestImage(wharf.url, name, 'v1', old);
+        await pushTestImage(wharf.url, name, 'v1', current);
+      }
+      // The current image in team/signed has a signature: an untagged manifest whose subject stays.
+      const signed = of('team/signed').current;
+      const signature = makeSignature(signed.root, 'gc: signature');
+      await pushSignature(wharf.url, 'team/signed', signed.root, signature, { tagSchema: false });
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const readAt = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const readOld = of('team/read').old;
+      const read = await call(wharf.url, `/v2/team/read/manifests/${readOld.root.digest}`, {
+        headers: { accept: readOld.root.mediaType },
+      });
+      expect(read.status).toBe(200);
+      await read.arrayBuffer();
+      const untagged = (name: string): { repository: string; digest: string; size: number } => ({
+        repository: name,
+        digest: of(name).old.root.digest,
+        size: of(name).old.root.size,
+      });
+
+      // The grace period ends at readAt: all was created before it; only team/read's old image was read after.
+      const graceMs = 60 * 60 * 1000;
+      const first = await wharf.server.store.gc({ graceMs, now: readAt + graceMs });
+      expect(first.manifests).toEqual([untagged('team/signed')]);
+
+      // Past the read: team/read's old image goes too; the pinned repository and the signature stay.
+      const second = await wharf.server.store.gc({ graceMs: 0 });
+      expect(second.manifests).toEqual([untagged('team/read')]);
+      const pinned = of('team/pinned').old;
+      await pullsWhole(wharf.url, 'team/pinned', pinned.root.digest, pinned);
+      await pullsWhole(wharf.url, 'team/signed', 'v1', signed);
+      const referrers = await call(wharf.url, `/v2/team/signed/referrers/${signed.root.digest}`);
+      expect(referrers.status).toBe(200);
+      const listed = (await referrers.json()) as { manifests: { digest: string }[] };
+      expect(listed.manifests.map((m) => m.digest)).toEqual([signature.root.digest]);
+      await pullsWhole(wharf.url, 'team/signed', signature.root.digest, signature);
     },
     testTimeoutMs,
   );

@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { requireRepoName, type Tag } from '../src/oci/reference.js';
 import { call, errorCode, sha256 } from './support/http.js';
 import { captureLog } from './support/log-capture.js';
 import { withDeadline } from './support/run.js';
@@ -31,6 +32,8 @@ const dockerManifest = 'application/vnd.docker.distribution.manifest.v2+json';
 const dockerList = 'application/vnd.docker.distribution.manifest.list.v2+json';
 const acceptAll = [ociIndex, ociManifest, dockerList, dockerManifest].join(', ');
 const acceptDocker = [dockerList, dockerManifest].join(', ');
+/** The mirrored repository's name in the store. */
+const appName = requireRepoName(`${host}/team/app`);
 
 /** A pull of a cached tag must answer within this, whatever the upstream does: a deadline, not a speed claim. */
 const cachedPullDeadlineMs = 5_000;
@@ -200,6 +203,44 @@ describe('stale while revalidate', () => {
     await revalidationsDone(wharf);
     upstream.delayMs = 0;
     expect(await pullCached(wharf, 'latest')).toEqual({ status: 200, digest: sha256(two) });
+  });
+
+  // Round 2 of the planted-bug audit (docs/mutation-testing.md): a revalidation that kept serving a
+  // tag the upstream deleted, and one that never recorded its confirmation (so every pull after the
+  // TTL asked again), passed every test here.
+  it('a tag deleted upstream: the revalidation drops it, the next pull is 404; its manifest stays by digest', async () => {
+    const { upstream, wharf } = await setUp();
+    const gone = manifestBytes('gone');
+    upstream.tags.set('gone', { bytes: gone, mediaType: ociManifest });
+    expect(await pullTag(wharf, 'gone')).toEqual({ status: 200, digest: sha256(gone) });
+
+    upstream.tags.delete('gone');
+    // This pull may be answered from the cache (its revalidation is in the background)...
+    await pullCached(wharf, 'gone');
+    await revalidationsDone(wharf);
+    // ...the next one is not: the tag is gone here too.
+    expect(await pullCached(wharf, 'gone')).toEqual({ status: 404, code: 'MANIFEST_UNKNOWN' });
+    expect(wharf.server.store.tagState(appName, 'gone' as Tag)).toBeUndefined();
+    const byDigest = await call(wharf.url, `/v2/${host}/team/app/manifests/${sha256(gone)}`, {
+      headers: { Accept: acceptAll },
+    });
+    expect(byDigest.status).toBe(200);
+  });
+
+  it('a revalidation that finds the same digest records the confirmation: the TTL starts again', async () => {
+    const { upstream, wharf } = await setUp();
+    const same = manifestBytes('same');
+    upstream.tags.set('same', { bytes: same, mediaType: ociManifest });
+    expect(await pullTag(wharf, 'same')).toEqual({ status: 200, digest: sha256(same) });
+    const filled = wharf.server.store.tagState(appName, 'same' as Tag)?.confirmed_at ?? Number.NaN;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+
+    const before = upstream.manifestRequests('same');
+    expect(await pullCached(wharf, 'same')).toEqual({ status: 200, digest: sha256(same) });
+    await revalidationsDone(wharf);
+    expect(upstream.manifestRequests('same') - before).toBe(1);
+    const confirmed = wharf.server.store.tagState(appName, 'same' as Tag)?.confirmed_at ?? Number.NaN;
+    expect(confirmed).toBeGreaterThanOrEqual(filled + 20);
   });
 
   it('a tag never seen before waits for the upstream: there is nothing to serve', async () => {

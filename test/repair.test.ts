@@ -7,7 +7,7 @@
  * verification: a small one is fetched again at once, a large one is cut
  * before its last chunk and fetched again on the retry.
  */
-import { access, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readdir, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -200,6 +200,39 @@ describe.sequential('wharf verify --repair', () => {
     // The manifest and its tag stay (re-pushing the blob makes the image whole again).
     const ls = await runWharf(['ls', '--data', dataDir]);
     expect(ls.stdout).toContain('team/app');
+    await rm(dataDir, { recursive: true, force: true });
+  }, 60_000);
+
+  // Round 2 of the planted-bug audit (docs/mutation-testing.md): --repair that left files of the
+  // wrong size alone passed every test, which only flipped bytes or removed files.
+  it('a truncated pushed blob (wrong size) is quarantined too: one error line and exit 1, then verify is clean', async () => {
+    const dataDir = join(workDir, 'truncated-data');
+    const image = await makeImage({ seed: testSeed('repair truncated'), layers: 1 });
+    const wharf = await startWharf({ dataDir });
+    try {
+      await pushTestImage(wharf.url, 'team/short', 'v1', image);
+    } finally {
+      await wharf.close();
+    }
+    const [layer] = layersOf(image);
+    if (layer === undefined) throw new Error('one layer expected');
+    await truncate(blobPath(dataDir, layer), 100);
+
+    const repair = await runWharf(['verify', '--repair', '--data', dataDir]);
+    expect(repair.code).toBe(1);
+    expect(repair.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^error: blob ${layer}: its file has the wrong size; moved to quarantine/sha256-\\w+-\\d+ \\(in team/short\\); `,
+        ),
+      ),
+    ]);
+    expect(repair.stdout).toMatch(/^result: 1 blob quarantined \(0 repaired, 1 lost until pushed again\)/m);
+    const quarantined = await readdir(join(dataDir, 'quarantine'));
+    expect(quarantined).toEqual([expect.stringMatching(new RegExp(`^sha256-${layer.slice(7)}-\\d+$`))]);
+    expect((await stat(join(dataDir, 'quarantine', quarantined[0] ?? ''))).size).toBe(100);
+    const verify = await runWharf(['verify', '--data', dataDir]);
+    expect(verify.code, verify.stdout + verify.stderr).toBe(0);
     await rm(dataDir, { recursive: true, force: true });
   }, 60_000);
 

@@ -123,4 +123,27 @@ describe.sequential('referrers in export, import and preload', () => {
     },
     timeoutMs,
   );
+  // Round 2 of the planted-bug audit (docs/mutation-testing.md): an export that took the referrers
+  // of the images it was asked for but not theirs (a countersignature, an SBOM's signature) passed.
+  it(
+    'export --referrers follows referrers of referrers: a countersignature comes along and imports under its subject',
+    async () => {
+      const countersignature = makeSignature(signature.root, 'countersigned by the test');
+      await pushSignature(source.url, 'team/app', signature.root, countersignature, { tagSchema: false });
+      const bundle = join(work, 'chain.tar');
+      const exported = await runWharf(
+        ['export', 'team/app:v1', '--referrers', '-o', bundle, '--data', source.dataDir, '--quiet'],
+        { timeoutMs: 60_000 },
+      );
+      expect(exported.stderr).toBe('');
+      expect(exported.code).toBe(0);
+      const data = join(work, 'chain-imported');
+      const imported = await runWharf(['import', bundle, '--data', data, '--quiet'], { timeoutMs: 60_000 });
+      expect(imported.stderr).toBe('');
+      expect(imported.code).toBe(0);
+      expect(await referrersIn(data, 'team/app', image.root.digest)).toEqual([signature.root.digest]);
+      expect(await referrersIn(data, 'team/app', signature.root.digest)).toEqual([countersignature.root.digest]);
+    },
+    timeoutMs,
+  );
 });
