@@ -111,6 +111,11 @@ class Fill {
     private readonly store: LocalStore,
   ) {}
 
+  /** Upstream bytes this fill holds in memory (its window and the batch being gathered). */
+  get heldBytes(): number {
+    return this.received - this.windowStart;
+  }
+
   /** Copies the upstream body into the file; never rejects (the verdict is in `state`). */
   async pump(upstream: UpstreamBlob): Promise<void> {
     // One file write in flight while the next batch arrives: the file is still written in order.
@@ -304,6 +309,8 @@ export class FillRegistry {
   readonly prefetchStats: PrefetchStats = { started: 0, joined: 0, failed: 0 };
   private readonly fills = new Map<Digest, Pending>();
   private readonly pumps = new Set<Promise<void>>();
+  /** Fills whose pump runs: what `heldBytes` adds up. */
+  private readonly running = new Set<Fill>();
   private readonly queue: FillQueue;
   /** settle() was called: new prefetches are not started. */
   private closing = false;
@@ -319,6 +326,16 @@ export class FillRegistry {
   /** Fills queued or running. */
   get inFlight(): number {
     return this.fills.size;
+  }
+
+  /**
+   * Upstream bytes held in memory by every running fill: each holds its window (memoryWindowBytes)
+   * and the write batch being gathered, whatever the blob size and however many clients read it.
+   */
+  get heldBytes(): number {
+    let held = 0;
+    for (const fill of this.running) held += fill.heldBytes;
+    return held;
   }
 
   /** Fills waiting for a slot. */
@@ -485,7 +502,9 @@ export class FillRegistry {
     prefetch: AbortSignal | undefined,
   ): Promise<void> {
     const digest = fill.digest;
+    this.running.add(fill);
     const pump = pumping.then(() => {
+      this.running.delete(fill);
       // Committed: the index counts the bytes now; failed: nothing was kept.
       reservation.release();
       this.queue.release();
