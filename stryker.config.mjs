@@ -61,6 +61,8 @@ const scopes = {
       'test/fill-registry.test.ts',
       'test/manifest-bytes.test.ts',
       'test/large-blob.test.ts',
+      'test/eviction-whole.test.ts',
+      'test/content-guard-leases.test.ts',
     ],
   },
   // Single-flight fills: one upstream download per digest, verdict shared, last chunk held back.
