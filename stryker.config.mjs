@@ -72,6 +72,8 @@ const scopes = {
       'test/fill-registry.test.ts',
       'test/mirror-blob-verify.test.ts',
       'test/large-blob.test.ts',
+      'test/eviction-whole.test.ts',
+      'test/content-guard-leases.test.ts',
     ],
   },
   // The SQLite index: names, tags, manifests, links, and the checks that read it.

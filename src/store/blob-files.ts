@@ -53,8 +53,8 @@ const readChunkBytes = 1024 * 1024;
 /**
  * The fs calls a commit's durability rests on: opening the files and directories that get fsynced,
  * and the rename. Node's by default; a test hands in wrappers to see that the file is synced, then
- * renamed, then its directory synced, before the index row is written (issue 13). Nothing else
- * replaces them.
+ * renamed, then its directory synced, before the index row is written (issue 13), or to hold a
+ * write between its rename and its row (test/content-guard-leases.test.ts). Nothing else replaces them.
  */
 export interface DurableFs {
   open(path: string, flags: string): Promise<FileHandle>;

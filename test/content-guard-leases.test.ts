@@ -1,0 +1,192 @@
+/**
+ * @module test/content-guard-leases.test
+ * Leases (store/content-guard.ts, ADR 0008): a blob write holds its digest from before its file is
+ * renamed into blobs/ until its index row is written. gc must leave a leased digest alone, and a
+ * lease taken while the digest's file is being removed (here: a quarantine moving it aside) waits
+ * for the removal, so a fresh file is never taken away under a new row.
+ *
+ * The in-use window (reads) covers the same writes in serve, so no end-to-end test told these apart
+ * (round 2 of the planted-bug audit, docs/mutation-testing.md): here the window is 0 ms and the write
+ * is held at an exact point through the store's fs seam (DurableFs, store/blob-files.ts): Node's
+ * own calls, one rename held until the test releases it.
+ */
+import { lstat, mkdtemp, open, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { requireDigest, type Digest } from '../src/oci/digest.js';
+import { requireRepoName } from '../src/oci/reference.js';
+import type { DurableFs } from '../src/store/blob-files.js';
+import { LocalStore } from '../src/store/local-store.js';
+import { sha256 } from './support/http.js';
+import { withDeadline } from './support/run.js';
+
+const deadlineMs = 30_000;
+
+interface Hold {
+  /** Resolves when the held rename is reached (before it runs, or once it ran). */
+  reached: Promise<void>;
+  release(): void;
+}
+
+/** Node's fs calls, logged (renames once done); renames may be held. */
+class HoldingFs implements DurableFs {
+  readonly log: string[] = [];
+  private held: { match: (to: string) => boolean; before: boolean; reached: () => void; gate: Promise<void> }[] = [];
+  private waiters: { match: (entry: string) => boolean; done: () => void }[] = [];
+
+  /** Logged when called (not when done): a write that started is seen before any I/O completes. */
+  open(path: string, flags: string) {
+    this.note(`open ${path}`);
+    return open(path, flags);
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const hold = this.held.find((h) => h.match(to));
+    this.held = this.held.filter((h) => h !== hold);
+    if (hold?.before === true) {
+      hold.reached();
+      await hold.gate;
+    }
+    await rename(from, to);
+    this.note(`rename ${from} -> ${to}`);
+    if (hold?.before === false) {
+      hold.reached();
+      await hold.gate;
+    }
+  }
+
+  /** Holds the next rename to a path `match`es, `before` it runs or after it ran. */
+  hold(match: (to: string) => boolean, when: 'before' | 'after'): Hold {
+    let reached = (): void => undefined;
+    let release = (): void => undefined;
+    const hold: Hold = {
+      reached: new Promise<void>((resolve) => (reached = resolve)),
+      release: () => release(),
+    };
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    this.held.push({ match, before: when === 'before', reached, gate });
+    return hold;
+  }
+
+  /** Resolves once a call logged from entry `from` on `match`es (at once if one already did). */
+  seen(match: (entry: string) => boolean, from: number): Promise<void> {
+    if (this.log.slice(from).some(match)) return Promise.resolve();
+    return new Promise((done) => this.waiters.push({ match, done }));
+  }
+
+  private note(entry: string): void {
+    this.log.push(entry);
+    for (const waiter of this.waiters.filter((w) => w.match(entry))) waiter.done();
+    this.waiters = this.waiters.filter((w) => !w.match(entry));
+  }
+}
+
+/** Waits until every microtask queued so far (and those they queue) has run. */
+function macrotask(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+async function* once(bytes: Buffer): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+let root: string;
+let fs: HoldingFs;
+let store: LocalStore;
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'wharf-leases-'));
+  fs = new HoldingFs();
+  // Reads recorded as serve does, but in use for 0 ms: only leases protect a write here.
+  store = await LocalStore.open(root, { blobFs: fs, recordReads: true, inUseMs: 0 });
+});
+
+afterEach(async () => {
+  store.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+function blobPath(digest: Digest): string {
+  const hex = digest.slice('sha256:'.length);
+  return join(root, 'blobs', 'sha256', hex.slice(0, 2), hex);
+}
+
+describe('leases: a write in progress is never undone by gc or a removal', () => {
+  it('gc leaves alone a digest whose write has renamed its file but not yet written its row', async () => {
+    const bytes = Buffer.from('a blob pushed to one repository, unreferenced, then pushed again to another');
+    const digest = requireDigest(sha256(bytes));
+    await store.putBlob(requireRepoName('leases/first'), digest, once(bytes), bytes.length);
+    // Past the grace period (0) and the in-use window (0): gc would collect the blob and its link.
+    await sleep(5);
+
+    const hold = fs.hold((to) => to === blobPath(digest), 'after');
+    const pushed = store.putBlob(requireRepoName('leases/second'), digest, once(bytes), bytes.length);
+    await withDeadline(hold.reached, deadlineMs, 'the second push renaming its file into blobs/');
+    try {
+      const report = await withDeadline(store.gc({ graceMs: 0 }), deadlineMs, 'gc');
+      expect(report.blobs).toEqual([]);
+      expect(report.links).toEqual([]);
+      expect(report.bytes).toBe(0);
+    } finally {
+      hold.release();
+      // Settled before the store closes, whatever the assertions above found.
+      await withDeadline(
+        pushed.catch(() => undefined),
+        deadlineMs,
+        'the second push',
+      );
+    }
+    expect(await pushed).toEqual({ digest, size: bytes.length });
+    // The row and the file agree: both repositories serve the blob, whole.
+    expect(store.contentSize(digest)).toBe(bytes.length);
+    expect((await readFile(blobPath(digest))).equals(bytes)).toBe(true);
+    for (const repository of ['leases/first', 'leases/second']) {
+      expect((await store.statBlob(requireRepoName(repository), digest))?.size, repository).toBe(bytes.length);
+    }
+  });
+
+  it('a push of the good bytes during the quarantine of a corrupt file waits for it, and its file stays', async () => {
+    const name = requireRepoName('leases/repaired');
+    const bytes = Buffer.from('good bytes, corrupted on disk, then pushed again by a client');
+    const digest = requireDigest(sha256(bytes));
+    await store.putBlob(name, digest, once(bytes), bytes.length);
+    // The file rots in place (same inode, same size): what a verified read then quarantines.
+    const corrupt = Buffer.from(bytes.toString().toUpperCase());
+    await writeFile(blobPath(digest), corrupt);
+    const ino = (await lstat(blobPath(digest))).ino;
+
+    const hold = fs.hold((to) => to.startsWith(join(root, 'quarantine')), 'before');
+    const quarantined = store.quarantineBlob(digest, 'digest-mismatch', ino);
+    await withDeadline(hold.reached, deadlineMs, 'the quarantine about to move the file');
+    const from = fs.log.length;
+    const pushed = store.putBlob(name, digest, once(bytes), bytes.length);
+    // Give the push every chance to run ahead: if its write started (it must not: its lease waits
+    // for the removal), let it put its file in place before the quarantine moves "the" file.
+    await macrotask();
+    if (fs.log.slice(from).some((entry) => entry.startsWith(`open ${join(root, 'tmp')}`))) {
+      await withDeadline(
+        fs.seen((entry) => entry.endsWith(`-> ${blobPath(digest)}`), from),
+        deadlineMs,
+        'the early push renaming its file into blobs/',
+      );
+    }
+    hold.release();
+    // Both settled before any assertion, so none leaves a write running when the store closes.
+    await withDeadline(Promise.allSettled([quarantined, pushed]), deadlineMs, 'the quarantine and the push');
+
+    const result = await quarantined;
+    expect(result?.movedTo).toBeDefined();
+    // What was moved aside is the corrupt file, not the good one the push wrote.
+    expect((await readFile(result?.movedTo ?? '')).equals(corrupt)).toBe(true);
+    expect(await pushed).toEqual({ digest, size: bytes.length });
+    // The push came after the quarantine: its row and its file stay, with the good bytes.
+    expect(store.contentSize(digest)).toBe(bytes.length);
+    expect((await readFile(blobPath(digest))).equals(bytes)).toBe(true);
+    expect((await store.statBlob(name, digest))?.size).toBe(bytes.length);
+  });
+});
