@@ -72,8 +72,6 @@ const scopes = {
       'test/fill-registry.test.ts',
       'test/mirror-blob-verify.test.ts',
       'test/large-blob.test.ts',
-      'test/eviction-whole.test.ts',
-      'test/content-guard-leases.test.ts',
     ],
   },
   // The SQLite index: names, tags, manifests, links, and the checks that read it.
@@ -115,6 +113,8 @@ const scopes = {
     ],
     tests: [
       'test/eviction.test.ts',
+      'test/eviction-whole.test.ts',
+      'test/content-guard-leases.test.ts',
       'test/gc.test.ts',
       'test/scrub.test.ts',
       'test/verified-files.test.ts',
