@@ -1,0 +1,84 @@
+/**
+ * planImage on a real LocalStore: which manifests and blobs a transfer (export, copy, preload) takes
+ * from an index when a platform filter is given. A child with no `platform` (an artifact, an
+ * attestation some builders list without one) cannot be judged by the filter, so it is taken.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { requireDigest } from '../src/oci/digest.js';
+import { requireRepoName, type Tag } from '../src/oci/reference.js';
+import { LocalStore } from '../src/store/local-store.js';
+import { planImage } from '../src/transfer/image-plan.js';
+import { makeImage, type ManifestBlob, type PlatformImage } from './support/make-image.js';
+
+const name = requireRepoName('team/plan');
+let root: string;
+let store: LocalStore;
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'wharf-plan-'));
+  store = await LocalStore.open(root);
+});
+afterEach(async () => {
+  store.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('planImage with a platform filter', () => {
+  it('takes the chosen platform and every child without a platform, and leaves the others out', async () => {
+    const image = await makeImage({
+      seed: 'plan-platformless',
+      layers: 1,
+      layerSize: 512,
+      platforms: [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64' },
+        { os: 'linux', architecture: 's390x' },
+      ],
+    });
+    for (const [digest, bytes] of image.blobs) {
+      await store.putBlob(name, requireDigest(digest), Readable.from([bytes]), bytes.byteLength);
+    }
+    const [amd64, arm64, s390x] = image.images as [PlatformImage, PlatformImage, PlatformImage];
+    const child = (manifest: ManifestBlob, platform?: object): object => ({
+      mediaType: manifest.mediaType,
+      digest: manifest.digest,
+      size: manifest.size,
+      ...(platform === undefined ? {} : { platform }),
+    });
+    // arm64's manifest is listed with no platform: the filter cannot rule it out.
+    const index = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          child(amd64.manifest, amd64.platform),
+          child(arm64.manifest),
+          child(s390x.manifest, s390x.platform),
+        ],
+      }),
+    );
+    for (const platform of [amd64, arm64, s390x]) {
+      await store.putManifest(
+        name,
+        requireDigest(platform.manifest.digest),
+        platform.manifest.bytes,
+        platform.manifest.mediaType,
+      );
+    }
+    await store.putManifest(name, 'v1' as Tag, index, 'application/vnd.oci.image.index.v1+json');
+
+    const plan = await planImage(
+      store,
+      { name, reference: 'v1' as Tag },
+      { platforms: (platform) => platform.architecture === 'amd64' },
+    );
+    expect(plan.manifests.map((m) => m.digest).sort()).toEqual(
+      [amd64.manifest.digest, arm64.manifest.digest, plan.root.digest].sort(),
+    );
+    const wanted = [amd64, arm64].flatMap((p) => [p.config.digest, ...p.layers.map((l) => l.digest)]);
+    expect(plan.blobs.map((b) => b.digest).sort()).toEqual([...new Set(wanted)].sort());
+  });
+});
