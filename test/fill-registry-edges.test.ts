@@ -7,7 +7,7 @@
  * (docs/mutation-testing.md); each asserts the exact answer.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -61,22 +61,26 @@ function linesWith(msg: string): Record<string, unknown>[] {
 
 describe('FillRegistry: memory and reads', () => {
   it('holds about memoryWindowBytes of a large fill in memory: never the whole blob, never nothing', async () => {
-    const content = randomBytes(10 * MiB + 4321);
+    const content = randomBytes(11 * MiB + 4321);
     const fills = new FillRegistry(store, log.logger);
     const upstream = gatedUpstream(content);
     const handle = await fills.open(digestOf(content), name, async () => upstream.blob);
     const reader = await handle!.openFile!();
-    upstream.release(10 * MiB);
-    expect((await readRange(reader, 0, 10 * MiB)).equals(content.subarray(0, 10 * MiB))).toBe(true);
-    // At the batch boundary at 10 MiB the window is trimmed to exactly 2 MiB of written chunks; the
-    // last batch is being written (chunks are 64 KiB and batches 1 MiB, so the figure is exact).
-    await until(
-      () => fills.heldBytes === 2 * MiB,
-      () => fills.heldBytes,
-    );
+    // One chunk past each batch boundary: the pump takes that chunk only after it trimmed the window
+    // at the boundary, and the reader sees it only once it is in the window. Then the window is
+    // exactly 2 MiB of written chunks plus that chunk (chunks are 64 KiB and batches 1 MiB), at
+    // every boundary: a window that swings between 1 and 3 MiB fails as surely as one that grows.
+    let read = 0;
+    for (let boundary = 3; boundary <= 10; boundary++) {
+      const upTo = boundary * MiB + 64 * 1024;
+      upstream.release(upTo);
+      expect((await readRange(reader, read, upTo)).equals(content.subarray(read, upTo))).toBe(true);
+      read = upTo;
+      expect({ boundary, held: fills.heldBytes }).toEqual({ boundary, held: 2 * MiB + 64 * 1024 });
+    }
     upstream.release(content.byteLength);
     upstream.end();
-    expect((await readRange(reader, 10 * MiB, content.byteLength)).equals(content.subarray(10 * MiB))).toBe(true);
+    expect((await readRange(reader, read, content.byteLength)).equals(content.subarray(read))).toBe(true);
     await reader.close();
     await fills.settle();
     expect(fills.heldBytes).toBe(0);
@@ -170,20 +174,22 @@ describe('FillRegistry: failures', () => {
     expect(warned[0]).not.toHaveProperty('prefetch');
   });
 
-  it('fails a body longer than announced as such, and keeps nothing', async () => {
-    const content = randomBytes(200_000);
+  it('fails a body longer than announced, at the byte that overflows, and keeps nothing', async () => {
+    // One byte more than announced, in the second chunk: caught as it arrives, not by the size check at the end.
+    const content = randomBytes(100_001);
+    const announced = digestOf(content.subarray(0, 100_000));
     const fills = new FillRegistry(store, log.logger);
-    const upstream = gatedUpstream(content, { size: 150_000 });
-    const handle = await fills.open(digestOf(content.subarray(0, 150_000)), name, async () => upstream.blob);
+    const upstream = gatedUpstream(content, { size: 100_000 });
+    const handle = await fills.open(announced, name, async () => upstream.blob);
     upstream.release(content.byteLength);
     upstream.end();
-    await expect(readRange(await handle!.openFile!(), 0, 150_000)).rejects.toMatchObject({ status: 502 });
+    await expect(readRange(await handle!.openFile!(), 0, 100_000)).rejects.toMatchObject({ status: 502 });
     await fills.settle();
     expect(linesWith('blob fill from upstream failed; nothing kept')[0]).toMatchObject({
       err: {
         code: 'SIZE_INVALID',
         message: 'upstream sent more bytes than it announced',
-        detail: { digest: digestOf(content.subarray(0, 150_000)), size: 150_000 },
+        detail: { digest: announced, size: 100_000 },
       },
     });
     expect(fills.stats).toEqual({ started: 1, completed: 0, failed: 1 });
@@ -225,6 +231,46 @@ describe('FillRegistry: failures', () => {
     ).not.toBe('pending');
     await fills.settle();
     expect((await store.openBlob(name, digestOf(small)))?.size).toBe(1000);
+  });
+
+  it('gives the reservation back and cancels the body when the temp file cannot be made', async () => {
+    store.close();
+    await openStore({ lifecycle: { space: { maxBytes: 100_000, lowWaterBytes: 90_000 } } });
+    const fills = new FillRegistry(store, log.logger, { maxConcurrent: 1 });
+    await rm(join(root, 'tmp'), { recursive: true });
+    const first = randomBytes(50_000);
+    const upstream = gatedUpstream(first);
+    await expect(fills.open(digestOf(first), name, async () => upstream.blob)).rejects.toMatchObject({
+      code: 'ENOENT',
+    });
+    expect(upstream.cancelled).toBe(true);
+    await mkdir(join(root, 'tmp'));
+    // 60,000 bytes fit only if the failed fill's 50,000 were given back.
+    const second = randomBytes(60_000);
+    const next = gatedUpstream(second);
+    next.release(second.byteLength);
+    next.end();
+    expect((await fills.open(digestOf(second), name, async () => next.blob))?.size).toBe(60_000);
+    await fills.settle();
+    expect((await store.openBlob(name, digestOf(second)))?.size).toBe(60_000);
+  });
+
+  it('fails the iterable form at the byte where a stored file ends early, instead of waiting', async () => {
+    const content = randomBytes(300_000);
+    const digest = digestOf(content);
+    const fills = new FillRegistry(store, log.logger);
+    const upstream = gatedUpstream(content);
+    const handle = await fills.open(digest, name, async () => upstream.blob);
+    upstream.release(content.byteLength);
+    upstream.end();
+    await fills.settle();
+    const hex = digest.slice('sha256:'.length);
+    await truncate(join(root, 'blobs', 'sha256', hex.slice(0, 2), hex), 200_000);
+    const parts: Buffer[] = [];
+    const reading = (async () => {
+      for await (const part of handle!.open()) parts.push(Buffer.from(part));
+    })();
+    await expect(settledWithin(reading, 2000)).rejects.toThrow('blob file ended early at byte 200000');
   });
 
   it('gives the slot back and forgets the fill when the upstream has no such blob, so the next request asks again', async () => {
@@ -407,10 +453,19 @@ describe('FillRegistry: bookkeeping and shutdown', () => {
   });
 
   it('cancels at shutdown the prefetches no client joined, running or queued, and finishes the joined ones', async () => {
-    const fills = new FillRegistry(store, log.logger, { maxConcurrent: 2 });
-    const [joinedContent, runningContent, queuedContent] = [randomBytes(1000), randomBytes(1000), randomBytes(1000)];
-    const joinedUpstream = gatedUpstream(joinedContent);
-    fills.prefetch(digestOf(joinedContent), name, async () => joinedUpstream.blob);
+    const fills = new FillRegistry(store, log.logger, { maxConcurrent: 3 });
+    const [joinedContent, runningContent, askingContent, queuedContent] = [1, 2, 3, 4].map(() => randomBytes(1000)) as [
+      Buffer,
+      Buffer,
+      Buffer,
+      Buffer,
+    ];
+    // Each body honours its signal, as undici's do: only the joined one must not be cancelled.
+    let joinedUpstream: ReturnType<typeof gatedUpstream> | undefined;
+    fills.prefetch(digestOf(joinedContent), name, async (signal) => {
+      joinedUpstream = gatedUpstream(joinedContent, { signal });
+      return joinedUpstream.blob;
+    });
     const client = fills.open(digestOf(joinedContent), name, async () => {
       throw new Error('joins the prefetch');
     });
@@ -419,29 +474,40 @@ describe('FillRegistry: bookkeeping and shutdown', () => {
       running = gatedUpstream(runningContent, { signal });
       return running.blob;
     });
+    // Still waiting for the upstream's answer when shutdown comes: the request is aborted, as undici aborts it.
+    fills.prefetch(
+      digestOf(askingContent),
+      name,
+      (signal) =>
+        new Promise<UpstreamBlob>((_resolve, reject) =>
+          signal.addEventListener('abort', () => reject(new Error('This operation was aborted'))),
+        ),
+    );
     let queuedAsked = false;
     fills.prefetch(digestOf(queuedContent), name, async () => {
       queuedAsked = true;
       return gatedUpstream(queuedContent).blob;
     });
     await until(
-      () => running !== undefined,
-      () => 'the second prefetch never asked the upstream',
+      () => running !== undefined && joinedUpstream !== undefined,
+      () => 'the first two prefetches never asked the upstream',
     );
     running!.release(500);
     const settled = fills.settle();
-    joinedUpstream.release(joinedContent.byteLength);
-    joinedUpstream.end();
+    joinedUpstream!.release(joinedContent.byteLength);
+    joinedUpstream!.end();
     await client;
     await settled;
     expect(queuedAsked).toBe(false);
     expect((await store.openBlob(name, digestOf(joinedContent)))?.size).toBe(1000);
     expect(await store.openBlob(name, digestOf(runningContent))).toBeUndefined();
-    expect(fills.prefetchStats).toEqual({ started: 3, joined: 1, failed: 2 });
+    expect(fills.prefetchStats).toEqual({ started: 4, joined: 1, failed: 3 });
     expect(linesWith('prefetch cancelled at shutdown; nothing kept')).toEqual([
       expect.objectContaining({ level: 30, digest: digestOf(runningContent) }),
     ]);
-    // Cancelled prefetches are not warned about.
+    // Cancelled prefetches are not reported as failures of the upstream.
+    expect(linesWith('prefetch of a blob failed to start; nothing kept')).toEqual([]);
+    expect(linesWith('prefetch: the upstream does not have a blob its manifest names')).toEqual([]);
     expect(log.atLeast(40)).toEqual([]);
   });
 });
