@@ -25,16 +25,20 @@ const scopes = {
       'src/oci/digest.ts',
       // Line ranges: BlobFiles.write and verify(), BlobFill.verify, Uploads.finish, LocalStore.putManifest's
       // digest check. Keep them on those functions when the files change (`grep -n` the names).
-      'src/store/blob-files.ts:125-159',
-      'src/store/blob-files.ts:282-302',
-      'src/store/blob-fill.ts:73-86',
-      'src/store/uploads.ts:79-109',
-      'src/store/local-store.ts:183-199',
+      'src/store/blob-files.ts:195-230',
+      'src/store/blob-files.ts:402-413',
+      'src/store/blob-fill.ts:74-87',
+      'src/store/uploads.ts:81-110',
+      'src/store/local-store.ts:390-397',
+      // Serve's checks of stored blobs (ADR 0009): read whole, read in order, or waiting for another read's hash.
+      'src/store/verified-read.ts',
       'src/upstream/manifest-response.ts',
     ],
     tests: [
       'src/oci/digest.test.ts',
       'src/upstream/manifest-response.test.ts',
+      'test/verified-read.test.ts',
+      'test/verified-files.test.ts',
       'test/store-verification.test.ts',
       'test/registry-errors.test.ts',
       'test/store.test.ts',

@@ -40,7 +40,7 @@ import { BlobScrub, type ScrubSettings } from './blob-scrub.js';
 import type { Logger } from '../oci/logger.js';
 import type { CorruptionReason, QuarantineResult } from './quarantine.js';
 import { VerifiedFiles } from './verified-files.js';
-import { checkWhole, memoryBlob, smallBlobBytes, verifyingFile } from './verified-read.js';
+import { awaitingFile, checkWhole, hashWholeFile, memoryBlob, smallBlobBytes, verifyingFile } from './verified-read.js';
 import { Uploads } from './uploads.js';
 
 export interface LocalStoreOptions {
@@ -233,9 +233,41 @@ export class LocalStore implements ImageSource, ImageSink {
           verified.counts.trusted++;
           return opened.file;
         }
+        const { identity, ino } = opened;
+        const running = verified.verdictOf(digest, identity);
+        if (running !== undefined) {
+          verified.counts.joined++;
+          return awaitingFile(opened.file, digest, size, running, async () => {
+            const reason = await hashWholeFile(opened.file, digest, size);
+            if (reason === undefined) {
+              verified.remember(digest, identity);
+              return;
+            }
+            await onCorrupt(reason, ino);
+            throw new OciError('UNAVAILABLE', `blob ${digest} failed verification (${reason}) and was quarantined`, {
+              detail: { digest, reason },
+            });
+          });
+        }
         verified.counts.hashed++;
-        return verifyingFile(opened.file, digest, size, opened.ino, onCorrupt, () =>
-          verified.remember(digest, opened.identity),
+        const verification = verified.startVerifying(digest, identity);
+        return verifyingFile(
+          opened.file,
+          digest,
+          size,
+          ino,
+          async (reason, corruptIno) => {
+            try {
+              await onCorrupt(reason, corruptIno);
+            } finally {
+              verification.settle('corrupt');
+            }
+          },
+          () => {
+            verified.remember(digest, identity);
+            verification.settle('verified');
+          },
+          () => verification.settle('abandoned'),
         );
       },
     };

@@ -19,6 +19,7 @@ import { createDigester, digestAlgorithm, formatDigest, type Digest } from '../o
 import { OciError } from '../oci/errors.js';
 import type { BlobFile, BlobHandle, ByteRange } from '../oci/image-source.js';
 import type { CorruptionReason } from './quarantine.js';
+import type { Verdict } from './verified-files.js';
 
 /** Read whole and checked before serving: one read buffer's worth (blob-handlers' chunk size). */
 export const smallBlobBytes = 1024 * 1024;
@@ -60,7 +61,8 @@ export function checkWhole(digest: Digest, size: number, bytes: Buffer): Corrupt
  * Wraps a file of `size` bytes so that reads in order from byte 0 are hashed, and the read that
  * reaches the end (or finds the file short) throws after quarantining instead of returning bytes.
  * Reads out of order (a range) stop the check: they are served as read. `onVerified` is told
- * when the whole file was read in order and matched.
+ * when the whole file was read in order and matched; `onAbandoned` when the check stopped
+ * without a verdict (a read out of order, or closed before the end).
  */
 export function verifyingFile(
   file: BlobFile,
@@ -69,6 +71,7 @@ export function verifyingFile(
   ino: number | undefined,
   onCorrupt: OnCorrupt,
   onVerified: () => void = () => undefined,
+  onAbandoned: () => void = () => undefined,
 ): BlobFile {
   const algorithm = digestAlgorithm(digest);
   const hash = createDigester(algorithm);
@@ -88,6 +91,7 @@ export function verifyingFile(
       if (!checking) return bytes;
       if (position !== next) {
         checking = false;
+        onAbandoned();
         return bytes;
       }
       if (bytes === 0 && position < size) return fail('size-mismatch');
@@ -99,6 +103,63 @@ export function verifyingFile(
         checking = false;
         onVerified();
       }
+      return bytes;
+    },
+    close: () => {
+      if (checking) {
+        checking = false;
+        onAbandoned();
+      }
+      return file.close();
+    },
+  };
+}
+
+/** Hashes a whole file by positioned reads: the reason it is not the blob, or undefined. */
+export async function hashWholeFile(
+  file: BlobFile,
+  digest: Digest,
+  size: number,
+): Promise<CorruptionReason | undefined> {
+  const algorithm = digestAlgorithm(digest);
+  const hash = createDigester(algorithm);
+  const buffer = Buffer.allocUnsafe(Math.max(1, Math.min(smallBlobBytes, size)));
+  let position = 0;
+  for (;;) {
+    const bytes = await file.read(buffer, position);
+    if (bytes === 0) break;
+    hash.update(buffer.subarray(0, bytes));
+    position += bytes;
+    if (position > size) return 'size-mismatch';
+  }
+  if (position !== size) return 'size-mismatch';
+  return formatDigest(algorithm, hash) === digest ? undefined : 'digest-mismatch';
+}
+
+/**
+ * Wraps a file another full read is hashing right now: reads go through as read, and the read that
+ * reaches the end waits for that verdict. A corrupt verdict fails it (the other read quarantined the
+ * file); an abandoned one (that read stopped early) makes `hashOwn` hash the file here instead.
+ */
+export function awaitingFile(
+  file: BlobFile,
+  digest: Digest,
+  size: number,
+  verdict: Promise<Verdict>,
+  hashOwn: () => Promise<void>,
+): BlobFile {
+  return {
+    ...(file.chunkBytes === undefined ? {} : { chunkBytes: file.chunkBytes }),
+    read: async (buffer, position) => {
+      const bytes = await file.read(buffer, position);
+      if (bytes > 0 && position + bytes < size) return bytes;
+      const outcome = await verdict;
+      if (outcome === 'corrupt') {
+        throw new OciError('UNAVAILABLE', `blob ${digest} failed verification and was quarantined`, {
+          detail: { digest },
+        });
+      }
+      if (outcome === 'abandoned') await hashOwn();
       return bytes;
     },
     close: () => file.close(),
