@@ -4,7 +4,7 @@
  * out of order that are served as read, and the in-memory handle of bytes already checked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, truncate } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readlink, rm, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -16,6 +16,7 @@ import { LocalStore } from '../src/store/local-store.js';
 import type { CorruptionReason } from '../src/store/quarantine.js';
 import { checkWhole, memoryBlob, verifyingFile } from '../src/store/verified-read.js';
 import { blobPath, flipByte } from './support/blob-file.js';
+import { settledWithin } from './support/fill-harness.js';
 
 const name = requireRepoName('team/verified');
 let root: string;
@@ -37,6 +38,14 @@ async function stored(bytes: Buffer): Promise<Digest> {
   const digest = digestOf(bytes);
   await store.putBlob(name, digest, Readable.from([bytes]), bytes.byteLength);
   return digest;
+}
+
+/** Descriptors of this process open on the store's blob files. */
+async function descriptorsOnBlobs(): Promise<string[]> {
+  const targets = await Promise.all(
+    (await readdir('/proc/self/fd')).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')),
+  );
+  return targets.filter((target) => target.startsWith(join(root, 'blobs')));
 }
 
 /** Reads [0, size) in order with a buffer of `chunk` bytes. */
@@ -183,12 +192,21 @@ describe('one hash per file for readers that start together', () => {
     const digest = await stored(bytes);
     const [first, second] = await openTwo(digest);
     expect(store.verified.counts).toEqual({ hashed: 1, trusted: 0, joined: 1 });
-    // The joined reader's last read waits for the verdict, which comes with the first reader's last read.
-    const joined = readInOrder(second, size, 1024 * 1024);
+    // The joined reader streams everything but its last read before any verdict...
+    const buffer = Buffer.alloc(1024 * 1024);
+    for (const position of [0, 1, 2].map((n) => n * 1024 * 1024)) {
+      expect(await settledWithin(second.read(buffer, position), 1000)).toBe(1024 * 1024);
+      expect(buffer.equals(bytes.subarray(position, position + 1024 * 1024))).toBe(true);
+    }
+    // ...and its last read waits for the verdict, which comes with the first reader's last read.
+    const last = second.read(buffer, 3 * 1024 * 1024);
+    expect(await settledWithin(last, 200)).toBe('pending');
     expect((await readInOrder(first, size, 1024 * 1024)).equals(bytes)).toBe(true);
-    expect((await joined).equals(bytes)).toBe(true);
+    expect(await last).toBe(5);
+    expect(buffer.subarray(0, 5).equals(bytes.subarray(3 * 1024 * 1024))).toBe(true);
     await first.close();
     await second.close();
+    expect(await descriptorsOnBlobs()).toEqual([]);
     // Remembered: the next reader trusts the file.
     await (await (await store.openBlob(name, digest))!.openFile!()).close();
     expect(store.verified.counts).toEqual({ hashed: 1, trusted: 1, joined: 1 });
@@ -205,7 +223,9 @@ describe('one hash per file for readers that start together', () => {
     });
     await expect(joined).rejects.toMatchObject({
       code: 'UNAVAILABLE',
+      status: 503,
       message: `blob ${digest} failed verification and was quarantined`,
+      detail: { digest },
     });
     await first.close();
     await second.close();
@@ -235,5 +255,20 @@ describe('one hash per file for readers that start together', () => {
     await first.close();
     await second.close();
     expect(await store.openBlob(name, badDigest)).toBeUndefined();
+
+    // Shorter and longer than its size: the reader's own hash names a size mismatch.
+    for (const damage of ['shorter', 'longer'] as const) {
+      const blob = randomBytes(size);
+      const blobDigest = await stored(blob);
+      const path = blobPath(root, blobDigest);
+      if (damage === 'shorter') await truncate(path, size - 100);
+      else await appendFile(path, Buffer.alloc(100));
+      [first, second] = await openTwo(blobDigest);
+      await first.close();
+      await expect(readInOrder(second, size, 1024 * 1024)).rejects.toMatchObject({
+        detail: { digest: blobDigest, reason: 'size-mismatch' },
+      });
+      await second.close();
+    }
   });
 });
