@@ -39,8 +39,8 @@ import { findBlobHolders } from './blob-holders.js';
 import { BlobScrub, type ScrubSettings } from './blob-scrub.js';
 import type { Logger } from '../oci/logger.js';
 import type { CorruptionReason, QuarantineResult } from './quarantine.js';
-import { VerifiedFiles } from './verified-files.js';
-import { awaitingFile, checkWhole, hashWholeFile, memoryBlob, smallBlobBytes, verifyingFile } from './verified-read.js';
+import { VerifiedFiles, type Verdict } from './verified-files.js';
+import { awaitingFile, checkWhole, hashWholeFile, memoryBlob, smallBlobBytes } from './verified-read.js';
 import { Uploads } from './uploads.js';
 
 export interface LocalStoreOptions {
@@ -233,44 +233,52 @@ export class LocalStore implements ImageSource, ImageSink {
           verified.counts.trusted++;
           return opened.file;
         }
-        const { identity, ino } = opened;
-        const running = verified.verdictOf(digest, identity);
-        if (running !== undefined) {
-          verified.counts.joined++;
-          return awaitingFile(opened.file, digest, size, running, async () => {
-            const reason = await hashWholeFile(opened.file, digest, size);
-            if (reason === undefined) {
-              verified.remember(digest, identity);
-              return;
-            }
-            await onCorrupt(reason, ino);
-            throw new OciError('UNAVAILABLE', `blob ${digest} failed verification (${reason}) and was quarantined`, {
-              detail: { digest, reason },
-            });
-          });
-        }
-        verified.counts.hashed++;
-        const verification = verified.startVerifying(digest, identity);
-        return verifyingFile(
-          opened.file,
-          digest,
-          size,
-          ino,
-          async (reason, corruptIno) => {
-            try {
-              await onCorrupt(reason, corruptIno);
-            } finally {
-              verification.settle('corrupt');
-            }
-          },
-          () => {
+        const { identity } = opened;
+        // A corrupt file is quarantined by the hash; a reader that finds the hash abandoned hashes the file itself.
+        const hashOwn = async (): Promise<void> => {
+          const reason = await hashWholeFile(opened.file, digest, size);
+          if (reason === undefined) {
             verified.remember(digest, identity);
-            verification.settle('verified');
-          },
-          () => verification.settle('abandoned'),
-        );
+            return;
+          }
+          await onCorrupt(reason, opened.ino);
+          throw new OciError('UNAVAILABLE', `blob ${digest} failed verification (${reason}) and was quarantined`, {
+            detail: { digest, reason },
+          });
+        };
+        let verdict = verified.verdictOf(digest, identity);
+        if (verdict === undefined) {
+          verified.counts.hashed++;
+          verdict = verified.verify(digest, identity, () => this.hashStoredFile(digest, size, identity, onCorrupt));
+        } else {
+          verified.counts.joined++;
+        }
+        return awaitingFile(opened.file, digest, size, verdict, hashOwn);
       },
     };
+  }
+
+  /**
+   * Hashes a stored blob file from a descriptor of its own (verified reads share it): 'abandoned'
+   * when the file is gone or no longer the one with `identity` (its readers then hash their own).
+   */
+  private async hashStoredFile(
+    digest: Digest,
+    size: number,
+    identity: string,
+    onCorrupt: (reason: CorruptionReason, ino: number | undefined) => Promise<void>,
+  ): Promise<Verdict> {
+    const opened = await this.files.openFileWithInode(digest);
+    if (opened === undefined) return 'abandoned';
+    try {
+      if (opened.identity !== identity) return 'abandoned';
+      const reason = await hashWholeFile(opened.file, digest, size);
+      if (reason === undefined) return 'verified';
+      await onCorrupt(reason, opened.ino);
+      return 'corrupt';
+    } finally {
+      await opened.file.close();
+    }
   }
 
   async statBlob(name: RepoName, digest: Digest): Promise<BlobInfo | undefined> {

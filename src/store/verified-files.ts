@@ -14,10 +14,11 @@
  * Bounded: at most `maxEntries` digests, least recently used first out (a forgotten one is
  * simply hashed again on its next full read).
  *
- * One hash per file, however many read it at once: while a full read hashes a file, readers that
- * open the same file (same identity) wait for its verdict at their last byte instead of hashing
- * it too. Twenty clients of a cold-started 1 GiB blob hashed 20 GiB and took twice as long as
- * distribution (bench scenario 6, 30 November) before this.
+ * One hash per file, however many read it at once: the first reader of a file not trusted starts
+ * one hash of it in the background, from its own descriptor at disk speed (not at any client's
+ * pace, so a slow client holds nobody back), and every reader of that file waits for the verdict at
+ * its last byte. Twenty clients of a cold-started 1 GiB blob each hashed it before this (20 GiB,
+ * twice distribution's time in bench scenario 6, 30 November).
  */
 import type { Digest } from '../oci/digest.js';
 
@@ -26,13 +27,8 @@ export const defaultMaxVerifiedFiles = 16_384;
 /** Bounds how long bit rot under an unchanged identity can go unseen by serve. */
 export const defaultVerifiedMaxAgeMs = 60 * 60 * 1000;
 
-/** What a full read that hashed a file found; 'abandoned' when it stopped before the end. */
+/** What the hash of a file found; 'abandoned' when it could not finish (readers then hash it themselves). */
 export type Verdict = 'verified' | 'corrupt' | 'abandoned';
-
-/** The hashing read's side of a verification others may wait for: settle it exactly once. */
-export interface Verification {
-  settle(verdict: Verdict): void;
-}
 
 export class VerifiedFiles {
   private readonly entries = new Map<Digest, { identity: string; at: number }>();
@@ -71,26 +67,23 @@ export class VerifiedFiles {
     }
   }
 
-  /** The verdict of a full read hashing this very file right now, if one is. */
+  /** The verdict of the hash of this very file running now, if one is. */
   verdictOf(digest: Digest, identity: string): Promise<Verdict> | undefined {
     return this.running.get(`${digest} ${identity}`);
   }
 
-  /** Registers a full read that hashes the file; its verdict reaches readers that join meanwhile. */
-  startVerifying(digest: Digest, identity: string): Verification {
+  /** Runs `hash` for the file once, shared by every reader that asks meanwhile; a match is remembered. */
+  verify(digest: Digest, identity: string, hash: () => Promise<Verdict>): Promise<Verdict> {
     const key = `${digest} ${identity}`;
-    let resolve: (verdict: Verdict) => void = () => undefined;
-    const verdict = new Promise<Verdict>((done) => (resolve = done));
+    const verdict = hash()
+      .catch((): Verdict => 'abandoned')
+      .then((outcome) => {
+        this.running.delete(key);
+        if (outcome === 'verified') this.remember(digest, identity);
+        return outcome;
+      });
     this.running.set(key, verdict);
-    let settled = false;
-    return {
-      settle: (outcome) => {
-        if (settled) return;
-        settled = true;
-        if (this.running.get(key) === verdict) this.running.delete(key);
-        resolve(outcome);
-      },
-    };
+    return verdict;
   }
 
   forget(digest: Digest): void {

@@ -6,12 +6,13 @@
  * - a small blob (up to `smallBlobBytes`) is read whole and checked before any
  *   byte goes out; a mismatch means "not here", so a mirror fetches it again at
  *   once and the client never notices;
- * - a larger one is checked while it is read front to back: the final read
- *   fails instead of returning its bytes when the digest does not match, so the
- *   caller's last chunk never goes out and the connection is cut (no clean end).
+ * - a larger one is hashed once, in the background (verified-files.ts), while
+ *   its readers stream it: each reader's read that reaches the end waits for that
+ *   verdict and fails instead of returning its bytes when the digest does not
+ *   match, so the last chunk never goes out and the connection is cut (no clean end).
  *
- * Ranges that do not run from the first byte to the last cannot be checked (the
- * digest covers the whole blob): they are served as read, like every registry.
+ * Ranges that stop before the last byte are served as read, like every registry
+ * (the digest covers the whole blob).
  * Which files need the check at all is verified-files.ts: one that passed is
  * trusted while its identity is unchanged.
  */
@@ -57,70 +58,6 @@ export function checkWhole(digest: Digest, size: number, bytes: Buffer): Corrupt
   if (bytes.byteLength !== size) return 'size-mismatch';
   const hash = createDigester(digestAlgorithm(digest)).update(bytes);
   return formatDigest(digestAlgorithm(digest), hash) === digest ? undefined : 'digest-mismatch';
-}
-
-/**
- * Wraps a file of `size` bytes so that reads in order from byte 0 are hashed, and the read that
- * reaches the end (or finds the file short) throws after quarantining instead of returning bytes.
- * Reads out of order (a range) stop the check: they are served as read. `onVerified` is told
- * when the whole file was read in order and matched; `onAbandoned` when the check stopped
- * without a verdict (a read out of order, or closed before the end).
- */
-export function verifyingFile(
-  file: BlobFile,
-  digest: Digest,
-  size: number,
-  ino: number | undefined,
-  onCorrupt: OnCorrupt,
-  onVerified: () => void = () => undefined,
-  onAbandoned: () => void = () => undefined,
-): BlobFile {
-  const algorithm = digestAlgorithm(digest);
-  const hash = createDigester(algorithm);
-  let next = 0;
-  let checking = true;
-  const fail = async (reason: CorruptionReason): Promise<never> => {
-    // Stryker disable next-line BooleanLiteral: the read that failed throws; its caller reads no further.
-    checking = false;
-    await onCorrupt(reason, ino);
-    throw new OciError('UNAVAILABLE', `blob ${digest} failed verification (${reason}) and was quarantined`, {
-      detail: { digest, reason },
-    });
-  };
-  return {
-    // Stryker disable next-line ConditionalExpression,EqualityOperator,ObjectLiteral: a read size passed on; any size reads the same bytes.
-    ...(file.chunkBytes === undefined ? {} : { chunkBytes: file.chunkBytes }),
-    read: async (buffer, position) => {
-      const bytes = await file.read(buffer, position);
-      if (!checking) return bytes;
-      if (position !== next) {
-        checking = false;
-        onAbandoned();
-        return bytes;
-      }
-      // Stryker disable next-line ConditionalExpression,EqualityOperator: an in-order read at `size` never comes (the read reaching `size` gave the verdict), and one past the end is caught below.
-      if (bytes === 0 && position < size) return fail('size-mismatch');
-      hash.update(buffer.subarray(0, bytes));
-      next += bytes;
-      if (next > size) return fail('size-mismatch');
-      if (next === size) {
-        if (formatDigest(algorithm, hash) !== digest) return fail('digest-mismatch');
-        // Stryker disable next-line BooleanLiteral: after the verdict no read in order follows (the last one gave it), and settling again changes nothing.
-        checking = false;
-        onVerified();
-      }
-      return bytes;
-    },
-    close: () => {
-      // Stryker disable next-line ConditionalExpression: a Verification settles once, so a late 'abandoned' after the verdict changes nothing.
-      if (checking) {
-        // Stryker disable next-line BooleanLiteral: the wrapper is closed; nothing reads through it again.
-        checking = false;
-        onAbandoned();
-      }
-      return file.close();
-    },
-  };
 }
 
 /** Hashes a whole file by positioned reads: the reason it is not the blob, or undefined. */
