@@ -29,7 +29,7 @@ const scopes = {
       'src/store/blob-files.ts:402-413',
       'src/store/blob-fill.ts:74-87',
       'src/store/uploads.ts:81-110',
-      'src/store/local-store.ts:390-397',
+      'src/store/local-store.ts:399-405',
       // Serve's checks of stored blobs (ADR 0009): read whole, read in order, or waiting for another read's hash.
       'src/store/verified-read.ts',
       'src/upstream/manifest-response.ts',
