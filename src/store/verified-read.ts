@@ -84,9 +84,9 @@ export async function hashWholeFile(
 }
 
 /**
- * Wraps a file another full read is hashing right now: reads go through as read, and the read that
- * reaches the end waits for that verdict. A corrupt verdict fails it (the other read quarantined the
- * file); an abandoned one (that read stopped early) makes `hashOwn` hash the file here instead.
+ * Wraps a file whose hash is running (verified-files.ts): reads go through as read, and the read
+ * that reaches the end waits for that verdict. A corrupt verdict fails it (the hash quarantined the
+ * file); an abandoned one (the hash could not finish) makes `hashOwn` hash the file here instead.
  */
 export function awaitingFile(
   file: BlobFile,
