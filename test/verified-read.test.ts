@@ -4,7 +4,7 @@
  * out of order that are served as read, and the in-memory handle of bytes already checked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, mkdtemp, readdir, readlink, rm, truncate } from 'node:fs/promises';
+import { appendFile, mkdtemp, readdir, readlink, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -128,6 +128,8 @@ describe('verified reads of a large stored blob', () => {
     expect(await file.read(buffer, 10_000)).toBe(1000);
     expect(buffer.equals(bytes.subarray(10_000, 11_000))).toBe(true);
     await file.close();
+    // Nor does it start a hash of the whole file it does not need.
+    expect(store.verified.counts).toEqual({ hashed: 0, trusted: 0, joined: 0 });
   });
 });
 
@@ -168,14 +170,34 @@ describe('one hash per file for readers that start together', () => {
     const bytes = randomBytes(size);
     const digest = await stored(bytes);
     const [idle, reader] = await openTwo(digest);
-    expect(store.verified.counts).toEqual({ hashed: 1, trusted: 0, joined: 1 });
+    // The first read from byte 0 starts the file's one hash.
+    await idle.read(Buffer.alloc(10), 0);
     expect(await settledWithin(readInOrder(reader, size, 1024 * 1024), 5000)).toEqual(bytes);
+    expect(store.verified.counts).toEqual({ hashed: 1, trusted: 0, joined: 1 });
     await reader.close();
     expect((await readInOrder(idle, size, 1024 * 1024)).equals(bytes)).toBe(true);
     await idle.close();
     await (await (await store.openBlob(name, digest))!.openFile!()).close();
     expect(store.verified.counts).toEqual({ hashed: 1, trusted: 1, joined: 1 });
     expect(await descriptorsOnBlobs()).toEqual([]);
+  });
+
+  it('falls back to its own hash when the shared one cannot finish (the file replaced under it)', async () => {
+    for (const original of ['good', 'corrupt'] as const) {
+      const bytes = randomBytes(size);
+      const digest = await stored(bytes);
+      const path = blobPath(root, digest);
+      if (original === 'corrupt') await flipByte(path, 1_000_000);
+      const reader = await (await store.openBlob(name, digest))!.openFile!();
+      // A good copy renamed over the path: the shared hash opens it, sees another file, and gives up;
+      // the reader still holds the original, and hashes that.
+      await writeFile(`${path}.new`, bytes);
+      await rename(`${path}.new`, path);
+      const read = readInOrder(reader, size, 1024 * 1024);
+      if (original === 'good') expect((await read).equals(bytes)).toBe(true);
+      else await expect(read).rejects.toMatchObject({ code: 'UNAVAILABLE', detail: { digest } });
+      await reader.close();
+    }
   });
 
   it('fails every reader of a corrupt file at its last read', async () => {

@@ -40,7 +40,14 @@ import { BlobScrub, type ScrubSettings } from './blob-scrub.js';
 import type { Logger } from '../oci/logger.js';
 import type { CorruptionReason, QuarantineResult } from './quarantine.js';
 import { VerifiedFiles, type Verdict } from './verified-files.js';
-import { awaitingFile, checkWhole, hashWholeFile, memoryBlob, smallBlobBytes } from './verified-read.js';
+import {
+  awaitingFile,
+  checkWhole,
+  hashWholeFile,
+  memoryBlob,
+  smallBlobBytes,
+  type OnCorrupt,
+} from './verified-read.js';
 import { Uploads } from './uploads.js';
 
 export interface LocalStoreOptions {
@@ -215,7 +222,7 @@ export class LocalStore implements ImageSource, ImageSink {
       await this.quarantineBlob(digest, reason ?? 'missing-file', read?.ino);
       return undefined;
     }
-    const onCorrupt = async (reason: CorruptionReason, ino: number | undefined): Promise<void> => {
+    const onCorrupt: OnCorrupt = async (reason, ino) => {
       await this.quarantineBlob(digest, reason, ino);
     };
     return {
@@ -234,25 +241,25 @@ export class LocalStore implements ImageSource, ImageSink {
           return opened.file;
         }
         const { identity } = opened;
-        // A corrupt file is quarantined by the hash; a reader that finds the hash abandoned hashes the file itself.
-        const hashOwn = async (): Promise<void> => {
-          const reason = await hashWholeFile(opened.file, digest, size);
-          if (reason === undefined) {
-            verified.remember(digest, identity);
-            return;
+        // One hash per file, shared by its readers (verified-files.ts); asked for once per reader.
+        let shared: Promise<Verdict> | undefined;
+        const verdict = (): Promise<Verdict> => {
+          if (shared !== undefined) return shared;
+          shared = verified.verdictOf(digest, identity);
+          if (shared !== undefined) {
+            verified.counts.joined++;
+            return shared;
           }
-          await onCorrupt(reason, opened.ino);
-          throw new OciError('UNAVAILABLE', `blob ${digest} failed verification (${reason}) and was quarantined`, {
-            detail: { digest, reason },
-          });
-        };
-        let verdict = verified.verdictOf(digest, identity);
-        if (verdict === undefined) {
           verified.counts.hashed++;
-          verdict = verified.verify(digest, identity, () => this.hashStoredFile(digest, size, identity, onCorrupt));
-        } else {
-          verified.counts.joined++;
-        }
+          shared = verified.verify(digest, identity, () => this.hashStoredFile(digest, size, identity, onCorrupt));
+          return shared;
+        };
+        // When the shared hash could not finish: this reader hashes the file it holds.
+        const hashOwn = async (): Promise<Verdict> => {
+          const outcome = await this.judgeFile(opened.file, opened.ino, digest, size, onCorrupt);
+          if (outcome === 'verified') verified.remember(digest, identity);
+          return outcome;
+        };
         return awaitingFile(opened.file, digest, size, verdict, hashOwn);
       },
     };
@@ -262,23 +269,29 @@ export class LocalStore implements ImageSource, ImageSink {
    * Hashes a stored blob file from a descriptor of its own (verified reads share it): 'abandoned'
    * when the file is gone or no longer the one with `identity` (its readers then hash their own).
    */
-  private async hashStoredFile(
-    digest: Digest,
-    size: number,
-    identity: string,
-    onCorrupt: (reason: CorruptionReason, ino: number | undefined) => Promise<void>,
-  ): Promise<Verdict> {
+  private async hashStoredFile(digest: Digest, size: number, identity: string, onCorrupt: OnCorrupt): Promise<Verdict> {
     const opened = await this.files.openFileWithInode(digest);
     if (opened === undefined) return 'abandoned';
     try {
       if (opened.identity !== identity) return 'abandoned';
-      const reason = await hashWholeFile(opened.file, digest, size);
-      if (reason === undefined) return 'verified';
-      await onCorrupt(reason, opened.ino);
-      return 'corrupt';
+      return await this.judgeFile(opened.file, opened.ino, digest, size, onCorrupt);
     } finally {
       await opened.file.close();
     }
+  }
+
+  /** Hashes a blob file whole; one that does not match is quarantined. */
+  private async judgeFile(
+    file: BlobFile,
+    ino: number,
+    digest: Digest,
+    size: number,
+    onCorrupt: OnCorrupt,
+  ): Promise<'verified' | 'corrupt'> {
+    const reason = await hashWholeFile(file, digest, size);
+    if (reason === undefined) return 'verified';
+    await onCorrupt(reason, ino);
+    return 'corrupt';
   }
 
   async statBlob(name: RepoName, digest: Digest): Promise<BlobInfo | undefined> {

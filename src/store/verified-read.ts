@@ -84,31 +84,35 @@ export async function hashWholeFile(
 }
 
 /**
- * Wraps a file whose hash is running (verified-files.ts): reads go through as read, and the read
- * that reaches the end waits for that verdict. A corrupt verdict fails it (the hash quarantined the
- * file); an abandoned one (the hash could not finish) makes `hashOwn` hash the file here instead.
+ * Wraps a file not yet trusted: reads go through as read, and the read that reaches the end waits
+ * for `verdict()` (the file's shared hash, verified-files.ts) and fails instead of returning its
+ * bytes unless the file is verified (a corrupt file was quarantined by the hash). The hash starts at
+ * a read from byte 0, so it runs while the body streams, or at the end; a range that stops short of
+ * the end starts none. An abandoned hash (it could not finish) makes `hashOwn` hash the file here.
  */
 export function awaitingFile(
   file: BlobFile,
   digest: Digest,
   size: number,
-  verdict: Promise<Verdict>,
-  hashOwn: () => Promise<void>,
+  verdict: () => Promise<Verdict>,
+  hashOwn: () => Promise<Verdict>,
 ): BlobFile {
   return {
     // Stryker disable next-line ConditionalExpression,EqualityOperator,ObjectLiteral: a read size passed on; any size reads the same bytes.
     ...(file.chunkBytes === undefined ? {} : { chunkBytes: file.chunkBytes }),
     read: async (buffer, position) => {
+      // Started early, awaited at the end (the shared hash never rejects).
+      if (position === 0) void verdict();
       const bytes = await file.read(buffer, position);
       if (bytes > 0 && position + bytes < size) return bytes;
-      const outcome = await verdict;
-      if (outcome === 'corrupt') {
+      let outcome = await verdict();
+      // Stryker disable next-line ConditionalExpression: hashing a file already verified only costs time.
+      if (outcome === 'abandoned') outcome = await hashOwn();
+      if (outcome !== 'verified') {
         throw new OciError('UNAVAILABLE', `blob ${digest} failed verification and was quarantined`, {
           detail: { digest },
         });
       }
-      // Stryker disable next-line ConditionalExpression: hashing a file already verified only costs time.
-      if (outcome === 'abandoned') await hashOwn();
       return bytes;
     },
     close: () => file.close(),
