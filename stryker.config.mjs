@@ -23,15 +23,19 @@ const scopes = {
   digest: {
     mutate: [
       'src/oci/digest.ts',
-      // Line ranges: BlobFiles.write and verify(), BlobFill.verify, Uploads.finish, LocalStore.putManifest's
-      // digest check. Keep them on those functions when the files change (`grep -n` the names).
+      // Line ranges: BlobFiles.write and verify(), BlobFill.verify, Uploads.finish, LocalStore's verified
+      // reads (openBlob through judgeFile) and putManifest's digest check. Keep them on those functions
+      // when the files change (`grep -n` the names).
       'src/store/blob-files.ts:195-230',
       'src/store/blob-files.ts:402-413',
       'src/store/blob-fill.ts:74-87',
       'src/store/uploads.ts:81-110',
-      'src/store/local-store.ts:399-405',
+      'src/store/local-store.ts:201-295',
+      'src/store/local-store.ts:412-418',
       // Serve's checks of stored blobs (ADR 0009): read whole, read in order, or waiting for another read's hash.
       'src/store/verified-read.ts',
+      // Which files a reader may trust without hashing them again.
+      'src/store/verified-files.ts',
       'src/upstream/manifest-response.ts',
     ],
     tests: [
