@@ -59,6 +59,7 @@ const users = {
   reader: 'reader-pw',
   intern: 'intern-pw',
   root: 'root-pw',
+  vendor: 'vendor-pw',
 };
 
 function authSettings(extra: Partial<AuthSettings> = {}): AuthSettings {
@@ -422,6 +423,41 @@ describe('private upstream content', () => {
       await call(wharf.url, '/v2/_catalog', { headers: basic('reader', users.reader) })
     ).json()) as { repositories: string[] };
     expect(reader.repositories).toContain(name);
+  });
+});
+
+// Round 2 of the planted-bug audit: containerd asks a mirror for `team/secret` with
+// ?ns=private.example.test and a token scoped to the bare name. A token whose rights left out the
+// name's ?ns= forms passed every test above, because every user there may pull the bare local name too.
+describe('a user whose only right is on one upstream', () => {
+  let vendorOnly: WharfHandle;
+  beforeAll(async () => {
+    vendorOnly = await startWharf({
+      upstreams: [
+        { host: privateHost, url: privateUpstream.url, username: 'user', password: 'pass' },
+        { host: publicHost, url: publicUpstream.url },
+      ],
+      auth: authSettings({ access: [{ repositories: [`${privateHost}/**`], users: ['vendor'], allow: ['pull'] }] }),
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await vendorOnly?.close();
+  });
+
+  it('gets a token for the bare name that pulls it with ?ns=, and nothing else', async () => {
+    const token = await fetchToken(vendorOnly.url, ['repository:team/secret:pull'], ['vendor', users.vendor]);
+    expect(grantedActions(token, 'team/secret')).toEqual(['pull']);
+    const mirrored = await call(vendorOnly.url, `/v2/team/secret/manifests/v1?ns=${privateHost}`, {
+      headers: { Accept: accept, ...bearer(token) },
+    });
+    expect(mirrored.status, await mirrored.clone().text()).toBe(200);
+    expect(mirrored.headers.get('docker-content-digest')).toBe(secret.root.digest);
+    // The same token does not open the local name team/secret, nor the other upstream's form.
+    for (const path of ['/v2/team/secret/manifests/v1', `/v2/team/secret/manifests/v1?ns=${publicHost}`]) {
+      const refused = await call(vendorOnly.url, path, { headers: { Accept: accept, ...bearer(token) } });
+      expect(refused.status, path).toBe(401);
+      expect(refused.headers.get('www-authenticate'), path).toContain('error="insufficient_scope"');
+    }
   });
 });
 
