@@ -190,3 +190,72 @@ describe('leases: a write in progress is never undone by gc or a removal', () =>
     expect((await store.statBlob(name, digest))?.size).toBe(bytes.length);
   });
 });
+
+// Round 2 of the planted-bug audit: eviction's freeBlob ignoring the in-use set passed every test.
+// An image in use is never evicted, so only the blobs of what goes with an evicted image (its
+// referrers, a parent index) reach that check while something else holds them.
+describe('leases: eviction', () => {
+  it("keeps a blob of an evicted image's referrer that a push to another repository is writing", async () => {
+    const name = requireRepoName('leases/evicted');
+    const put = async (bytes: Buffer): Promise<Digest> => {
+      const digest = requireDigest(sha256(bytes));
+      await store.putBlob(name, digest, once(bytes), bytes.length);
+      return digest;
+    };
+    const descriptor = (mediaType: string, bytes: Buffer) => ({ mediaType, digest: sha256(bytes), size: bytes.length });
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', seed: 'leases-evicted' }));
+    const layer = Buffer.from('the layer of an image nobody reads any more');
+    await put(config);
+    await put(layer);
+    const image = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: descriptor('application/vnd.oci.image.config.v1+json', config),
+        layers: [descriptor('application/vnd.oci.image.layer.v1.tar', layer)],
+      }),
+    );
+    const imageDigest = requireDigest(sha256(image));
+    // Fetched from an upstream (pushed content is pinned, never evicted).
+    const manifest = { mediaType: 'application/vnd.oci.image.manifest.v1+json' };
+    await store.putFetchedManifest(name, { ...manifest, digest: imageDigest, bytes: image }, 'v1');
+    // A signature of the image: its payload is the blob another client is pushing elsewhere.
+    const signature = Buffer.from('a signature payload, pushed again to another repository');
+    const signatureDigest = await put(signature);
+    const referrer = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: 'application/vnd.example.signature',
+        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256('{}'), size: 2 },
+        layers: [descriptor('application/vnd.example.signature.payload', signature)],
+        subject: { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: imageDigest, size: image.length },
+      }),
+    );
+    await put(Buffer.from('{}'));
+    await store.putFetchedManifest(name, { ...manifest, digest: requireDigest(sha256(referrer)), bytes: referrer });
+    await sleep(5);
+
+    const hold = fs.hold((to) => to === blobPath(signatureDigest), 'after');
+    const pushed = store.putBlob(requireRepoName('leases/other'), signatureDigest, once(signature), signature.length);
+    await withDeadline(hold.reached, deadlineMs, 'the other push renaming its file into blobs/');
+    try {
+      const freed = await withDeadline(store.lifecycle.evict(1), deadlineMs, 'eviction');
+      // The image and its signature went; the signature's payload did not (it is leased).
+      expect(await store.statManifest(name, imageDigest)).toBeUndefined();
+      expect(await store.statManifest(name, requireDigest(sha256(referrer)))).toBeUndefined();
+      expect(freed).toBe(config.length + layer.length + image.length + referrer.length + 2);
+    } finally {
+      hold.release();
+      await withDeadline(
+        pushed.catch(() => undefined),
+        deadlineMs,
+        'the other push',
+      );
+    }
+    expect(await pushed).toEqual({ digest: signatureDigest, size: signature.length });
+    expect(store.contentSize(signatureDigest)).toBe(signature.length);
+    expect((await readFile(blobPath(signatureDigest))).equals(signature)).toBe(true);
+    expect((await store.statBlob(requireRepoName('leases/other'), signatureDigest))?.size).toBe(signature.length);
+  });
+});
