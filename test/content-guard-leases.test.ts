@@ -29,10 +29,16 @@ interface Hold {
   release(): void;
 }
 
-/** Node's fs calls, logged (renames once done); renames may be held. */
+/** Node's fs calls, logged (renames and removals once done); renames and removals may be held. */
 class HoldingFs implements DurableFs {
   readonly log: string[] = [];
-  private held: { match: (to: string) => boolean; before: boolean; reached: () => void; gate: Promise<void> }[] = [];
+  private held: {
+    call: 'rename' | 'remove';
+    match: (path: string) => boolean;
+    before: boolean;
+    reached: () => void;
+    gate: Promise<void>;
+  }[] = [];
   private waiters: { match: (entry: string) => boolean; done: () => void }[] = [];
 
   /** Logged when called (not when done): a write that started is seen before any I/O completes. */
@@ -42,22 +48,21 @@ class HoldingFs implements DurableFs {
   }
 
   async rename(from: string, to: string): Promise<void> {
-    const hold = this.held.find((h) => h.match(to));
-    this.held = this.held.filter((h) => h !== hold);
-    if (hold?.before === true) {
-      hold.reached();
-      await hold.gate;
-    }
-    await rename(from, to);
-    this.note(`rename ${from} -> ${to}`);
-    if (hold?.before === false) {
-      hold.reached();
-      await hold.gate;
-    }
+    await this.withHold('rename', to, async () => {
+      await rename(from, to);
+      this.note(`rename ${from} -> ${to}`);
+    });
   }
 
-  /** Holds the next rename to a path `match`es, `before` it runs or after it ran. */
-  hold(match: (to: string) => boolean, when: 'before' | 'after'): Hold {
+  async remove(path: string): Promise<void> {
+    await this.withHold('remove', path, async () => {
+      await rm(path, { force: true });
+      this.note(`remove ${path}`);
+    });
+  }
+
+  /** Holds the next rename to (or removal of) a path `match`es, `before` it runs or after it ran. */
+  hold(match: (path: string) => boolean, when: 'before' | 'after', call: 'rename' | 'remove' = 'rename'): Hold {
     let reached = (): void => undefined;
     let release = (): void => undefined;
     const hold: Hold = {
@@ -65,8 +70,22 @@ class HoldingFs implements DurableFs {
       release: () => release(),
     };
     const gate = new Promise<void>((resolve) => (release = resolve));
-    this.held.push({ match, before: when === 'before', reached, gate });
+    this.held.push({ call, match, before: when === 'before', reached, gate });
     return hold;
+  }
+
+  private async withHold(call: 'rename' | 'remove', path: string, run: () => Promise<void>): Promise<void> {
+    const hold = this.held.find((h) => h.call === call && h.match(path));
+    this.held = this.held.filter((h) => h !== hold);
+    if (hold?.before === true) {
+      hold.reached();
+      await hold.gate;
+    }
+    await run();
+    if (hold?.before === false) {
+      hold.reached();
+      await hold.gate;
+    }
   }
 
   /** Resolves once a call logged from entry `from` on `match`es (at once if one already did). */
@@ -188,6 +207,38 @@ describe('leases: a write in progress is never undone by gc or a removal', () =>
     expect(store.contentSize(digest)).toBe(bytes.length);
     expect((await readFile(blobPath(digest))).equals(bytes)).toBe(true);
     expect((await store.statBlob(name, digest))?.size).toBe(bytes.length);
+  });
+});
+
+describe('leases: a write waits for gc removing the same digest', () => {
+  it('a push of a blob gc is unlinking waits for the unlink, and its file stays', async () => {
+    const bytes = Buffer.from('a blob gc collects while a client pushes it again');
+    const digest = requireDigest(sha256(bytes));
+    await store.putBlob(requireRepoName('leases/collected'), digest, once(bytes), bytes.length);
+    await sleep(5);
+
+    const hold = fs.hold((path) => path === blobPath(digest), 'before', 'remove');
+    const collected = store.gc({ graceMs: 0 });
+    await withDeadline(hold.reached, deadlineMs, 'gc about to unlink the file');
+    const from = fs.log.length;
+    const pushed = store.putBlob(requireRepoName('leases/again'), digest, once(bytes), bytes.length);
+    // As above: if the push's write started (its lease must wait for the unlink), let it rename first.
+    await macrotask();
+    if (fs.log.slice(from).some((entry) => entry.startsWith(`open ${join(root, 'tmp')}`))) {
+      await withDeadline(
+        fs.seen((entry) => entry.endsWith(`-> ${blobPath(digest)}`), from),
+        deadlineMs,
+        'the early push renaming its file into blobs/',
+      );
+    }
+    hold.release();
+    await withDeadline(Promise.allSettled([collected, pushed]), deadlineMs, 'gc and the push');
+
+    expect((await collected).blobs.map((blob) => blob.digest)).toEqual([digest]);
+    expect(await pushed).toEqual({ digest, size: bytes.length });
+    expect(store.contentSize(digest)).toBe(bytes.length);
+    expect((await readFile(blobPath(digest))).equals(bytes)).toBe(true);
+    expect((await store.statBlob(requireRepoName('leases/again'), digest))?.size).toBe(bytes.length);
   });
 });
 

@@ -60,6 +60,9 @@ function loggingFs(): DurableFs {
       await rename(from, to);
       log(`rename ${relative(root, from)} -> ${relative(root, to)}`);
     },
+    async remove(path) {
+      await rm(path, { force: true });
+    },
   };
 }
 

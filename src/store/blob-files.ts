@@ -59,9 +59,11 @@ const readChunkBytes = 1024 * 1024;
 export interface DurableFs {
   open(path: string, flags: string): Promise<FileHandle>;
   rename(from: string, to: string): Promise<void>;
+  /** Removes a blob file (gc, eviction); a file already gone is no error. */
+  remove(path: string): Promise<void>;
 }
 
-const nodeFs: DurableFs = { open, rename };
+const nodeFs: DurableFs = { open, rename, remove: (path) => rm(path, { force: true }) };
 
 export interface WriteExpectation {
   digest?: Digest;
@@ -362,7 +364,7 @@ export class BlobFiles {
   }
 
   async remove(digest: Digest): Promise<void> {
-    await rm(this.pathOf(digest), { force: true });
+    await this.fs.remove(this.pathOf(digest));
   }
 
   /** fsync the file, rename it into place, fsync the directory: file first, index row second. */
