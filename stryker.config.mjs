@@ -30,8 +30,8 @@ const scopes = {
       'src/store/blob-files.ts:402-413',
       'src/store/blob-fill.ts:74-87',
       'src/store/uploads.ts:81-110',
-      'src/store/local-store.ts:201-295',
-      'src/store/local-store.ts:412-418',
+      'src/store/local-store.ts:201-302',
+      'src/store/local-store.ts:419-425',
       // Serve's checks of stored blobs (ADR 0009): read whole, read in order, or waiting for another read's hash.
       'src/store/verified-read.ts',
       // Which files a reader may trust without hashing them again.

@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requireDigest, type Digest } from '../src/oci/digest.js';
-import { requireRepoName } from '../src/oci/reference.js';
+import { requireRepoName, type Tag } from '../src/oci/reference.js';
 import type { DurableFs } from '../src/store/blob-files.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { sha256 } from './support/http.js';
@@ -269,7 +269,7 @@ describe('leases: eviction', () => {
     const imageDigest = requireDigest(sha256(image));
     // Fetched from an upstream (pushed content is pinned, never evicted).
     const manifest = { mediaType: 'application/vnd.oci.image.manifest.v1+json' };
-    await store.putFetchedManifest(name, { ...manifest, digest: imageDigest, bytes: image }, 'v1');
+    await store.putFetchedManifest(name, { ...manifest, digest: imageDigest, bytes: image }, 'v1' as Tag);
     // A signature of the image: its payload is the blob another client is pushing elsewhere.
     const signature = Buffer.from('a signature payload, pushed again to another repository');
     const signatureDigest = await put(signature);

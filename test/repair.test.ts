@@ -316,9 +316,9 @@ describe.sequential('serve checks blobs as it reads them', () => {
           await committed(blobPath(wharf.dataDir, digest));
         }
         for (const digest of [config, layer]) await whole(digest); // first reads of the files: hashed
-        expect(counts).toEqual({ hashed: 2, trusted: 0, joined: 0 });
+        expect(counts).toEqual({ hashed: 2, trusted: 0, joined: 0, own: 0 });
         for (const digest of [config, layer]) await whole(digest); // same files: trusted
-        expect(counts).toEqual({ hashed: 2, trusted: 2, joined: 0 });
+        expect(counts).toEqual({ hashed: 2, trusted: 2, joined: 0, own: 0 });
 
         await replaceWithCorrupt(blobPath(wharf.dataDir, config), 5);
         await replaceWithCorrupt(blobPath(wharf.dataDir, layer), 2_000_000);

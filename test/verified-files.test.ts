@@ -29,4 +29,29 @@ describe('VerifiedFiles', () => {
     now = 1_001;
     expect(set.trusts(digest(3), 'a')).toBe(false);
   });
+
+  it('shares one hash per file; remembers a match only; a hash that throws is abandoned', async () => {
+    const set = new VerifiedFiles();
+    let release = (): void => undefined;
+    const first = set.verify(digest(1), 'a', () => new Promise((resolve) => (release = () => resolve('verified'))));
+    expect(set.verdictOf(digest(1), 'a')).toBe(first);
+    expect(set.verdictOf(digest(1), 'b')).toBeUndefined();
+    release();
+    expect(await first).toBe('verified');
+    expect(set.verdictOf(digest(1), 'a')).toBeUndefined();
+    expect(set.trusts(digest(1), 'a')).toBe(true);
+
+    expect(await set.verify(digest(2), 'a', () => Promise.resolve('corrupt'))).toBe('corrupt');
+    expect(await set.verify(digest(3), 'a', () => Promise.reject(new Error('EIO')))).toBe('abandoned');
+    expect(set.verdictOf(digest(3), 'a')).toBeUndefined();
+    expect([set.trusts(digest(2), 'a'), set.trusts(digest(3), 'a'), set.size]).toEqual([false, false, 1]);
+  });
+
+  it('forgets a digest it is told to (a quarantine)', () => {
+    const set = new VerifiedFiles();
+    set.remember(digest(1), 'a');
+    set.remember(digest(2), 'a');
+    set.forget(digest(1));
+    expect([set.trusts(digest(1), 'a'), set.trusts(digest(2), 'a'), set.size]).toEqual([false, true, 1]);
+  });
 });

@@ -4,7 +4,7 @@
  * out of order that are served as read, and the in-memory handle of bytes already checked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, mkdtemp, readdir, readlink, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, readdir, readlink, rename, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -13,16 +13,20 @@ import { requireDigest, type Digest } from '../src/oci/digest.js';
 import type { BlobFile } from '../src/oci/image-source.js';
 import { requireRepoName } from '../src/oci/reference.js';
 import { LocalStore } from '../src/store/local-store.js';
-import { checkWhole, memoryBlob } from '../src/store/verified-read.js';
+import type { QuarantineResult } from '../src/store/quarantine.js';
+import { checkWhole, memoryBlob, smallBlobBytes } from '../src/store/verified-read.js';
 import { blobPath, flipByte } from './support/blob-file.js';
 import { settledWithin } from './support/fill-harness.js';
 
 const name = requireRepoName('team/verified');
 let root: string;
 let store: LocalStore;
+/** What the store quarantined, with why. */
+const found: QuarantineResult[] = [];
 beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'wharf-verified-read-'));
-  store = await LocalStore.open(root);
+  found.length = 0;
+  store = await LocalStore.open(root, { onQuarantine: (result) => found.push(result) });
 });
 afterEach(async () => {
   store.close();
@@ -84,7 +88,7 @@ describe('verified reads of a large stored blob', () => {
     expect((await readInOrder(file, bytes.byteLength, 1024 * 1024)).equals(bytes)).toBe(true);
     await file.close();
     await (await open(digest)).close();
-    expect(store.verified.counts).toEqual({ hashed: 1, trusted: 1, joined: 0 });
+    expect(store.verified.counts).toEqual({ hashed: 1, trusted: 1, joined: 0, own: 0 });
   });
 
   it('fails the read that reaches the end of a file whose bytes changed, and quarantines it', async () => {
@@ -104,6 +108,7 @@ describe('verified reads of a large stored blob', () => {
     });
     await file.close();
     expect(await store.openBlob(name, digest)).toBeUndefined();
+    expect(found).toMatchObject([{ digest, reason: 'digest-mismatch', foundBy: 'read' }]);
   });
 
   it('fails a file shorter or longer than its size', async () => {
@@ -116,7 +121,9 @@ describe('verified reads of a large stored blob', () => {
       await expect(readInOrder(file, 2 * 1024 * 1024, 1024 * 1024)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
       await file.close();
       expect(await store.openBlob(name, digest)).toBeUndefined();
+      expect(found.at(-1), damage).toMatchObject({ digest, reason: 'size-mismatch', foundBy: 'read' });
     }
+    expect(found).toHaveLength(2);
   });
 
   it('serves a range that stops before the last byte as read, without waiting for a verdict', async () => {
@@ -129,7 +136,7 @@ describe('verified reads of a large stored blob', () => {
     expect(buffer.equals(bytes.subarray(10_000, 11_000))).toBe(true);
     await file.close();
     // Nor does it start a hash of the whole file it does not need.
-    expect(store.verified.counts).toEqual({ hashed: 0, trusted: 0, joined: 0 });
+    expect(store.verified.counts).toEqual({ hashed: 0, trusted: 0, joined: 0, own: 0 });
   });
 });
 
@@ -172,13 +179,15 @@ describe('one hash per file for readers that start together', () => {
     const [idle, reader] = await openTwo(digest);
     // The first read from byte 0 starts the file's one hash.
     await idle.read(Buffer.alloc(10), 0);
-    expect(await settledWithin(readInOrder(reader, size, 1024 * 1024), 5000)).toEqual(bytes);
-    expect(store.verified.counts).toEqual({ hashed: 1, trusted: 0, joined: 1 });
+    // Buffer.equals: vitest's toEqual compares 3 MiB element by element (14 s).
+    const read = await settledWithin(readInOrder(reader, size, 1024 * 1024), 5000);
+    expect(read !== 'pending' && read.equals(bytes)).toBe(true);
+    expect(store.verified.counts).toEqual({ hashed: 1, trusted: 0, joined: 1, own: 0 });
     await reader.close();
     expect((await readInOrder(idle, size, 1024 * 1024)).equals(bytes)).toBe(true);
     await idle.close();
     await (await (await store.openBlob(name, digest))!.openFile!()).close();
-    expect(store.verified.counts).toEqual({ hashed: 1, trusted: 1, joined: 1 });
+    expect(store.verified.counts).toEqual({ hashed: 1, trusted: 1, joined: 1, own: 0 });
     expect(await descriptorsOnBlobs()).toEqual([]);
   });
 
@@ -197,7 +206,11 @@ describe('one hash per file for readers that start together', () => {
       if (original === 'good') expect((await read).equals(bytes)).toBe(true);
       else await expect(read).rejects.toMatchObject({ code: 'UNAVAILABLE', detail: { digest } });
       await reader.close();
+      // The reader hashed its own file; only a good one is remembered.
+      expect(store.verified.counts.own).toBe(original === 'good' ? 1 : 2);
+      expect(store.verified.size).toBe(1);
     }
+    expect(await descriptorsOnBlobs()).toEqual([]);
   });
 
   it('fails every reader of a corrupt file at its last read', async () => {
@@ -211,5 +224,105 @@ describe('one hash per file for readers that start together', () => {
     await first.close();
     await second.close();
     expect(await store.openBlob(name, digest)).toBeUndefined();
+  });
+});
+
+describe('LocalStore.openBlob: small blobs, hashed whole when opened', () => {
+  async function readHandle(digest: Digest): Promise<Buffer> {
+    const handle = await store.openBlob(name, digest);
+    if (handle === undefined) throw new Error(`${digest} answered as absent`);
+    const parts: Buffer[] = [];
+    for await (const chunk of handle.open()) parts.push(Buffer.from(chunk));
+    return Buffer.concat(parts);
+  }
+
+  it('hashes a blob of exactly 1 MiB when it is opened, and trusts the same file afterwards', async () => {
+    const bytes = randomBytes(smallBlobBytes);
+    const digest = await stored(bytes);
+    expect((await readHandle(digest)).equals(bytes)).toBe(true);
+    expect(store.verified.counts).toEqual({ hashed: 1, trusted: 0, joined: 0, own: 0 });
+    expect((await readHandle(digest)).equals(bytes)).toBe(true);
+    expect(store.verified.counts).toEqual({ hashed: 1, trusted: 1, joined: 0, own: 0 });
+    expect(found).toEqual([]);
+  });
+
+  it('answers as absent, and quarantines, a blob whose bytes, size or file are wrong', async () => {
+    const cases = [
+      { damage: 'a flipped byte', reason: 'digest-mismatch' },
+      { damage: 'cut short', reason: 'size-mismatch' },
+      { damage: 'removed', reason: 'missing-file' },
+    ] as const;
+    for (const { damage, reason } of cases) {
+      const bytes = randomBytes(1000);
+      const digest = await stored(bytes);
+      const path = blobPath(root, digest);
+      if (damage === 'a flipped byte') await flipByte(path, 500);
+      else if (damage === 'cut short') await truncate(path, 999);
+      else await rm(path);
+      expect(await store.openBlob(name, digest), damage).toBeUndefined();
+      expect(found.at(-1), damage).toMatchObject({ digest, reason, foundBy: 'read' });
+      expect(await store.statBlob(name, digest), damage).toBeUndefined();
+    }
+    expect(found).toHaveLength(3);
+    // Hashed: the two files that were there; trusted: none.
+    expect(store.verified.counts).toEqual({ hashed: 2, trusted: 0, joined: 0, own: 0 });
+    expect(store.verified.size).toBe(0);
+  });
+
+  it('serves bytes as stored, unhashed, with verified reads off (store.verifyReads: false)', async () => {
+    store.close();
+    store = await LocalStore.open(root, { verifyReads: false, onQuarantine: (result) => found.push(result) });
+    for (const size of [1000, 2 * 1024 * 1024]) {
+      const bytes = randomBytes(size);
+      const digest = await stored(bytes);
+      await flipByte(blobPath(root, digest), 10);
+      const onDisk = await readFile(blobPath(root, digest));
+      expect((await readHandle(digest)).equals(onDisk)).toBe(true);
+      const file = await (await store.openBlob(name, digest))!.openFile!();
+      expect((await readInOrder(file, size, 64 * 1024)).equals(onDisk)).toBe(true);
+      await file.close();
+    }
+    expect(found).toEqual([]);
+    expect(store.verified.counts).toEqual({ hashed: 0, trusted: 0, joined: 0, own: 0 });
+  });
+});
+
+describe('LocalStore.openBlob: large blobs', () => {
+  const size = 2 * 1024 * 1024 + 7;
+
+  it('streams a range of the stored file through open()', async () => {
+    const bytes = randomBytes(size);
+    const digest = await stored(bytes);
+    const handle = await store.openBlob(name, digest);
+    const parts: Buffer[] = [];
+    for await (const chunk of handle!.open({ start: 1_000_000, end: 1_500_000 })) parts.push(Buffer.from(chunk));
+    expect(Buffer.concat(parts).equals(bytes.subarray(1_000_000, 1_500_001))).toBe(true);
+  });
+
+  it('answers a file gone between openBlob and openFile with BLOB_UNKNOWN, and drops its rows', async () => {
+    const bytes = randomBytes(size);
+    const digest = await stored(bytes);
+    const handle = await store.openBlob(name, digest);
+    await rm(blobPath(root, digest));
+    await expect(handle!.openFile!()).rejects.toMatchObject({
+      code: 'BLOB_UNKNOWN',
+      message: 'blob unknown to registry',
+      detail: { digest },
+    });
+    expect(found).toMatchObject([{ digest, reason: 'missing-file', foundBy: 'read' }]);
+    expect(await store.statBlob(name, digest)).toBeUndefined();
+  });
+
+  it('a reader whose file was unlinked under it hashes the file it holds, and serves it whole', async () => {
+    const bytes = randomBytes(size);
+    const digest = await stored(bytes);
+    const reader = await (await store.openBlob(name, digest))!.openFile!();
+    // The shared hash finds no file to open: it gives up, and the reader hashes its own descriptor.
+    await rm(blobPath(root, digest));
+    expect((await readInOrder(reader, size, 1024 * 1024)).equals(bytes)).toBe(true);
+    await reader.close();
+    expect(store.verified.counts).toEqual({ hashed: 1, trusted: 0, joined: 0, own: 1 });
+    expect(found).toEqual([]);
+    expect(await descriptorsOnBlobs()).toEqual([]);
   });
 });

@@ -22,7 +22,7 @@ function manifest(seed: string, subject?: ManifestContent): ManifestContent {
     body.subject = { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.byteLength };
   }
   const bytes = Buffer.from(JSON.stringify(body));
-  return { digest: digestOf(bytes), mediaType: ociManifest, bytes };
+  return { digest: digestOf(bytes), mediaType: ociManifest, size: bytes.length, bytes };
 }
 
 function digestOf(bytes: string | Buffer): Digest {

@@ -34,8 +34,11 @@ export class VerifiedFiles {
   private readonly entries = new Map<Digest, { identity: string; at: number }>();
   /** Verifications in progress, by digest and file identity. */
   private readonly running = new Map<string, Promise<Verdict>>();
-  /** Full reads that hashed the file, that trusted a remembered identity, and that waited for another's hash. */
-  readonly counts = { hashed: 0, trusted: 0, joined: 0 };
+  /**
+   * Full reads that hashed the file, that trusted a remembered identity, that waited for another's
+   * hash, and that hashed the file they hold because the shared hash could not finish.
+   */
+  readonly counts = { hashed: 0, trusted: 0, joined: 0, own: 0 };
 
   constructor(
     private readonly maxEntries = defaultMaxVerifiedFiles,

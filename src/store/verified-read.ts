@@ -106,7 +106,6 @@ export function awaitingFile(
       const bytes = await file.read(buffer, position);
       if (bytes > 0 && position + bytes < size) return bytes;
       let outcome = await verdict();
-      // Stryker disable next-line ConditionalExpression: hashing a file already verified only costs time.
       if (outcome === 'abandoned') outcome = await hashOwn();
       if (outcome !== 'verified') {
         throw new OciError('UNAVAILABLE', `blob ${digest} failed verification and was quarantined`, {
