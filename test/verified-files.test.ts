@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Digest } from '../src/oci/digest.js';
-import { VerifiedFiles } from '../src/store/verified-files.js';
+import { defaultVerifiedMaxAgeMs, VerifiedFiles } from '../src/store/verified-files.js';
 
 const digest = (n: number): Digest => `sha256:${String(n).padStart(64, '0')}` as Digest;
 
@@ -53,5 +53,19 @@ describe('VerifiedFiles', () => {
     set.remember(digest(2), 'a');
     set.forget(digest(1));
     expect([set.trusts(digest(1), 'a'), set.trusts(digest(2), 'a'), set.size]).toEqual([false, true, 1]);
+  });
+
+  it('trusts an entry up to its age limit inclusive, one hour by default, and starts its counts at 0', () => {
+    let now = 5_000;
+    const set = new VerifiedFiles(undefined, undefined, () => now);
+    expect(set.counts).toEqual({ hashed: 0, trusted: 0, joined: 0, own: 0 });
+    expect(defaultVerifiedMaxAgeMs).toBe(60 * 60 * 1000);
+    set.remember(digest(1), 'a');
+    set.remember(digest(2), 'a');
+    now = 5_000 + 60 * 60 * 1000;
+    // A hit does not renew the age: the entry is as old as its verification.
+    expect([set.trusts(digest(1), 'a'), set.trusts(digest(1), 'a')]).toEqual([true, true]);
+    now += 1;
+    expect([set.trusts(digest(1), 'a'), set.trusts(digest(2), 'a'), set.size]).toEqual([false, false, 0]);
   });
 });

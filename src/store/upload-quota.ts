@@ -66,6 +66,14 @@ export class UploadQuota {
     };
   }
 
+  /**
+   * Entries kept in memory: owners of open sessions, and clients with at least one. Both go back to 0
+   * once every session is released, so the bookkeeping is bounded by the open sessions (for tests).
+   */
+  get tracked(): { owners: number; clients: number } {
+    return { owners: this.owners.size, clients: this.perClient.size };
+  }
+
   /** A session finished, was cancelled or expired: its slot is free. */
   release(id: string): void {
     const client = this.owners.get(id);
