@@ -122,13 +122,13 @@ describe('BlobFiles: identity', () => {
       await store.putBlob(name, digest, once(bytes), bytes.length);
       expect((await store.openBlob(name, digest))?.size).toBe(bytes.length);
       expect((await store.openBlob(name, digest))?.size).toBe(bytes.length);
-      expect(store.verified.counts).toEqual({ hashed: 1, trusted: 1, joined: 0 });
+      expect(store.verified.counts).toEqual({ hashed: 1, trusted: 1, joined: 0, own: 0 });
 
       const path = blobPath(root, digest);
       await writeFile(path, Buffer.from(bytes.toString().toUpperCase()));
       await utimes(path, new Date(1_000_000), new Date(2_000_000));
       expect(await store.openBlob(name, digest)).toBeUndefined();
-      expect(store.verified.counts).toEqual({ hashed: 2, trusted: 1, joined: 0 });
+      expect(store.verified.counts).toEqual({ hashed: 2, trusted: 1, joined: 0, own: 0 });
       expect(await readdir(join(root, 'quarantine'))).toHaveLength(1);
     } finally {
       store.close();

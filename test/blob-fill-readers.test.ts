@@ -133,6 +133,7 @@ function shortWritesFs(writevBytes: number, writeBytes: number, calls: string[])
       });
     },
     rename,
+    remove: (path) => rm(path, { force: true }),
   };
 }
 
