@@ -110,6 +110,13 @@ const scopes = {
       'test/registry-errors.test.ts',
       'test/manifest-bytes.test.ts',
       'test/mirror-tags.test.ts',
+      // local-store.ts also holds the verified reads and the write paths these reach in process.
+      'test/verified-read.test.ts',
+      'test/content-guard-leases.test.ts',
+      'test/upload-sessions.test.ts',
+      'test/blob-files-edges.test.ts',
+      'test/store-durability.test.ts',
+      'test/image-writer-contract.test.ts',
     ],
   },
   // Disk over time: size limit, eviction, gc, pins, quarantine, repair, scrub, stats.
