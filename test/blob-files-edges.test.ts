@@ -7,13 +7,26 @@
  * (docs/mutation-testing.md); each asserts the exact answer.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import {
+  type FileHandle,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requireDigest, type Digest } from '../src/oci/digest.js';
 import { requireRepoName, type Tag } from '../src/oci/reference.js';
-import { BlobFiles } from '../src/store/blob-files.js';
+import { BlobFiles, type DurableFs } from '../src/store/blob-files.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { blobPath } from './support/blob-file.js';
 import { descriptorsUnder } from './support/open-descriptors.js';
@@ -90,6 +103,36 @@ describe('BlobFiles: descriptors', () => {
     // Removing an upload whose file is already gone is not an error.
     await rm(files.uploadPath('session'));
     await expect(files.removeUpload('session')).resolves.toBeUndefined();
+  });
+});
+
+describe('BlobFiles: a descriptor whose stat fails', () => {
+  it('is closed, and the error passed on, by openFileWithInode and readWithInode', async () => {
+    const closed: string[] = [];
+    const failingStat: DurableFs = {
+      async open(path, flags) {
+        const handle = await open(path, flags);
+        if (!path.startsWith(join(root, 'blobs'))) return handle;
+        const close = handle.close.bind(handle);
+        handle.close = async () => {
+          closed.push(path);
+          await close();
+        };
+        handle.stat = (() =>
+          Promise.reject(Object.assign(new Error('EIO: i/o error, fstat'), { code: 'EIO' }))) as FileHandle['stat'];
+        return handle;
+      },
+      rename,
+      remove: (path) => rm(path, { force: true }),
+    };
+    const files = new BlobFiles(root, failingStat);
+    await files.init();
+    const { digest } = await files.write([Buffer.from('a blob whose fstat fails')]);
+    closed.length = 0; // the write's own descriptors (the file, its directory for fsync)
+    await expect(files.openFileWithInode(digest)).rejects.toMatchObject({ code: 'EIO' });
+    await expect(files.readWithInode(digest)).rejects.toMatchObject({ code: 'EIO' });
+    expect(closed).toEqual([files.pathOf(digest), files.pathOf(digest)]);
+    expect(await descriptorsUnder(root)).toEqual([]);
   });
 });
 

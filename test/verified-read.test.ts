@@ -4,7 +4,18 @@
  * out of order that are served as read, and the in-memory handle of bytes already checked.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, mkdtemp, readFile, readdir, readlink, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  mkdtemp,
+  open,
+  readFile,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -12,6 +23,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requireDigest, type Digest } from '../src/oci/digest.js';
 import type { BlobFile } from '../src/oci/image-source.js';
 import { requireRepoName } from '../src/oci/reference.js';
+import type { DurableFs } from '../src/store/blob-files.js';
 import { LocalStore } from '../src/store/local-store.js';
 import type { QuarantineResult } from '../src/store/quarantine.js';
 import { checkWhole, memoryBlob, smallBlobBytes } from '../src/store/verified-read.js';
@@ -23,14 +35,44 @@ let root: string;
 let store: LocalStore;
 /** What the store quarantined, with why. */
 const found: QuarantineResult[] = [];
+/** Descriptors the store opened on blob files and has not closed (through its fs seam). */
+const unclosed = new Set<string>();
+let opened = 0;
+
+/**
+ * Node's fs, with every descriptor opened on a file under blobs/ tracked until it is closed. The
+ * /proc/self/fd check below sees any leak, but a leaked FileHandle that the garbage collector
+ * reaches is closed by Node: this check does not depend on when the collector runs.
+ */
+const trackingFs: DurableFs = {
+  async open(path, flags) {
+    const handle = await open(path, flags);
+    if (!path.startsWith(join(root, 'blobs'))) return handle;
+    const id = `${path}#${++opened}`;
+    unclosed.add(id);
+    const close = handle.close.bind(handle);
+    handle.close = async () => {
+      unclosed.delete(id);
+      await close();
+    };
+    return handle;
+  },
+  rename,
+  remove: (path) => rm(path, { force: true }),
+};
+
 beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'wharf-verified-read-'));
   found.length = 0;
-  store = await LocalStore.open(root, { onQuarantine: (result) => found.push(result) });
+  unclosed.clear();
+  store = await LocalStore.open(root, { blobFs: trackingFs, onQuarantine: (result) => found.push(result) });
 });
 afterEach(async () => {
+  const left = [...unclosed];
   store.close();
   await rm(root, { recursive: true, force: true });
+  // Every test ends with its readers closed: no descriptor the store opened on a blob stays open.
+  expect(left).toEqual([]);
 });
 
 function digestOf(bytes: Buffer): Digest {
@@ -189,6 +231,7 @@ describe('one hash per file for readers that start together', () => {
     await (await (await store.openBlob(name, digest))!.openFile!()).close();
     expect(store.verified.counts).toEqual({ hashed: 1, trusted: 1, joined: 1, own: 0 });
     expect(await descriptorsOnBlobs()).toEqual([]);
+    expect([...unclosed]).toEqual([]);
   });
 
   it('falls back to its own hash when the shared one cannot finish (the file replaced under it)', async () => {
@@ -211,6 +254,7 @@ describe('one hash per file for readers that start together', () => {
       expect(store.verified.size).toBe(1);
     }
     expect(await descriptorsOnBlobs()).toEqual([]);
+    expect([...unclosed]).toEqual([]);
   });
 
   it('fails every reader of a corrupt file at its last read', async () => {
@@ -324,5 +368,6 @@ describe('LocalStore.openBlob: large blobs', () => {
     expect(store.verified.counts).toEqual({ hashed: 1, trusted: 0, joined: 0, own: 1 });
     expect(found).toEqual([]);
     expect(await descriptorsOnBlobs()).toEqual([]);
+    expect([...unclosed]).toEqual([]);
   });
 });

@@ -52,10 +52,12 @@ function asBlobFile(handle: FileHandle): BlobFile {
 const readChunkBytes = 1024 * 1024;
 
 /**
- * The fs calls a commit's durability rests on: opening the files and directories that get fsynced,
- * and the rename. Node's by default; a test hands in wrappers to see that the file is synced, then
- * renamed, then its directory synced, before the index row is written (issue 13), or to hold a
- * write between its rename and its row (test/content-guard-leases.test.ts). Nothing else replaces them.
+ * The fs calls a commit's durability rests on (opening the files and directories that get fsynced,
+ * and the rename), the removal of blob files, and the descriptors opened on stored blobs. Node's by
+ * default; a test hands in wrappers to see that the file is synced, then renamed, then its directory
+ * synced, before the index row is written (issue 13), to hold a write between its rename and its row
+ * or gc's unlink (test/content-guard-leases.test.ts), or to see every descriptor on a blob closed
+ * (test/verified-read.test.ts). Nothing else replaces them.
  */
 export interface DurableFs {
   open(path: string, flags: string): Promise<FileHandle>;
@@ -146,7 +148,7 @@ export class BlobFiles {
 
   /** A read-only descriptor on a committed blob, for positioned reads into caller-owned buffers. */
   async openFile(digest: Digest): Promise<BlobFile> {
-    return asBlobFile(await open(this.pathOf(digest), 'r'));
+    return asBlobFile(await this.fs.open(this.pathOf(digest), 'r'));
   }
 
   /**
@@ -174,7 +176,7 @@ export class BlobFiles {
   ): Promise<{ file: T; ino: number; identity: string } | undefined> {
     let handle: FileHandle;
     try {
-      handle = await open(this.pathOf(digest), 'r');
+      handle = await this.fs.open(this.pathOf(digest), 'r');
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;

@@ -64,7 +64,7 @@ export interface LocalStoreOptions {
    * off: a push naming a missing blob is MANIFEST_BLOB_UNKNOWN.
    */
   sparseManifests?: boolean;
-  /** For tests only: the fs calls blob commits make, to observe their order or hold one (store/blob-files.ts). */
+  /** For tests only: the fs calls on blob files, to observe their order, hold one, or see descriptors closed (store/blob-files.ts). */
   blobFs?: DurableFs;
   /** Check blob bytes against their digest as they are read (verified-read.ts; default true). */
   verifyReads?: boolean;

@@ -63,10 +63,10 @@ export class VerifiedFiles {
   remember(digest: Digest, identity: string): void {
     this.entries.delete(digest);
     this.entries.set(digest, { identity, at: this.now() });
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next();
-      if (oldest.done === true) break;
-      this.entries.delete(oldest.value);
+    // Oldest first (a Map keeps insertion order; a hit re-inserts); deleting while iterating is safe.
+    for (const oldest of this.entries.keys()) {
+      if (this.entries.size <= this.maxEntries) break;
+      this.entries.delete(oldest);
     }
   }
 
