@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuthSettings } from '../src/cli/auth-config.js';
 import type { Digest } from '../src/oci/digest.js';
 import type { RepoName } from '../src/oci/reference.js';
+import { countAnyRequests } from './support/access-log.js';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
 import { call, errorCode, pushImage, sha256 } from './support/http.js';
 import { makeImage, testSeed, type TestImage } from './support/make-image.js';
@@ -288,6 +289,27 @@ describe('rights per repository', () => {
     expect(deleted.status).toBe(202);
   });
 
+  // Round 3 of the planted-bug audit (docs/mutation-testing.md): DELETE asking for push instead of delete passed.
+  it('refuses a delete to a user who may push but not delete', async () => {
+    const pushed = await pushImage(wharf.url, 'team/kept', 'v1', 'intern-delete', {}, basic('intern', users.intern));
+    const denied = await call(wharf.url, `/v2/team/kept/manifests/${pushed.digest}`, {
+      method: 'DELETE',
+      headers: basic('intern', users.intern),
+    });
+    expect(denied.status).toBe(403);
+    expect(await errorCode(denied)).toBe('DENIED');
+    const token = await fetchToken(wharf.url, ['repository:team/kept:pull,push,delete'], ['intern', users.intern]);
+    expect(grantedActions(token, 'team/kept')).toEqual(['pull', 'push']);
+    const withToken = await call(wharf.url, `/v2/team/kept/manifests/${pushed.digest}`, {
+      method: 'DELETE',
+      headers: bearer(token),
+    });
+    expect(withToken.status).toBe(401);
+    expect(withToken.headers.get('www-authenticate')).toContain('error="insufficient_scope"');
+    const still = await call(wharf.url, '/v2/team/kept/manifests/v1');
+    expect(still.headers.get('docker-content-digest')).toBe(pushed.digest);
+  });
+
   it('keeps mirrored names read-only for everyone but an admin, whose push is what clients then get', async () => {
     const name = `${publicHost}/team/open`;
     expect((await call(wharf.url, `/v2/${name}/manifests/v1`, { headers: { Accept: accept } })).status).toBe(200);
@@ -304,6 +326,15 @@ describe('rights per repository', () => {
     expect(got.headers.get('docker-content-digest')).toBe(hotfix.digest);
     const tags = (await (await call(wharf.url, `/v2/${name}/tags/list`)).json()) as { tags: string[] };
     expect(tags.tags).toEqual(['hotfix', 'v1']);
+    // Round 3: the admin's tag is authoritative, never revalidated. With the upstream now holding another
+    // image under the same tag, the pull still gets the admin's, and the upstream is never asked about it.
+    await pushTestImage(publicUpstream.url, 'team/open', 'hotfix', open);
+    const before = (await publicUpstream.settledLogs()).length;
+    const again = await call(wharf.url, `/v2/${name}/manifests/hotfix`, { headers: { Accept: accept } });
+    expect(again.headers.get('docker-content-digest')).toBe(hotfix.digest);
+    await again.arrayBuffer();
+    const asked = (await publicUpstream.settledLogs()).slice(before);
+    expect(countAnyRequests(asked, '/v2/team/open/manifests/hotfix')).toBe(0);
   });
 });
 
@@ -356,6 +387,17 @@ describe('a push to a mirrored name with ?ns=', () => {
     const local = await call(wharf.url, '/v2/team/open/manifests/ns-hotfix', { headers: { Accept: accept, ...root } });
     expect(local.status).toBe(404);
     expect(await errorCode(local)).toBe('MANIFEST_UNKNOWN');
+
+    // Round 3: the admin's delete with ?ns= goes to the canonical name too (it went to the bare, local name).
+    const deleted = await call(wharf.url, `/v2/team/open/manifests/${sha256(manifestBytes)}?${ns}`, {
+      method: 'DELETE',
+      headers: root,
+    });
+    expect(deleted.status).toBe(202);
+    const gone = await call(wharf.url, `/v2/${publicHost}/team/open/manifests/ns-hotfix`, {
+      headers: { Accept: accept },
+    });
+    expect(gone.status).toBe(404);
   });
 });
 

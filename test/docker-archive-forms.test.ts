@@ -146,7 +146,7 @@ describe.sequential('docker-archive forms from other writers', () => {
   );
 
   it(
-    'refuses a docker-archive naming a missing layer, and a truncated one, the store unchanged',
+    'refuses a docker-archive naming a missing layer, a config that does not match its name, a truncated one; the store unchanged',
     async () => {
       const archive = join(work, 'refusals-src.tar');
       await skopeo([
@@ -178,6 +178,20 @@ describe.sequential('docker-archive forms from other writers', () => {
         entries.filter((e) => e !== layer),
       );
       await expectRefused(missing, /MANIFEST_BLOB_UNKNOWN: manifest\.json names layer \S+, which is missing/);
+
+      // Round 3 of the planted-bug audit: a config whose bytes no longer match the name it is filed under
+      // (an edited Env, say) was taken, under a new image id, when the check against its name was dropped.
+      const config = entries.find((e) => e.header.type === 'file' && /^\w{64}\.json$/.test(e.header.name));
+      if (config === undefined) throw new Error('no config entry');
+      const edited = join(work, 'edited-config.tar');
+      await writeTar(
+        edited,
+        entries.map((e) => (e === config ? { ...e, data: Buffer.concat([e.data, Buffer.from(' ')]) } : e)),
+      );
+      await expectRefused(
+        edited,
+        new RegExp(`DIGEST_INVALID: ${config.header.name.replace('.', '\\.')}: content does not match its name`),
+      );
 
       const whole = await readFile(archive);
       const offset = whole.indexOf(Buffer.from(layer.header.name));

@@ -4,7 +4,8 @@
  * filled through a wharf in-process from CNCF distribution: never half an image (an index stays
  * while one of its platforms does), a pinned referrer keeps its fetched subject, a pinned (preloaded
  * sparse) index keeps a platform fetched later, and an eviction stops as soon as it freed what it
- * needs. Round 3 of the planted-bug audit: each of these rules could be planted away with the suite
+ * needs; a fetched referrer goes with its subject, and a blob another repository links stays. Round 3
+ * of the planted-bug audit: each of these rules could be planted away with the suite
  * green (docs/mutation-testing.md).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -181,6 +182,75 @@ describe.sequential('eviction keeps images whole, and pinned content with what i
       expect(referrers.status).toBe(200);
       const listed = (await referrers.json()) as { manifests: { digest: string }[] };
       expect(listed.manifests.map((m) => m.digest)).toEqual([signature.root.digest]);
+    } finally {
+      await wharf.close();
+    }
+  });
+
+  // Round 3 of the planted-bug audit: an evicted image's referrers stayed behind (their subject gone,
+  // their bytes never freed) when removeManifest stopped following them.
+  it('evicts a fetched signature with its fetched subject, freeing the bytes of both', async () => {
+    const dataDir = join(work, 'fetched-signature');
+    const image = composeImage('eviction-whole/fetched-sig', [await makeLayer('eviction-whole/fetched-sig', 8192)]);
+    await pushTestImage(upstream.url, 'library/fetched-sig', 'v1', image);
+    const signature = makeSignature(image.root, 'signed upstream');
+    await pushTestImage(upstream.url, 'library/fetched-sig', 'sig', signature);
+
+    let wharf = await wharfOn(dataDir, 0);
+    try {
+      await expectManifest(wharf.url, 'fetched-sig', 'v1', image.root);
+      await expectBlobs(wharf.url, 'fetched-sig', image.blobs);
+      await expectManifest(wharf.url, 'fetched-sig', signature.root.digest, signature.root);
+      await expectBlobs(wharf.url, 'fetched-sig', signature.blobs);
+    } finally {
+      await wharf.close();
+    }
+
+    wharf = await wharfOn(dataDir, 0, true);
+    try {
+      await sleep(5);
+      expect(await wharf.server.store.lifecycle.evict(Number.MAX_SAFE_INTEGER)).toBe(
+        imageBytes(image) + imageBytes(signature),
+      );
+      expect(wharf.server.store.lifecycle.stats.evictions).toBe(1);
+      expect(await wharf.server.store.listImages()).toEqual([]);
+      for (const digest of [signature.root.digest, ...signature.blobs.keys()]) {
+        expect(wharf.server.store.contentSize(digest as Digest), digest).toBeUndefined();
+      }
+      const gone = await call(wharf.url, `/v2/${registryHost}/library/fetched-sig/manifests/${signature.root.digest}`, {
+        headers: { accept: signature.root.mediaType },
+      });
+      expect(gone.status).toBe(404);
+    } finally {
+      await wharf.close();
+    }
+  });
+
+  // Round 3: a blob row was deleted while another repository still linked it (without a manifest
+  // naming it there: a blob pulled by digest alone) when the repository_blobs check was dropped.
+  it('keeps a blob that another repository still links, though the evicted image named it', async () => {
+    const dataDir = join(work, 'linked');
+    const image = composeImage('eviction-whole/linked', [await makeLayer('eviction-whole/linked', 8192)]);
+    await pushTestImage(upstream.url, 'library/linked', 'v1', image);
+    await pushTestImage(upstream.url, 'library/linked-too', 'v1', image);
+    const [layer, bytes] = [...image.blobs].find(([, b]) => b.length > 4096) ?? [];
+    if (layer === undefined || bytes === undefined) throw new Error('no layer');
+
+    let wharf = await wharfOn(dataDir, 0);
+    try {
+      await expectManifest(wharf.url, 'linked', 'v1', image.root);
+      await expectBlobs(wharf.url, 'linked', image.blobs);
+      // The layer alone under a second name (its upstream confirms it): linked there, no manifest.
+      await expectBlobs(wharf.url, 'linked-too', new Map([[layer, bytes]]));
+    } finally {
+      await wharf.close();
+    }
+
+    wharf = await wharfOn(dataDir, 0, true);
+    try {
+      await sleep(5);
+      expect(await wharf.server.store.lifecycle.evict(Number.MAX_SAFE_INTEGER)).toBe(imageBytes(image) - bytes.length);
+      await expectBlobs(wharf.url, 'linked-too', new Map([[layer, bytes]]));
     } finally {
       await wharf.close();
     }

@@ -163,6 +163,19 @@ describe.each(cases)('ImageWriter contract: $label', ({ open }) => {
     expect(store).toBeUndefined();
   });
 
+  // Round 3 of the planted-bug audit: the directory writer took a body one byte short (the engine's
+  // own check stood in front of it, so only a writer called directly shows it).
+  it('refuses a blob body shorter than its descriptor', async () => {
+    const { writer } = await open(await mkdtemp(join(work, 'short-')));
+    const [digest, bytes] = [...image.blobs][0] ?? [];
+    if (digest === undefined || bytes === undefined) throw new Error('no blob');
+    const body = (async function* (): AsyncGenerator<Uint8Array> {
+      yield bytes.subarray(0, bytes.length - 1);
+    })();
+    await expect(writer.writeBlob({ digest: digest as Digest, size: bytes.length }, body)).rejects.toThrow();
+    await writer.abort();
+  });
+
   it('has a blob once it is written', async () => {
     const { writer } = await open(await mkdtemp(join(work, 'has-')));
     const [digest, bytes] = [...image.blobs][0] ?? [];

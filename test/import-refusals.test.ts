@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeImage, testSeed, type TestImage } from './support/make-image.js';
+import { makeImage, sha256Digest, testSeed, type TestImage } from './support/make-image.js';
 import { pushTestImage } from './support/push-image.js';
 import { runWharf } from './support/spawn-wharf.js';
 import { snapshotStore } from './support/store-snapshot.js';
@@ -178,6 +178,59 @@ describe('wharf import refuses damaged bundles and leaves the store as it was', 
     }
   });
 
+  // Round 3 of the planted-bug audit (docs/mutation-testing.md): checks on what the layout says about
+  // itself that no test changed: its version, and the sizes in its descriptors.
+  it('refuses an oci-layout of another major version', async () => {
+    const bundle = await variant('layout-v2.tar', (entries) => {
+      const layout = entries.find((e) => e.header.name === 'oci-layout');
+      if (layout === undefined) throw new Error('no oci-layout entry');
+      layout.data = Buffer.from(JSON.stringify({ imageLayoutVersion: '2.0.0' }));
+      return entries;
+    });
+    await expectRefused(bundle, /^error: UNSUPPORTED: oci-layout: unsupported imageLayoutVersion "2\.0\.0"\n$/);
+  });
+
+  it("refuses index.json naming its image with a size one byte more than the manifest's", async () => {
+    const bundle = await variant('root-size.tar', (entries) => {
+      patchJson(entries, 'index.json', (index: { manifests: { size: number }[] }) => {
+        for (const d of index.manifests) d.size += 1;
+      });
+      return entries;
+    });
+    const root = image.root;
+    await expectRefused(
+      bundle,
+      new RegExp(
+        `^error: SIZE_INVALID: manifest ${root.digest}: ${root.size} bytes, its descriptor says ${root.size + 1}\n$`,
+      ),
+    );
+  });
+
+  it('refuses a manifest whose layer descriptor gives a size other than the blob in the layout', async () => {
+    const platform = image.images[0];
+    const layer = platform?.layers[0];
+    if (platform === undefined || layer === undefined || image.index === undefined) throw new Error('no platform');
+    const bundle = await variant('layer-size.tar', (entries) => {
+      // The layer's descriptor says one byte more; the manifest, the index above it and index.json follow.
+      const child = patchJson(entries, blobName(platform.manifest.digest), (m: { layers: { size: number }[] }) => {
+        for (const l of m.layers) if (l.size === layer.size) l.size += 1;
+      });
+      const index = patchJson(entries, blobName(image.index?.digest ?? ''), (i: IndexJson) => {
+        for (const d of i.manifests) if (d.digest === platform.manifest.digest) Object.assign(d, child);
+      });
+      patchJson(entries, 'index.json', (i: IndexJson) => {
+        for (const d of i.manifests) Object.assign(d, index);
+      });
+      return entries;
+    });
+    await expectRefused(
+      bundle,
+      new RegExp(
+        `^error: SIZE_INVALID: blob ${layer.digest}: ${layer.size} bytes in the layout, the manifest says ${layer.size + 1}\n$`,
+      ),
+    );
+  });
+
   it('refuses a duplicate blob entry with different bytes', async () => {
     const bundle = await variant('duplicate.tar', (entries) => {
       const layer = entries.find((e) => e.header.name === layerPath);
@@ -190,3 +243,26 @@ describe('wharf import refuses damaged bundles and leaves the store as it was', 
     await expectRefused(bundle, /DIGEST_INVALID: duplicate blob entry blobs\/sha256\/\w+ with different bytes/);
   });
 });
+
+interface IndexJson {
+  manifests: { digest: string; size: number }[];
+}
+
+function blobName(digest: string): string {
+  return `blobs/sha256/${digest.slice('sha256:'.length)}`;
+}
+
+/**
+ * Rewrites the JSON entry `name` with `change`; a blob is renamed to its new digest. Returns the
+ * entry's new digest and size, for the descriptor that names it one level up.
+ */
+function patchJson<T>(entries: TarEntry[], name: string, change: (value: T) => void): { digest: string; size: number } {
+  const entry = entries.find((e) => e.header.name === name);
+  if (entry === undefined) throw new Error(`no entry ${name}`);
+  const value = JSON.parse(entry.data.toString('utf8')) as T;
+  change(value);
+  entry.data = Buffer.from(JSON.stringify(value));
+  const digest = sha256Digest(entry.data);
+  if (name.startsWith('blobs/')) entry.header.name = blobName(digest);
+  return { digest, size: entry.data.length };
+}

@@ -74,3 +74,41 @@ describe('?ns= values', () => {
     }
   });
 });
+
+// Round 3 of the planted-bug audit (docs/mutation-testing.md): Docker Hub keeps official images under
+// library/. Dropping that rule passed every test, because no test's upstream was called docker.io.
+describe('docker.io names without a namespace', () => {
+  let hub: ScriptedRegistry;
+  let mirror: WharfHandle;
+
+  beforeAll(async () => {
+    hub = await startScriptedRegistry({
+      '/v2/library/busybox/manifests/v1': (_req, res) =>
+        sendManifest(res, manifest, 'application/vnd.oci.image.manifest.v1+json'),
+    });
+    mirror = await startWharf({
+      upstreams: [{ host: 'docker.io', url: hub.url, prefetch: false }],
+      defaultUpstream: 'docker.io',
+    });
+  });
+
+  afterAll(async () => {
+    await mirror?.close();
+    await hub?.close();
+  });
+
+  it('are asked for under library/ and kept as docker.io/library/<name>, however the client names them', async () => {
+    for (const path of [
+      '/v2/busybox/manifests/v1',
+      '/v2/busybox/manifests/v1?ns=docker.io',
+      '/v2/docker.io/busybox/manifests/v1',
+      '/v2/docker.io/library/busybox/manifests/v1',
+    ]) {
+      const response = await call(mirror.url, path);
+      expect(response.status, path).toBe(200);
+      expect(await response.text(), path).toBe(manifest);
+    }
+    // One fill for all four: the same cache entry, fetched from the upstream's library/ path.
+    expect(hub.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /v2/library/busybox/manifests/v1']);
+  });
+});
