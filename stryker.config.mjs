@@ -81,7 +81,6 @@ const scopes = {
       'test/fill-registry.test.ts',
       'test/fill-registry-edges.test.ts',
       'test/mirror-blob-verify.test.ts',
-      'test/large-blob.test.ts',
       'test/image-writer-contract.test.ts',
       'test/content-guard-leases.test.ts',
       'test/blob-files-edges.test.ts',
