@@ -6,7 +6,7 @@
  * the exported tar (`oci-archive:`), and a file skopeo writes (`oci-archive:`)
  * imports. Import refuses to run while `wharf serve` holds the data directory.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -173,6 +173,31 @@ describe('wharf export and import', () => {
       } finally {
         await withDeadline(served.kill(), 15_000, 'wharf serve exiting');
       }
+    },
+    timeoutMs,
+  );
+
+  // Round 4 of the planted-bug audit: the temp file of a failed export was left beside the output.
+  it(
+    'a failed export leaves neither the archive nor its temp file',
+    async () => {
+      // A store whose last layer file is gone: the export fails after it has written part of the tar.
+      const broken = await startWharf({ dataDir: join(work, 'broken-store') });
+      try {
+        await pushTestImage(broken.url, 'team/app', 'v1', image);
+      } finally {
+        await broken.close();
+      }
+      const lost = image.images[1]?.layers[1]?.digest ?? '';
+      const hex = lost.slice('sha256:'.length);
+      await rm(join(broken.dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex));
+      const dir = join(work, 'failed-export');
+      await mkdir(dir);
+      const failed = await runWharf(['export', 'team/app:v1', '-o', join(dir, 'app.tar'), '--data', broken.dataDir], {
+        timeoutMs: 60_000,
+      });
+      expect(failed.code).toBe(1);
+      expect(await readdir(dir)).toEqual([]);
     },
     timeoutMs,
   );

@@ -298,6 +298,29 @@ describe('access log', () => {
     expect(requestLines(log.lines.slice(before))).toMatchObject([{ route: 'token', status: 200, method: 'GET' }]);
   });
 
+  it('logs the body bytes sent: none for a 304, the range for a 206, the whole blob for a 200', async () => {
+    const authorization = `Basic ${Buffer.from(`alice:${password}`).toString('base64')}`;
+    const pushed = await pushImage(wharf.url, 'team/bytes', 'v1', 'bytes', {}, { Authorization: authorization });
+    const layerBytes = 'layer-bytes';
+    const layer = sha256(layerBytes);
+    const before = log.lines.length;
+    const notModified = await call(wharf.url, `/v2/team/bytes/manifests/${pushed.digest}`, {
+      headers: { 'If-None-Match': `"${pushed.digest}"` },
+    });
+    expect(notModified.status).toBe(304);
+    const partial = await call(wharf.url, `/v2/team/bytes/blobs/${layer}`, { headers: { Range: 'bytes=2-5' } });
+    expect(partial.status).toBe(206);
+    expect(await partial.text()).toBe(layerBytes.slice(2, 6));
+    const whole = await call(wharf.url, `/v2/team/bytes/blobs/${layer}`);
+    expect(await whole.text()).toBe(layerBytes);
+    await log.quiet(200);
+    expect(requestLines(log.lines.slice(before)).map((line) => [line.route, line.status, line.bytes])).toEqual([
+      ['manifest', 304, 0],
+      ['blob', 206, 4],
+      ['blob', 200, layerBytes.length],
+    ]);
+  });
+
   it('logs a client that leaves mid-blob as one info line, nothing louder', async () => {
     const authorization = `Basic ${Buffer.from(`alice:${password}`).toString('base64')}`;
     const big = Buffer.alloc(48 * 1024 * 1024, 7);

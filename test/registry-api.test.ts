@@ -128,6 +128,18 @@ describe('manifests', () => {
     const head = await call(base, `/v2/sha/app/manifests/${digest512}`, { method: 'HEAD' });
     expect(head.headers.get('docker-content-digest')).toBe(digest512);
   });
+
+  it('answers a PUT by tag with the digest Location (a tag may move; the digest names these bytes)', async () => {
+    const image = await pushImage(base, 'loc/app', 'v1');
+    const put = await call(base, '/v2/loc/app/manifests/v2', {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: image.bytes,
+    });
+    expect(put.status).toBe(201);
+    expect(put.headers.get('location')).toBe(`/v2/loc/app/manifests/${image.digest}`);
+    expect(put.headers.get('docker-content-digest')).toBe(image.digest);
+  });
 });
 
 describe('blobs across repositories', () => {

@@ -11,7 +11,7 @@
  * (trusted by their name, as skopeo does). abort() removes what this writer created.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
@@ -25,6 +25,19 @@ import { LayoutIndex, type LayoutIndexOptions } from './layout-index.js';
 import { indexFile, layoutFile, layoutVersion } from './layout-names.js';
 
 const dockerManifestFile = 'manifest.json';
+
+/**
+ * The fs calls the layout's durability rests on: opening the files and directories that get
+ * fsynced, and the rename into place. Node's by default; a test hands in wrappers to see each file
+ * synced before its rename and the directories synced after (test/layout-durability.test.ts), which
+ * no crash a test can cause would show (the page cache survives it). Nothing else replaces them.
+ */
+export interface LayoutFs {
+  open(path: string, flags: string, mode?: number): Promise<FileHandle>;
+  rename(from: string, to: string): Promise<void>;
+}
+
+const nodeFs: LayoutFs = { open, rename };
 
 export class OciLayoutDirWriter implements ImageWriter {
   private readonly index: LayoutIndex;
@@ -41,6 +54,7 @@ export class OciLayoutDirWriter implements ImageWriter {
   constructor(
     private readonly dir: string,
     options: LayoutIndexOptions = {},
+    private readonly fs: LayoutFs = nodeFs,
   ) {
     this.index = new LayoutIndex(options);
   }
@@ -100,7 +114,7 @@ export class OciLayoutDirWriter implements ImageWriter {
     };
     // Last: until index.json names them, the new blobs are only unreferenced files.
     await this.writeFile(indexFile, [json(index)], undefined, true);
-    await syncDir(this.dir);
+    await syncDir(this.fs, this.dir);
   }
 
   async abort(): Promise<void> {
@@ -132,7 +146,7 @@ export class OciLayoutDirWriter implements ImageWriter {
     const temp = join(this.dir, `.wharf-${randomUUID()}.part`);
     this.temps.add(temp);
     try {
-      const handle = await open(temp, 'wx', 0o644);
+      const handle = await this.fs.open(temp, 'wx', 0o644);
       let written = 0;
       try {
         for await (const chunk of body) {
@@ -150,7 +164,7 @@ export class OciLayoutDirWriter implements ImageWriter {
       if (!replace && (await exists(final))) return;
       await mkdir(dirname(final), { recursive: true });
       if (!replace) this.created.push(final);
-      await rename(temp, final);
+      await this.fs.rename(temp, final);
     } finally {
       this.temps.delete(temp);
       await rm(temp, { force: true });
@@ -170,9 +184,9 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Makes the renames durable: a directory's entries are data of the directory. */
-async function syncDir(dir: string): Promise<void> {
+async function syncDir(fs: LayoutFs, dir: string): Promise<void> {
   for (const path of [dir, ...(await blobDirs(dir))]) {
-    const handle = await open(path, 'r');
+    const handle = await fs.open(path, 'r');
     try {
       await handle.sync();
     } finally {

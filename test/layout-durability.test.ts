@@ -1,0 +1,162 @@
+/**
+ * Durability order of a copy into an OCI layout folder (`wharf copy … oci:<dir>`, `wharf export -o
+ * <dir>/`; issue 13, round 3's one survivor): every blob and manifest file is fsynced under its temp
+ * name before it is renamed into place; at commit oci-layout, manifest.json and index.json are each
+ * fsynced then renamed, index.json last, and then the layout's directory and blobs/sha256 are
+ * fsynced. A kill -9 test cannot show this (the page cache survives it), so the writer's fs calls
+ * are watched through its one seam for them, `LayoutFs`: Node's calls, wrapped to log each completed
+ * sync and rename. Real parts: a LocalStore as the reader, the transfer engine, the directory writer.
+ */
+import { mkdtemp, open, readdir, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readDirEntries } from '../src/archive/dir-entries.js';
+import { importArchive } from '../src/archive/import-archive.js';
+import { OciLayoutDirWriter, type LayoutFs } from '../src/archive/oci-layout-dir-writer.js';
+import type { RepoName, Tag } from '../src/oci/reference.js';
+import { LocalStore } from '../src/store/local-store.js';
+import { copyImages } from '../src/transfer/copy-images.js';
+import { allBlobsOf, makeImage, testSeed, writeOciLayout, type TestImage } from './support/make-image.js';
+
+const source = 'registry.example.test/team/source' as RepoName;
+const target = 'team/app' as RepoName;
+
+/** Node's fs, logging each completed fsync (on any handle it opened) and rename, paths relative to `dir`. */
+function loggingFs(dir: string, steps: string[]): LayoutFs {
+  return {
+    async open(path, flags, mode) {
+      const handle = await open(path, flags, mode);
+      return new Proxy(handle, {
+        get(target, property) {
+          if (property === 'sync') {
+            return async () => {
+              await target.sync();
+              steps.push(`sync ${relative(dir, path) || '.'}`);
+            };
+          }
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    },
+    async rename(from, to) {
+      await rename(from, to);
+      steps.push(`rename ${relative(dir, from)} -> ${relative(dir, to)}`);
+    },
+  };
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)))
+    .sort();
+}
+
+const temp = /^\.wharf-[0-9a-f-]{36}\.part$/;
+
+/**
+ * Checks that each rename's source was synced before it (once, under the temp name) and returns the
+ * renames' targets in order.
+ */
+function checkSyncedBeforeRename(steps: string[]): string[] {
+  const targets: string[] = [];
+  steps.forEach((step, at) => {
+    const renamed = /^rename (\S+) -> (\S+)$/.exec(step);
+    if (renamed === null) return;
+    const [, from = '', to = ''] = renamed;
+    expect(from).toMatch(temp);
+    expect(steps.filter((s) => s === `sync ${from}`)).toHaveLength(1);
+    expect(steps.indexOf(`sync ${from}`), `${to}: synced before its rename`).toBeLessThan(at);
+    targets.push(to);
+  });
+  return targets;
+}
+
+/** The last steps of a commit: each top-level file synced then renamed, index.json last, then the directories. */
+function commitTail(files: string[]): unknown[] {
+  return [
+    ...files.flatMap((file): unknown[] => [
+      expect.stringMatching(/^sync \.wharf-[0-9a-f-]{36}\.part$/) as unknown,
+      expect.stringMatching(
+        new RegExp(`^rename \\.wharf-[0-9a-f-]{36}\\.part -> ${file.replace('.', '\\.')}$`),
+      ) as unknown,
+    ]),
+    'sync .',
+    'sync blobs/sha256',
+  ];
+}
+
+function blobFilesOf(image: TestImage): string[] {
+  return [...allBlobsOf(image).keys()].map((d) => `blobs/sha256/${d.slice('sha256:'.length)}`);
+}
+
+describe('a copy into an OCI layout folder is durable in order', () => {
+  let work: string;
+  let store: LocalStore;
+  let first: TestImage;
+  let second: TestImage;
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'wharf-layout-durable-'));
+    const seed = testSeed('layout durability');
+    first = await makeImage({ seed: `${seed}-first`, layers: 2 });
+    second = await makeImage({
+      seed: `${seed}-second`,
+      layers: 1,
+      platforms: [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64' },
+      ],
+    });
+    const layout = join(work, 'source-layout');
+    await writeOciLayout(first, layout, `${source}:first`);
+    await writeOciLayout(second, layout, `${source}:second`);
+    store = await LocalStore.open(join(work, 'store'));
+    await importArchive(readDirEntries(layout), store.startImport(), { label: 'layout' });
+  });
+
+  afterAll(async () => {
+    store?.close();
+    if (work !== undefined) await rm(work, { recursive: true, force: true });
+  });
+
+  it('into a new folder: every file synced before its rename, index.json last, then the directories', async () => {
+    const dir = join(work, 'new');
+    const steps: string[] = [];
+    await copyImages(store, new OciLayoutDirWriter(dir, {}, loggingFs(dir, steps)), [
+      { from: { name: source, reference: 'first' as Tag }, to: { name: target, reference: 'v1' as Tag } },
+    ]);
+
+    const renamed = checkSyncedBeforeRename(steps);
+    const files = await filesUnder(dir);
+    expect(files).toEqual([...blobFilesOf(first), 'index.json', 'manifest.json', 'oci-layout'].sort());
+    // Every file there came by one rename, and nothing else was renamed.
+    expect([...renamed].sort()).toEqual(files);
+    expect(steps.slice(-8)).toEqual(commitTail(['oci-layout', 'manifest.json', 'index.json']));
+    expect(steps).toHaveLength(2 * files.length + 2);
+  });
+
+  it('into a folder that holds a layout: the new blobs synced before their renames, index.json replaced durably', async () => {
+    const dir = join(work, 'existing');
+    await copyImages(store, new OciLayoutDirWriter(dir), [
+      { from: { name: source, reference: 'first' as Tag }, to: { name: target, reference: 'v1' as Tag } },
+    ]);
+    const before = await filesUnder(dir);
+
+    const steps: string[] = [];
+    await copyImages(store, new OciLayoutDirWriter(dir, {}, loggingFs(dir, steps)), [
+      { from: { name: source, reference: 'second' as Tag }, to: { name: target, reference: 'v2' as Tag } },
+    ]);
+
+    const renamed = checkSyncedBeforeRename(steps);
+    const added = blobFilesOf(second);
+    expect(added.filter((f) => before.includes(f))).toEqual([]);
+    // A multi-platform image: no docker manifest.json entry, so only index.json is rewritten.
+    expect([...renamed].sort()).toEqual([...added, 'index.json'].sort());
+    expect(steps.slice(-4)).toEqual(commitTail(['index.json']));
+    expect(steps).toHaveLength(2 * renamed.length + 2);
+  });
+});
