@@ -2,8 +2,9 @@
  * Durability order of a copy into an OCI layout folder (`wharf copy … oci:<dir>`, `wharf export -o
  * <dir>/`; issue 13, round 3's one survivor): every blob and manifest file is fsynced under its temp
  * name before it is renamed into place; at commit oci-layout, manifest.json and index.json are each
- * fsynced then renamed, index.json last, and then the layout's directory and blobs/sha256 are
- * fsynced. A kill -9 test cannot show this (the page cache survives it), so the writer's fs calls
+ * fsynced then renamed, index.json last; the layout's directory, blobs/ and blobs/sha256 are fsynced
+ * before index.json is renamed (so it never names a blob whose rename a crash could lose), and the
+ * layout's directory again after. A kill -9 test cannot show this (the page cache survives it), so the writer's fs calls
  * are watched through its one seam for them, `LayoutFs`: Node's calls, wrapped to log each completed
  * sync and rename. Real parts: a LocalStore as the reader, the transfer engine, the directory writer.
  */
@@ -75,17 +76,25 @@ function checkSyncedBeforeRename(steps: string[]): string[] {
   return targets;
 }
 
-/** The last steps of a commit: each top-level file synced then renamed, index.json last, then the directories. */
-function commitTail(files: string[]): unknown[] {
+/**
+ * The last steps of a commit: `before` (the top-level files other than index.json) each synced then
+ * renamed; the layout's directory, blobs/ and blobs/sha256 synced, so every rename so far is durable
+ * before index.json names it; index.json synced and renamed; the layout's directory synced again.
+ */
+function commitTail(before: string[]): unknown[] {
+  const syncThenRename = (file: string): unknown[] => [
+    expect.stringMatching(/^sync \.wharf-[0-9a-f-]{36}\.part$/) as unknown,
+    expect.stringMatching(
+      new RegExp(`^rename \\.wharf-[0-9a-f-]{36}\\.part -> ${file.replace('.', '\\.')}$`),
+    ) as unknown,
+  ];
   return [
-    ...files.flatMap((file): unknown[] => [
-      expect.stringMatching(/^sync \.wharf-[0-9a-f-]{36}\.part$/) as unknown,
-      expect.stringMatching(
-        new RegExp(`^rename \\.wharf-[0-9a-f-]{36}\\.part -> ${file.replace('.', '\\.')}$`),
-      ) as unknown,
-    ]),
+    ...before.flatMap(syncThenRename),
     'sync .',
+    'sync blobs',
     'sync blobs/sha256',
+    ...syncThenRename('index.json'),
+    'sync .',
   ];
 }
 
@@ -123,7 +132,7 @@ describe('a copy into an OCI layout folder is durable in order', () => {
     if (work !== undefined) await rm(work, { recursive: true, force: true });
   });
 
-  it('into a new folder: every file synced before its rename, index.json last, then the directories', async () => {
+  it('into a new folder: every file synced before its rename, the directories before index.json, index.json last', async () => {
     const dir = join(work, 'new');
     const steps: string[] = [];
     await copyImages(store, new OciLayoutDirWriter(dir, {}, loggingFs(dir, steps)), [
@@ -135,8 +144,8 @@ describe('a copy into an OCI layout folder is durable in order', () => {
     expect(files).toEqual([...blobFilesOf(first), 'index.json', 'manifest.json', 'oci-layout'].sort());
     // Every file there came by one rename, and nothing else was renamed.
     expect([...renamed].sort()).toEqual(files);
-    expect(steps.slice(-8)).toEqual(commitTail(['oci-layout', 'manifest.json', 'index.json']));
-    expect(steps).toHaveLength(2 * files.length + 2);
+    expect(steps.slice(-10)).toEqual(commitTail(['oci-layout', 'manifest.json']));
+    expect(steps).toHaveLength(2 * files.length + 4);
   });
 
   it('into a folder that holds a layout: the new blobs synced before their renames, index.json replaced durably', async () => {
@@ -156,7 +165,7 @@ describe('a copy into an OCI layout folder is durable in order', () => {
     expect(added.filter((f) => before.includes(f))).toEqual([]);
     // A multi-platform image: no docker manifest.json entry, so only index.json is rewritten.
     expect([...renamed].sort()).toEqual([...added, 'index.json'].sort());
-    expect(steps.slice(-4)).toEqual(commitTail(['index.json']));
-    expect(steps).toHaveLength(2 * renamed.length + 2);
+    expect(steps.slice(-6)).toEqual(commitTail([]));
+    expect(steps).toHaveLength(2 * renamed.length + 4);
   });
 });

@@ -112,9 +112,12 @@ export class OciLayoutDirWriter implements ImageWriter {
       mediaType: mediaTypes.ociIndex,
       manifests: this.index.indexManifests(existing.manifests),
     };
+    // The renames so far (blobs, manifests, the files above) durable before index.json names them:
+    // otherwise a crash could keep the new index.json and lose a blob's directory entry.
+    await syncDirs(this.fs, [this.dir, ...(await blobDirs(this.dir))]);
     // Last: until index.json names them, the new blobs are only unreferenced files.
     await this.writeFile(indexFile, [json(index)], undefined, true);
-    await syncDir(this.fs, this.dir);
+    await syncDirs(this.fs, [this.dir]);
   }
 
   async abort(): Promise<void> {
@@ -184,8 +187,8 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Makes the renames durable: a directory's entries are data of the directory. */
-async function syncDir(fs: LayoutFs, dir: string): Promise<void> {
-  for (const path of [dir, ...(await blobDirs(dir))]) {
+async function syncDirs(fs: LayoutFs, dirs: readonly string[]): Promise<void> {
+  for (const path of dirs) {
     const handle = await fs.open(path, 'r');
     try {
       await handle.sync();
@@ -195,7 +198,9 @@ async function syncDir(fs: LayoutFs, dir: string): Promise<void> {
   }
 }
 
+/** blobs/ and blobs/<algorithm>/ (the entries made and the files renamed into them), when there. */
 async function blobDirs(dir: string): Promise<string[]> {
-  const algorithms = await readdir(join(dir, 'blobs')).catch(() => [] as string[]);
-  return algorithms.map((a) => join(dir, 'blobs', a));
+  const blobs = join(dir, 'blobs');
+  const algorithms = await readdir(blobs).catch(() => undefined);
+  return algorithms === undefined ? [] : [blobs, ...algorithms.map((a) => join(blobs, a))];
 }
