@@ -8,13 +8,15 @@
 import { describe, expect, it } from 'vitest';
 import { maxManifestBytes } from '../src/oci/manifest.js';
 import { mediaTypes } from '../src/oci/media-types.js';
+import { RegistryClient } from '../src/upstream/registry-client.js';
+import { getManifest } from '../src/upstream/registry-reads.js';
 import { maxTagPages } from '../src/upstream/upstream-registry.js';
 import { withDeadline } from './support/run.js';
 import { sendBearerChallenge, sendBytes, sendJson, sendManifest, sha256 } from './support/scripted-registry.js';
 import { upstreamHarness } from './support/upstream-harness.js';
 
 const accept = [mediaTypes.ociManifest];
-const { serve, connect } = upstreamHarness();
+const { serve, connect, defer } = upstreamHarness();
 
 /** A valid manifest padded with trailing spaces (still JSON) to exactly `size` bytes. */
 function manifestOfSize(size: number): Buffer {
@@ -148,5 +150,33 @@ describe('error bodies', () => {
       'the error answer',
     );
     expect(error).toMatchObject({ code: 'UNAVAILABLE', status: 503 });
+  });
+});
+
+describe("the client commands' reads", () => {
+  it('take a manifest of exactly 4 MiB and refuse one byte more, announced or streamed', async () => {
+    const exact = manifestOfSize(maxManifestBytes);
+    const over = manifestOfSize(maxManifestBytes + 1);
+    const server = await serve({
+      '/v2/a/b/manifests/exact': (_req, res) => sendManifest(res, exact, mediaTypes.ociManifest),
+      '/v2/a/b/manifests/over': (_req, res) => sendManifest(res, over, mediaTypes.ociManifest),
+      '/v2/a/b/manifests/chunked': (_req, res) => {
+        res.writeHead(200, { 'Content-Type': mediaTypes.ociManifest });
+        res.end(over);
+      },
+    });
+    const client = new RegistryClient({
+      host: server.host,
+      url: server.url,
+      env: { DOCKER_CONFIG: '/nonexistent/wharf-test-docker-config' },
+    });
+    defer(() => client.close());
+    expect((await getManifest(client, 'a/b', 'exact'))?.size).toBe(maxManifestBytes);
+    for (const reference of ['over', 'chunked']) {
+      await expect(getManifest(client, 'a/b', reference)).rejects.toMatchObject({
+        code: 'MANIFEST_INVALID',
+        message: `${server.host}: GET manifest a/b:${reference} is larger than ${maxManifestBytes} bytes`,
+      });
+    }
   });
 });
