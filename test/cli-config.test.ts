@@ -80,6 +80,55 @@ describe('loadConfig', () => {
   });
 });
 
+// Round 5 of the planted-bug audit (docs/mutation-testing.md): defaults and refusals at their edges.
+describe('safe defaults and refusals at their edges', () => {
+  it('checks blob reads by default (store.verifyReads), off only when asked', () => {
+    expect(loadConfig({ env: {}, flags: {} }).verifyReads).toBe(true);
+    expect(loadConfig({ env: { WHARF_VERIFY_READS: 'false' }, flags: {} }).verifyReads).toBe(false);
+  });
+
+  it('takes port 65535 and refuses 65536', () => {
+    expect(loadConfig({ env: {}, flags: { listen: '127.0.0.1:65535' } }).listen).toEqual({
+      host: '127.0.0.1',
+      port: 65535,
+    });
+    expect(() => loadConfig({ env: {}, flags: { listen: ':65536' } })).toThrow(
+      'config: --listen: expected host:port, :port or port, got ":65536"',
+    );
+  });
+
+  it('refuses a local pattern under a mirrored upstream that has a port (as names spell it, with a dash)', () => {
+    expect(() =>
+      loadConfig({
+        env: { WHARF_LOCAL: 'localhost-5001/mine/*' },
+        flags: {},
+        upstreamFlags: ['localhost:5001=http://localhost:5001'],
+      }),
+    ).toThrow('config: local: localhost-5001/mine/* is under the mirrored upstream localhost-5001');
+  });
+
+  it('issues tokens for 5 minutes by default; 60 s is the shortest lifetime taken', async () => {
+    expect(loadConfig({ env: {}, flags: {} }).auth.tokenTtlMs).toBe(300_000);
+    const path = join(dir, 'ttl.yaml');
+    await writeFile(path, 'auth:\n  tokenTtl: 60s\n');
+    expect(loadConfig({ file: path, env: {}, flags: {} }).auth.tokenTtlMs).toBe(60_000);
+    await writeFile(path, 'auth:\n  tokenTtl: 59s\n');
+    expect(() => loadConfig({ file: path, env: {}, flags: {} })).toThrow('config: auth.tokenTtl: must be at least 60s');
+  });
+
+  it('refuses an auth.realm that is not an http(s) URL', async () => {
+    const path = join(dir, 'realm.yaml');
+    for (const realm of ['wharf.example/token', 'ftp://wharf.example/token']) {
+      await writeFile(path, `auth:\n  realm: ${realm}\n`);
+      expect(() => loadConfig({ file: path, env: {}, flags: {} })).toThrow(
+        'config: auth.realm: expected the http(s) URL of /token as clients reach it',
+      );
+    }
+    await writeFile(path, 'auth:\n  realm: https://wharf.example/token\n');
+    expect(loadConfig({ file: path, env: {}, flags: {} }).auth.realm).toBe('https://wharf.example/token');
+  });
+});
+
 describe('bounds and TLS settings', () => {
   it('has safe defaults: 1000 upload sessions, 100 per client, 30 s headers, 60 s idle, a connection cap', () => {
     const config = loadConfig({ env: {}, flags: {} });

@@ -15,7 +15,7 @@ import { pushTestImage } from './support/push-image.js';
 import { run, withDeadline } from './support/run.js';
 import { runWharf, spawnWharf } from './support/spawn-wharf.js';
 import { snapshotStore } from './support/store-snapshot.js';
-import { readTar, writeTar } from './support/tar-surgery.js';
+import { readTar, writeTar, type TarEntry } from './support/tar-surgery.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
 const timeoutMs = 120_000;
@@ -191,6 +191,44 @@ describe.sequential('docker-archive forms from other writers', () => {
       await expectRefused(
         edited,
         new RegExp(`DIGEST_INVALID: ${config.header.name.replace('.', '\\.')}: content does not match its name`),
+      );
+
+      // Round 5 (bounds): symlinks that point at each other end at the hop limit instead of looping
+      // for ever, and a top-level .json (read whole, as a config) is capped at 16 MiB.
+      const manifestEntry = entries.find((e) => e.header.name === 'manifest.json');
+      if (manifestEntry === undefined) throw new Error('no manifest.json');
+      const listed = JSON.parse(manifestEntry.data.toString('utf8')) as { Layers: string[] }[];
+      const looped = listed.map((image) => ({ ...image, Layers: ['loop/a.tar', ...image.Layers.slice(1)] }));
+      const link = (name: string, linkname: string): TarEntry =>
+        ({ header: { name, type: 'symlink', linkname, size: 0, mode: 0o777 }, data: Buffer.alloc(0) }) as TarEntry;
+      const cycle = join(work, 'symlink-cycle.tar');
+      await writeTar(cycle, [
+        ...entries.map((e) => (e === manifestEntry ? { ...e, data: Buffer.from(JSON.stringify(looped)) } : e)),
+        link('loop/a.tar', 'b.tar'),
+        link('loop/b.tar', 'a.tar'),
+      ]);
+      await expectRefused(cycle, /^error: NAME_INVALID: loop\/a\.tar: too many symlinks\n$/);
+      const bigJson = join(work, 'big-json.tar');
+      await writeTar(bigJson, [
+        {
+          header: { name: 'padding.json', type: 'file', size: 0, mode: 0o644 },
+          data: Buffer.alloc(16 * 1024 * 1024 + 1, 0x20),
+        } as TarEntry,
+        ...entries,
+      ]);
+      await expectRefused(bigJson, /^error: MANIFEST_INVALID: padding\.json exceeds 16777216 bytes\n$/);
+      // Symlinks are docker-archive's own form; a hard link is not, and is refused like any other kind.
+      const hardLink = join(work, 'hard-link.tar');
+      await writeTar(hardLink, [
+        ...entries,
+        {
+          header: { name: 'extra.tar', type: 'link', linkname: layer.header.name, size: 0, mode: 0o644 },
+          data: Buffer.alloc(0),
+        } as TarEntry,
+      ]);
+      await expectRefused(
+        hardLink,
+        /^error: UNSUPPORTED: entry "extra\.tar" is a link: only files, directories and symlinks are accepted\n$/,
       );
 
       const whole = await readFile(archive);

@@ -3,6 +3,7 @@
  * from an index when a platform filter is given. A child with no `platform` (an artifact, an
  * attestation some builders list without one) cannot be judged by the filter, so it is taken.
  */
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,5 +81,33 @@ describe('planImage with a platform filter', () => {
     );
     const wanted = [amd64, arm64].flatMap((p) => [p.config.digest, ...p.layers.map((l) => l.digest)]);
     expect(plan.blobs.map((b) => b.digest).sort()).toEqual([...new Set(wanted)].sort());
+  });
+});
+
+// Round 5 of the planted-bug audit (docs/mutation-testing.md): nesting is bounded, 4 indexes deep.
+describe('planImage nesting', () => {
+  it('plans indexes nested 4 deep, and refuses 5', async () => {
+    const image = await makeImage({ seed: 'plan-nested', layers: 1, layerSize: 256 });
+    for (const [digest, bytes] of image.blobs) {
+      await store.putBlob(name, requireDigest(digest), Readable.from([bytes]), bytes.byteLength);
+    }
+    const leaf = image.images[0] as PlatformImage;
+    await store.putManifest(name, requireDigest(leaf.manifest.digest), leaf.manifest.bytes, leaf.manifest.mediaType);
+    const indexType = 'application/vnd.oci.image.index.v1+json';
+    let child = { mediaType: leaf.manifest.mediaType, digest: leaf.manifest.digest, size: leaf.manifest.size };
+    const indexes: string[] = [];
+    for (let level = 1; level <= 5; level++) {
+      const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: indexType, manifests: [child] }));
+      const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+      await store.putManifest(name, requireDigest(digest), bytes, indexType);
+      indexes.push(digest);
+      child = { mediaType: indexType, digest, size: bytes.length };
+    }
+    const fourDeep = await planImage(store, { name, reference: requireDigest(indexes[3] ?? '') }, {});
+    expect(fourDeep.manifests).toHaveLength(5);
+    await expect(planImage(store, { name, reference: requireDigest(indexes[4] ?? '') }, {})).rejects.toMatchObject({
+      code: 'MANIFEST_INVALID',
+      message: `${indexes[0]}: indexes nested too deep`,
+    });
   });
 });

@@ -231,6 +231,31 @@ describe('wharf import refuses damaged bundles and leaves the store as it was', 
     );
   });
 
+  // Round 5 of the planted-bug audit: nesting is bounded (4 indexes deep), not only cycles.
+  it('refuses indexes nested 5 deep', async () => {
+    const root = image.index;
+    if (root === undefined) throw new Error('no index');
+    const bundle = await variant('nested.tar', (entries) => {
+      let child = { mediaType: 'application/vnd.oci.image.index.v1+json', digest: root.digest, size: root.size };
+      for (let level = 0; level < 4; level++) {
+        const data = Buffer.from(
+          JSON.stringify({ schemaVersion: 2, mediaType: child.mediaType, manifests: [child], level }),
+        );
+        const digest = sha256Digest(data);
+        entries.unshift({
+          header: { name: blobName(digest), type: 'file', size: data.length, mode: 0o644 },
+          data,
+        } as TarEntry);
+        child = { ...child, digest, size: data.length };
+      }
+      patchJson(entries, 'index.json', (i: IndexJson) => {
+        for (const d of i.manifests) Object.assign(d, { digest: child.digest, size: child.size });
+      });
+      return entries;
+    });
+    await expectRefused(bundle, new RegExp(`^error: MANIFEST_INVALID: ${root.digest}: indexes nested too deep\n$`));
+  });
+
   it('refuses a duplicate blob entry with different bytes', async () => {
     const bundle = await variant('duplicate.tar', (entries) => {
       const layer = entries.find((e) => e.header.name === layerPath);

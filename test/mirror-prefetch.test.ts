@@ -281,3 +281,48 @@ describe('a prefetch that fails', () => {
     }
   });
 });
+
+// Round 5 of the planted-bug audit (docs/mutation-testing.md): a manifest's word does not open
+// unbounded fills. Prefetch takes the first maxPrefetchBlobs (128) of its blobs; the rest wait for clients.
+describe('prefetch of a manifest with many blobs', () => {
+  it('starts at most 128 fills: the config and the first 127 layers', async () => {
+    const host = 'many.example.test';
+    const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}');
+    const layers = Array.from({ length: 200 }, (_, i) => Buffer.from(`layer number ${i}`));
+    const blobs = new Map([config, ...layers].map((bytes) => [sha256(bytes), bytes]));
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+        layers: layers.map((l) => ({
+          mediaType: 'application/vnd.oci.image.layer.v1.tar',
+          digest: sha256(l),
+          size: l.length,
+        })),
+      }),
+    );
+    const upstream = await startScriptedRegistry((_req, res, ctx) => {
+      if (ctx.request.path === '/v2/many/manifests/v1') {
+        return sendManifest(res, manifest, 'application/vnd.oci.image.manifest.v1+json');
+      }
+      const bytes = blobs.get(ctx.request.path.slice('/v2/many/blobs/'.length));
+      if (bytes === undefined) return sendServerError(res, 404);
+      sendBytes(res, bytes);
+    });
+    const wharf = await startWharf({ upstreams: [{ host, url: upstream.url }] });
+    try {
+      await getManifest(wharf, `/v2/${host}/many/manifests/v1`);
+      const fills = wharf.server.proxy.fills;
+      await until(() => fills.prefetchStats.started >= 128 && fills.inFlight === 0, 30_000, 'the prefetches settled');
+      expect(fills.prefetchStats).toEqual({ started: 128, joined: 0, failed: 0 });
+      const fetched = upstream.requests.filter((r) => r.path.startsWith('/v2/many/blobs/')).map((r) => r.path);
+      const expected = [config, ...layers.slice(0, 127)].map((b) => `/v2/many/blobs/${sha256(b)}`);
+      expect(fetched.sort()).toEqual(expected.sort());
+      expect(stored(wharf, sha256(layers[127] ?? ''))).toBe(false);
+    } finally {
+      await wharf.close();
+      await upstream.close();
+    }
+  });
+});

@@ -32,6 +32,22 @@ describe('catalog', () => {
   });
 });
 
+describe('tags/list pages', () => {
+  // Round 5 of the planted-bug audit: a Link only while a next page exists, none on a last page of exactly n.
+  it('gives a Link while more tags follow, and none on a last page holding exactly n', async () => {
+    for (const tag of ['a', 'b', 'c', 'd']) await pushImage(base, 'page/tags', tag, `page ${tag}`);
+    const page = async (query: string): Promise<{ tags: string[]; link: string | null }> => {
+      const response = await call(base, `/v2/page/tags/tags/list?${query}`);
+      expect(response.status).toBe(200);
+      return { tags: ((await response.json()) as { tags: string[] }).tags, link: response.headers.get('link') };
+    };
+    expect(await page('n=2')).toEqual({ tags: ['a', 'b'], link: '</v2/page/tags/tags/list?n=2&last=b>; rel="next"' });
+    expect(await page('n=2&last=b')).toEqual({ tags: ['c', 'd'], link: null });
+    expect(await page('n=4')).toEqual({ tags: ['a', 'b', 'c', 'd'], link: null });
+    expect(await page('n=0')).toEqual({ tags: [], link: null });
+  });
+});
+
 describe('manifests', () => {
   it('serves Docker schema2 manifest lists byte for byte with their stored Content-Type', async () => {
     const image = await pushImage(base, 'docker/list', 'amd64');

@@ -6,6 +6,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, errorCode, pushBlob, pushImage, sha256 } from './support/http.js';
+import { withDeadline } from './support/run.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
 let wharf: WharfHandle;
@@ -144,6 +145,59 @@ describe('manifests', () => {
   it('refuses a manifest over 4 MiB with 413', async () => {
     const huge = Buffer.alloc(4 * 1024 * 1024 + 1, 0x20);
     await expectError(await put('errs', 'huge', huge), 413, 'MANIFEST_INVALID');
+  });
+  // Round 5 of the planted-bug audit: the bound at its edge, and on a body sent without a length.
+  it('takes a manifest of exactly 4 MiB, and refuses a chunked one over 4 MiB with 413', async () => {
+    const config = await pushBlob(base, 'errs', '{}');
+    const head = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: 2 },
+      layers: [],
+    });
+    const exact = Buffer.concat([Buffer.from(head), Buffer.alloc(4 * 1024 * 1024 - head.length, 0x20)]);
+    const created = await put('errs', 'four-mib', exact);
+    expect(created.status).toBe(201);
+    expect(created.headers.get('docker-content-digest')).toBe(sha256(exact));
+    const over = Buffer.concat([exact, Buffer.from(' ')]);
+    const chunked = await call(base, '/v2/errs/manifests/chunked-huge', {
+      method: 'PUT',
+      headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+      body: new ReadableStream({
+        start(controller) {
+          controller.enqueue(over);
+          controller.close();
+        },
+      }),
+      duplex: 'half',
+    });
+    await expectError(chunked, 413, 'MANIFEST_INVALID');
+    expect((await call(base, '/v2/errs/manifests/chunked-huge', { method: 'HEAD' })).status).toBe(404);
+  });
+  it('answers 413 to a chunked manifest as soon as it passes 4 MiB, without waiting for its end', async () => {
+    const { request } = await import('node:http');
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${base}/v2/errs/manifests/endless`, {
+        method: 'PUT',
+        headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json', 'Transfer-Encoding': 'chunked' },
+      });
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() });
+          req.destroy();
+        });
+      });
+      req.on('error', reject);
+      // One byte over the bound, and the body never ends: only a check while reading can answer.
+      req.write(Buffer.alloc(4 * 1024 * 1024 + 1, 0x20));
+    });
+    const { status, body } = await withDeadline(answer, 20_000, 'the 413 answer');
+    expect(status).toBe(413);
+    expect(JSON.parse(body)).toMatchObject({
+      errors: [{ code: 'MANIFEST_INVALID', message: `manifest exceeds ${4 * 1024 * 1024} bytes` }],
+    });
   });
   it('refuses a manifest whose blobs are not in the repository with MANIFEST_BLOB_UNKNOWN', async () => {
     const missing = sha256('never pushed');

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mediaTypes } from '../src/oci/media-types.js';
+import { runCredentialHelper } from '../src/upstream/credential-helper.js';
 import { UpstreamRegistry } from '../src/upstream/upstream-registry.js';
 import {
   basicCredentials,
@@ -161,5 +162,23 @@ describe('Docker config credentials', () => {
     expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
     expect(tokenSent().at(-1)).toBe('Bearer tok-second');
     expect(server.requestsTo('/token').map((r) => basicOf(r.headers.authorization))).toEqual(['first:pw', 'second:pw']);
+  });
+});
+
+// Round 5 of the planted-bug audit (docs/mutation-testing.md): a helper's answer is bounded (64 KiB).
+describe('credential helper output', () => {
+  it('refuses an answer over 64 KiB, however well formed', async () => {
+    const dir = await tempDir();
+    const bin = join(dir, 'bin');
+    await mkdir(bin);
+    const answer = JSON.stringify({ Username: 'u', Secret: 's', Padding: 'x'.repeat(128 * 1024) });
+    await writeFile(join(dir, 'answer.json'), answer);
+    const helper = join(bin, 'docker-credential-big');
+    await writeFile(helper, `#!/bin/sh\ncat > /dev/null\ncat "${join(dir, 'answer.json')}"\n`);
+    await chmod(helper, 0o755);
+    const env = { PATH: `${bin}${delimiter}${process.env['PATH'] ?? ''}` };
+    await expect(runCredentialHelper('big', '127.0.0.1:5000', env)).rejects.toThrow(
+      /^docker-credential-big (get exited with a signal|get printed something that is not JSON)$/,
+    );
   });
 });

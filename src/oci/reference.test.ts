@@ -29,6 +29,12 @@ describe('names, tags and digests', () => {
       expect(parseRepoName(name)).toBeUndefined();
     }
   });
+  // Round 5 of the planted-bug audit: the 255-character bound at its edge, not only past it.
+  it('reads names of up to 255 characters', () => {
+    expect(parseRepoName('a'.repeat(255))).toBe('a'.repeat(255));
+    expect(parseRepoName(`team/${'b'.repeat(250)}`)).toBe(`team/${'b'.repeat(250)}`);
+    expect(parseRepoName(`team/${'b'.repeat(251)}`)).toBeUndefined();
+  });
   it('reads tags of up to 128 characters', () => {
     expect(parseTag('v1.2.3_rc-1')).toBe('v1.2.3_rc-1');
     expect(parseTag('a'.repeat(128))).toBeDefined();
