@@ -87,6 +87,7 @@ const scopes = {
       'test/blob-fill-readers.test.ts',
       'test/upload-sessions.test.ts',
       'test/import-batch-links.test.ts',
+      'test/import-batch.test.ts',
     ],
   },
   // The SQLite index: names, tags, manifests, links, and the checks that read it.
