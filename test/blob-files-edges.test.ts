@@ -28,6 +28,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requireDigest, type Digest } from '../src/oci/digest.js';
 import { requireRepoName, type Tag } from '../src/oci/reference.js';
 import { BlobFiles, type DurableFs } from '../src/store/blob-files.js';
+import { holderRepositories } from '../src/store/blob-holders.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { blobPath } from './support/blob-file.js';
 import { descriptorsUnder } from './support/open-descriptors.js';
@@ -236,6 +237,60 @@ describe('quarantine', () => {
     } finally {
       store.close();
     }
+  });
+});
+
+describe('quarantine: holders of a manifest', () => {
+  it('names the repositories that keep a manifest whose bytes the blob is, and holderRepositories lists each once', async () => {
+    const store = await LocalStore.open(root);
+    try {
+      const config = Buffer.from('{}');
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(config), size: 2 },
+          layers: [],
+        }),
+      );
+      for (const repo of ['holders/b', 'holders/a']) {
+        await store.putBlob(requireRepoName(repo), digestOf(config), once(config), config.length);
+        await store.putManifest(
+          requireRepoName(repo),
+          'v1' as Tag,
+          manifest,
+          'application/vnd.oci.image.manifest.v1+json',
+        );
+      }
+      const result = await store.quarantineBlob(digestOf(manifest), 'digest-mismatch');
+      expect(result?.holders).toEqual({
+        links: [],
+        manifests: ['holders/a', 'holders/b'],
+        tags: [
+          { repository: 'holders/a', tag: 'v1', source: 'pushed' },
+          { repository: 'holders/b', tag: 'v1', source: 'pushed' },
+        ],
+      });
+      expect(holderRepositories(result?.holders ?? { links: [], manifests: [], tags: [] })).toEqual([
+        'holders/a',
+        'holders/b',
+      ]);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('holderRepositories: links, manifests and tags merged, each repository once, sorted', () => {
+    expect(
+      holderRepositories({
+        links: ['c/links', 'a/both'],
+        manifests: ['a/both', 'b/manifest'],
+        tags: [
+          { repository: 'd/tag', tag: 'v1', source: 'fetched' },
+          { repository: 'd/tag', tag: 'v2', source: 'pushed' },
+        ],
+      }),
+    ).toEqual(['a/both', 'b/manifest', 'c/links', 'd/tag']);
   });
 });
 
