@@ -46,7 +46,7 @@ interface LayerSpec {
 
 function manifestContent(mediaType: string, body: object): ManifestContent {
   const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType, ...body }));
-  return { mediaType, digest: sha256Digest(bytes) as Digest, bytes };
+  return { mediaType, digest: sha256Digest(bytes) as Digest, size: bytes.length, bytes };
 }
 
 function imageManifest(config: Blob, layers: LayerSpec[]): ManifestContent {
@@ -164,17 +164,19 @@ describe('ImportBatch', () => {
     const atBound = Buffer.from(body.padEnd(maxManifestBytes, ' '));
     const over = Buffer.from(body.padEnd(maxManifestBytes + 1, ' '));
     const overDigest = sha256Digest(over) as Digest;
-    const failure = await batch.writeManifest(name, { mediaType: ociManifest, digest: overDigest, bytes: over }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
+    const failure = await batch
+      .writeManifest(name, { mediaType: ociManifest, digest: overDigest, size: over.length, bytes: over })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(failure).toMatchObject({
       code: 'MANIFEST_INVALID',
       message: `${overDigest}: manifest exceeds ${maxManifestBytes} bytes`,
     });
     const atDigest = sha256Digest(atBound) as Digest;
     await batch.writeBlob(config, [config.bytes]);
-    await batch.writeManifest(name, { mediaType: ociManifest, digest: atDigest, bytes: atBound });
+    await batch.writeManifest(name, { mediaType: ociManifest, digest: atDigest, size: atBound.length, bytes: atBound });
     await batch.tag(name, 'big' as Tag, atDigest);
     await batch.commit();
     expect((await store.getManifest(name, 'big' as Tag))?.bytes.byteLength).toBe(maxManifestBytes);
