@@ -8,7 +8,7 @@
  * (docs/mutation-testing.md); each asserts the exact answer.
  */
 import { createHash } from 'node:crypto';
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -308,5 +308,71 @@ describe('upload sessions in a store', () => {
     const c = Buffer.alloc(40, 'c');
     expect(await push(c)).toEqual({ digest: digestOf(c), size: 40 });
     expect(await readdir(join(root, 'tmp', 'uploads'))).toEqual([]);
+  });
+
+  it('gc names the abandoned sessions with their sizes: past uploads.maxAge, or empty past the empty age; never a busy or fresh one', async () => {
+    const s = await openStore({ uploadMaxAgeMs: 3_000, uploadEmptyMaxAgeMs: 1_000 });
+    const full = await s.startUpload(name);
+    await s.appendUpload(name, full.id, once('stale'));
+    await sleep(2_000);
+    const emptyOld = await s.startUpload(name);
+    const partial = await s.startUpload(name);
+    await s.appendUpload(name, partial.id, once('abc'));
+    const busy = await s.startUpload(name);
+    await sleep(1_500);
+    // full: 3.5 s old with 5 bytes; emptyOld: 1.5 s old and empty; partial: 1.5 s old with 3 bytes (kept);
+    // busy: as old as emptyOld and empty, but a request is writing to it.
+    const held = heldBody('x');
+    const writing = s.appendUpload(name, busy.id, held.body);
+    await withDeadline(held.sent, deadlineMs, 'the PATCH sending its bytes');
+    const fresh = await s.startUpload(name);
+    const report = await s.gc({ graceMs: 0, dryRun: true });
+    const byId = (a: { id: string }, b: { id: string }): number => a.id.localeCompare(b.id);
+    expect([...report.uploads].sort(byId)).toEqual(
+      [
+        { id: full.id, size: 5 },
+        { id: emptyOld.id, size: 0 },
+      ].sort(byId),
+    );
+    held.release();
+    await withDeadline(writing, deadlineMs, 'the PATCH');
+    for (const id of [full.id, emptyOld.id, partial.id, busy.id, fresh.id]) {
+      expect(await s.getUpload(name, id), id).toBeDefined();
+    }
+  });
+
+  it('a session whose file cannot be created is refused with that error, and gives its slot back', async () => {
+    const s = await openStore({ uploadLimits: { maxSessions: 1 } });
+    await rm(join(root, 'tmp', 'uploads'), { recursive: true });
+    await expect(s.startUpload(name)).rejects.toMatchObject({ code: 'ENOENT' });
+    await mkdir(join(root, 'tmp', 'uploads'));
+    const { id } = await s.startUpload(name);
+    expect(await readdir(join(root, 'tmp', 'uploads'))).toEqual([id]);
+  });
+
+  it('at start-up, keeps a session whose file cannot be cut back for a reason other than "gone"', async () => {
+    let s = await openStore();
+    const { id } = await s.startUpload(name);
+    await s.appendUpload(name, id, once('abc'));
+    s.close();
+    store = undefined;
+    // A directory where the upload file was: opening it to truncate fails with EISDIR, not ENOENT.
+    await rm(uploadFile(id));
+    await mkdir(uploadFile(id));
+    s = await openStore();
+    expect(await s.getUpload(name, id)).toEqual({ id, name, size: 3 });
+  });
+
+  it('a chunk whose body fails midway is refused with that error; the upload keeps its committed bytes', async () => {
+    const s = await openStore();
+    const { id } = await s.startUpload(name);
+    await s.appendUpload(name, id, once('abc'));
+    async function* failing(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('def');
+      throw new Error('the client went away');
+    }
+    await expect(s.appendUpload(name, id, failing())).rejects.toThrow('the client went away');
+    expect(await s.getUpload(name, id)).toEqual({ id, name, size: 3 });
+    expect(await readFile(uploadFile(id), 'utf8')).toBe('abc');
   });
 });
