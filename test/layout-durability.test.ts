@@ -12,13 +12,12 @@ import { mkdtemp, open, readdir, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readDirEntries } from '../src/archive/dir-entries.js';
-import { importArchive } from '../src/archive/import-archive.js';
 import { OciLayoutDirWriter, type LayoutFs } from '../src/archive/oci-layout-dir-writer.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
-import { LocalStore } from '../src/store/local-store.js';
+import type { LocalStore } from '../src/store/local-store.js';
 import { copyImages } from '../src/transfer/copy-images.js';
-import { allBlobsOf, makeImage, testSeed, writeOciLayout, type TestImage } from './support/make-image.js';
+import { storeHolding } from './support/layout-store.js';
+import { allBlobsOf, makeImage, testSeed, type TestImage } from './support/make-image.js';
 
 const source = 'registry.example.test/team/source' as RepoName;
 const target = 'team/app' as RepoName;
@@ -120,11 +119,7 @@ describe('a copy into an OCI layout folder is durable in order', () => {
         { os: 'linux', architecture: 'arm64' },
       ],
     });
-    const layout = join(work, 'source-layout');
-    await writeOciLayout(first, layout, `${source}:first`);
-    await writeOciLayout(second, layout, `${source}:second`);
-    store = await LocalStore.open(join(work, 'store'));
-    await importArchive(readDirEntries(layout), store.startImport(), { label: 'layout' });
+    store = await storeHolding(work, source, { first, second });
   });
 
   afterAll(async () => {

@@ -10,14 +10,13 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readDirEntries } from '../src/archive/dir-entries.js';
-import { importArchive } from '../src/archive/import-archive.js';
 import { OciLayoutDirWriter } from '../src/archive/oci-layout-dir-writer.js';
 import type { Digest } from '../src/oci/digest.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
-import { LocalStore } from '../src/store/local-store.js';
+import type { LocalStore } from '../src/store/local-store.js';
 import { copyImages } from '../src/transfer/copy-images.js';
-import { makeImage, refNameAnnotation, testSeed, writeOciLayout, type TestImage } from './support/make-image.js';
+import { storeHolding } from './support/layout-store.js';
+import { makeImage, refNameAnnotation, testSeed, type TestImage } from './support/make-image.js';
 
 const source = 'registry.example.test/team/source' as RepoName;
 const target = 'team/app' as RepoName;
@@ -44,11 +43,7 @@ describe('copying into an existing OCI layout folder', () => {
     const seed = testSeed('layout merge');
     first = await makeImage({ seed: `${seed}-first`, layers: 1 });
     second = await makeImage({ seed: `${seed}-second`, layers: 1 });
-    const layout = join(work, 'source-layout');
-    await writeOciLayout(first, layout, `${source}:first`);
-    await writeOciLayout(second, layout, `${source}:second`);
-    store = await LocalStore.open(join(work, 'store'));
-    await importArchive(readDirEntries(layout), store.startImport(), { label: 'layout' });
+    store = await storeHolding(work, source, { first, second });
   });
 
   afterAll(async () => {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
 import { call } from './support/http.js';
-import { makeImage, manifestsOf, testSeed, type ManifestBlob, type TestImage } from './support/make-image.js';
+import { makeIrregularImage, manifestsOf, testSeed, type ManifestBlob, type TestImage } from './support/make-image.js';
 import { pushTestImage } from './support/push-image.js';
 import { startWharf } from './support/wharf.js';
 
@@ -29,20 +29,10 @@ let image: TestImage;
 let dataDir: string;
 
 beforeAll(async () => {
-  image = await makeImage({
-    seed: testSeed('manifest-bytes'),
-    layers: 1,
-    layerSize: 512,
-    platforms: [
-      { os: 'linux', architecture: 'amd64' },
-      { os: 'linux', architecture: 'arm64' },
-    ],
-    manifestFormat: 'irregular',
-  });
-  // The fixture itself must be what no serialiser round trip gives back, or this file proves nothing.
+  image = await makeIrregularImage(testSeed('manifest-bytes'));
+  // makeIrregularImage checks that no JSON round trip gives the manifests back; and these forms are in them.
   for (const manifest of manifestsOf(image)) {
     const text = manifest.bytes.toString('utf8');
-    expect(JSON.stringify(JSON.parse(text))).not.toBe(text);
     expect(text).toMatch(/\\u00e9/);
     expect(text.endsWith('\n')).toBe(true);
   }

@@ -400,3 +400,27 @@ function hexOf(digest: string): string {
   if (algorithm !== 'sha256' || encoded === undefined) throw new Error(`not a sha256 digest: ${digest}`);
   return encoded;
 }
+
+/**
+ * A two-platform image whose manifests (manifestFormat 'irregular') no JSON round trip gives back:
+ * what the byte-for-byte tests send. Throws if one would survive `JSON.stringify(JSON.parse(…))`,
+ * since a test with such a fixture would prove nothing.
+ */
+export async function makeIrregularImage(seed: string): Promise<TestImage> {
+  const image = await makeImage({
+    seed,
+    layers: 1,
+    layerSize: 512,
+    platforms: [
+      { os: 'linux', architecture: 'amd64' },
+      { os: 'linux', architecture: 'arm64' },
+    ],
+    manifestFormat: 'irregular',
+  });
+  for (const manifest of manifestsOf(image)) {
+    const text = manifest.bytes.toString('utf8');
+    if (JSON.stringify(JSON.parse(text)) === text)
+      throw new Error(`${manifest.digest}: a JSON round trip gives it back`);
+  }
+  return image;
+}
