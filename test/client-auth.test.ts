@@ -475,9 +475,11 @@ describe('a user whose only right is on one upstream', () => {
   let vendorOnly: WharfHandle;
   beforeAll(async () => {
     vendorOnly = await startWharf({
+      // No prefetch: this wharf closes right after its one pull (a close during prefetch fills hung
+      // once in CI, at 120 s; not reproduced since, and not what this test is about).
       upstreams: [
-        { host: privateHost, url: privateUpstream.url, username: 'user', password: 'pass' },
-        { host: publicHost, url: publicUpstream.url },
+        { host: privateHost, url: privateUpstream.url, username: 'user', password: 'pass', prefetch: false },
+        { host: publicHost, url: publicUpstream.url, prefetch: false },
       ],
       auth: authSettings({ access: [{ repositories: [`${privateHost}/**`], users: ['vendor'], allow: ['pull'] }] }),
     });
@@ -492,7 +494,8 @@ describe('a user whose only right is on one upstream', () => {
     const mirrored = await call(vendorOnly.url, `/v2/team/secret/manifests/v1?ns=${privateHost}`, {
       headers: { Accept: accept, ...bearer(token) },
     });
-    expect(mirrored.status, await mirrored.clone().text()).toBe(200);
+    const body = await mirrored.text();
+    expect(mirrored.status, body).toBe(200);
     expect(mirrored.headers.get('docker-content-digest')).toBe(secret.root.digest);
     // The same token does not open the local name team/secret, nor the other upstream's form.
     for (const path of ['/v2/team/secret/manifests/v1', `/v2/team/secret/manifests/v1?ns=${publicHost}`]) {
