@@ -135,6 +135,22 @@ function blobPath(digest: Digest): string {
   return join(root, 'blobs', 'sha256', hex.slice(0, 2), hex);
 }
 
+/**
+ * Gives a push started at log entry `from` every chance to run ahead of a removal in progress: if its
+ * write started (it must not: its lease waits for the removal), waits until it renamed its file into
+ * blobs/, so a removal that then goes on would take the push's file.
+ */
+async function letEarlyPushRunAhead(digest: Digest, from: number): Promise<void> {
+  await macrotask();
+  if (fs.log.slice(from).some((entry) => entry.startsWith(`open ${join(root, 'tmp')}`))) {
+    await withDeadline(
+      fs.seen((entry) => entry.endsWith(`-> ${blobPath(digest)}`), from),
+      deadlineMs,
+      'the early push renaming its file into blobs/',
+    );
+  }
+}
+
 describe('leases: a write in progress is never undone by gc or a removal', () => {
   it('gc leaves alone a digest whose write has renamed its file but not yet written its row', async () => {
     const bytes = Buffer.from('a blob pushed to one repository, unreferenced, then pushed again to another');
@@ -184,16 +200,8 @@ describe('leases: a write in progress is never undone by gc or a removal', () =>
     await withDeadline(hold.reached, deadlineMs, 'the quarantine about to move the file');
     const from = fs.log.length;
     const pushed = store.putBlob(name, digest, once(bytes), bytes.length);
-    // Give the push every chance to run ahead: if its write started (it must not: its lease waits
-    // for the removal), let it put its file in place before the quarantine moves "the" file.
-    await macrotask();
-    if (fs.log.slice(from).some((entry) => entry.startsWith(`open ${join(root, 'tmp')}`))) {
-      await withDeadline(
-        fs.seen((entry) => entry.endsWith(`-> ${blobPath(digest)}`), from),
-        deadlineMs,
-        'the early push renaming its file into blobs/',
-      );
-    }
+    // Give the push every chance to run ahead of the quarantine moving "the" file.
+    await letEarlyPushRunAhead(digest, from);
     hold.release();
     // Both settled before any assertion, so none leaves a write running when the store closes.
     await withDeadline(Promise.allSettled([quarantined, pushed]), deadlineMs, 'the quarantine and the push');
@@ -222,15 +230,7 @@ describe('leases: a write waits for gc removing the same digest', () => {
     await withDeadline(hold.reached, deadlineMs, 'gc about to unlink the file');
     const from = fs.log.length;
     const pushed = store.putBlob(requireRepoName('leases/again'), digest, once(bytes), bytes.length);
-    // As above: if the push's write started (its lease must wait for the unlink), let it rename first.
-    await macrotask();
-    if (fs.log.slice(from).some((entry) => entry.startsWith(`open ${join(root, 'tmp')}`))) {
-      await withDeadline(
-        fs.seen((entry) => entry.endsWith(`-> ${blobPath(digest)}`), from),
-        deadlineMs,
-        'the early push renaming its file into blobs/',
-      );
-    }
+    await letEarlyPushRunAhead(digest, from);
     hold.release();
     await withDeadline(Promise.allSettled([collected, pushed]), deadlineMs, 'gc and the push');
 
