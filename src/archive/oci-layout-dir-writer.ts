@@ -29,7 +29,8 @@ const dockerManifestFile = 'manifest.json';
 /**
  * The fs calls the layout's durability rests on: opening the files and directories that get
  * fsynced, and the rename into place. Node's by default; a test hands in wrappers to see each file
- * synced before its rename and the directories synced after (test/layout-durability.test.ts), which
+ * synced before its rename and the directories synced before index.json names the files
+ * (test/layout-durability.test.ts), which
  * no crash a test can cause would show (the page cache survives it). Nothing else replaces them.
  */
 export interface LayoutFs {
