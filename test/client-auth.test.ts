@@ -475,11 +475,12 @@ describe('a user whose only right is on one upstream', () => {
   let vendorOnly: WharfHandle;
   beforeAll(async () => {
     vendorOnly = await startWharf({
-      // No prefetch: this wharf closes right after its one pull (a close during prefetch fills hung
-      // once in CI, at 120 s; not reproduced since, and not what this test is about).
+      // Prefetch on (the default): this wharf closes right after its one pull, with prefetches of
+      // its layers in flight. That close once hung in CI: a prefetch aborted between the upstream's
+      // answer and its first read waited forever on a destroyed body (upstream-body-closed.test.ts).
       upstreams: [
-        { host: privateHost, url: privateUpstream.url, username: 'user', password: 'pass', prefetch: false },
-        { host: publicHost, url: publicUpstream.url, prefetch: false },
+        { host: privateHost, url: privateUpstream.url, username: 'user', password: 'pass' },
+        { host: publicHost, url: publicUpstream.url },
       ],
       auth: authSettings({ access: [{ repositories: [`${privateHost}/**`], users: ['vendor'], allow: ['pull'] }] }),
     });

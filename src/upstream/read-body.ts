@@ -85,8 +85,9 @@ const maxQueuedBytes = 1024 * 1024;
  * them (no copying them together: the consumer batches its own writes, and a
  * concat of every queued chunk cost a tenth of a cold fill's CPU). Up to
  * `maxQueuedBytes` are read ahead while the consumer is busy. Socket errors and idle
- * timeouts surface as UNAVAILABLE with the undici error as cause; leaving the
- * loop early (break, throw) destroys the body so the connection is not left half-read.
+ * timeouts surface as UNAVAILABLE with the undici error as cause, and so does a body destroyed
+ * before the first read; leaving the loop early (break, throw) destroys the body so the
+ * connection is not left half-read.
  */
 export async function* streamBody(body: ResponseBody, where: string): AsyncGenerator<Uint8Array, void, undefined> {
   const queue: Buffer[] = [];
@@ -117,6 +118,9 @@ export async function* streamBody(body: ResponseBody, where: string): AsyncGener
     if (!ended && failure === undefined) failure = new Error('upstream body closed before its end');
     notify();
   });
+  // Destroyed before this first read (a prefetch aborted at shutdown, a reset in the gap): its
+  // events are spent, and waiting for them would never end.
+  if (body.destroyed && !body.readableEnded) failure = body.errored ?? new Error('upstream body closed before its end');
   try {
     for (;;) {
       const chunk = queue.shift();
