@@ -27,6 +27,7 @@ import { WharfMetrics } from './metrics.js';
 import { describeQuarantine, mirroredNameTest } from './quarantine-report.js';
 import { lifecycleStoreOptions, startLifecycle, type ServerLifecycleOptions } from './server-lifecycle.js';
 import type { GcReport } from '../store/lifecycle.js';
+import type { Resolver } from '../upstream/address-guard.js';
 
 export interface ServerOptions {
   dataDir: string;
@@ -61,6 +62,8 @@ export interface ServerOptions {
   verifyReads?: boolean;
   /** store.maxSize, pins, the gc schedule (server-lifecycle.ts). */
   lifecycle?: ServerLifecycleOptions;
+  /** How the upstreams' address guards resolve names: tests hand in a table; dns.lookup otherwise (not a config key). */
+  resolver?: Resolver;
 }
 
 export interface RunningServer {
@@ -122,6 +125,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     options.local ?? [],
     logger,
     metrics.observeUpstream,
+    options.resolver,
   );
   const proxy = new ProxySource(store, router, {
     offline: options.offline ?? false,

@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import { Router } from '../proxy/router.js';
 import { compileNamePattern, matchesAny } from '../registry/auth/name-pattern.js';
+import type { Resolver } from '../upstream/address-guard.js';
 import { UpstreamRegistry, type UpstreamRegistryOptions } from '../upstream/upstream-registry.js';
 import type { UpstreamSettings } from './config.js';
 import { isPrivateUpstream } from './config-values.js';
@@ -22,6 +23,8 @@ export function createUpstreamRouter(
   local: readonly string[],
   logger: Logger,
   observe?: UpstreamRegistryOptions['observe'],
+  /** Tests only (a table of made-up names); dns.lookup otherwise. */
+  resolver?: Resolver,
 ): UpstreamRouting {
   const localPatterns = local.map(compileNamePattern);
   const clients = upstreams.map((settings) => ({
@@ -38,7 +41,12 @@ export function createUpstreamRouter(
         ...(settings.mirror === true ? { namespace: settings.host } : {}),
       },
       // Credential helpers and ~/.docker/config.json are found through the process environment.
-      { logger, env: process.env, ...(observe === undefined ? {} : { observe }) },
+      {
+        logger,
+        env: process.env,
+        ...(observe === undefined ? {} : { observe }),
+        ...(resolver === undefined ? {} : { resolver }),
+      },
     ),
   }));
   const router = new Router(

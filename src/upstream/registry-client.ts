@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import { Agent } from 'undici';
 import { OciError } from '../oci/errors.js';
 import type { AddressClass } from './address-class.js';
-import { AddressGuard } from './address-guard.js';
+import { AddressGuard, type Resolver } from './address-guard.js';
 import type { RegistryTls } from './certs-dir.js';
 import { clientErrorFromResponse } from './client-errors.js';
 import { describeCredentials, resolveCredentials, type Credentials } from './credentials.js';
@@ -33,6 +33,8 @@ export interface RegistryClientOptions {
   logger?: Logger;
   /** Overrides the network the registry's address says it is on (tests). */
   network?: AddressClass;
+  /** What the address guard resolves names with; dns.lookup when absent (tests answer from a table). */
+  resolver?: Resolver;
   timeouts?: Partial<UpstreamTimeouts>;
 }
 
@@ -71,7 +73,7 @@ export class RegistryClient {
     this.base = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
     const logger = options.logger ?? silentLogger;
     const timeouts = resolveTimeouts(options.timeouts);
-    const guard = new AddressGuard(url, options.network);
+    const guard = new AddressGuard(url, options.network, options.resolver);
     const tls = options.tls ?? {};
     this.agent = new Agent({
       connect: {

@@ -5,6 +5,7 @@
  */
 import type { Dispatcher } from 'undici';
 import type { AddressClass } from './address-class.js';
+import type { Resolver } from './address-guard.js';
 import type { Environment } from './docker-config.js';
 import type { Logger } from './logger.js';
 import type { UpstreamTimeouts } from './timeouts.js';
@@ -43,6 +44,12 @@ export interface UpstreamRegistryOptions {
    * loopback the guard a public one gets.
    */
   network?: AddressClass;
+  /**
+   * What the address guard resolves names with (every name the Agent dials goes through it);
+   * dns.lookup when absent. Tests answer from a table, so a made-up name reaches loopback and no
+   * DNS query leaves the machine. Not a setting: nothing in the configuration sets it.
+   */
+  resolver?: Resolver;
   /** Told of every exchange with the upstream, for metrics (cli/ wires it to Prometheus). */
   observe?: UpstreamObserver;
 }

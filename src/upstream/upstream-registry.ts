@@ -101,7 +101,7 @@ export class UpstreamRegistry {
     }
     this.logger = options.logger ?? silentLogger;
     const timeouts = resolveTimeouts(config.timeouts);
-    const guard = new AddressGuard(url, options.network);
+    const guard = new AddressGuard(url, options.network, options.resolver);
     let dispatcher = options.dispatcher;
     if (dispatcher === undefined) {
       this.agent = new Agent({

@@ -41,6 +41,8 @@ export interface WharfOptions {
   sparseManifests?: boolean;
   /** store.maxSize, pins, gc schedule, the in-use window (cli/server-lifecycle.ts). */
   lifecycle?: ServerOptions['lifecycle'];
+  /** How the upstreams' names resolve (a table of made-up names, see table-resolver.ts); dns.lookup when absent. */
+  resolver?: ServerOptions['resolver'];
 }
 
 export async function startWharf(options: WharfOptions = {}): Promise<WharfHandle> {
@@ -70,6 +72,7 @@ export async function startWharf(options: WharfOptions = {}): Promise<WharfHandl
     metricsPublic: options.metricsPublic,
     sparseManifests: options.sparseManifests,
     lifecycle: options.lifecycle,
+    resolver: options.resolver,
   });
   const host = `127.0.0.1:${server.port}`;
   return {

@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { parseDockerRef, type DockerRef } from '../../oci/docker-ref.js';
+import type { Resolver } from '../../upstream/address-guard.js';
 import { defaultCertsDir } from '../../upstream/certs-dir.js';
 import { RegistryClient } from '../../upstream/registry-client.js';
 import { resolveEndpoint } from '../../upstream/registry-endpoint.js';
@@ -16,6 +17,11 @@ export interface RegistryFlags {
   insecure?: boolean;
   certsDir?: string;
   json?: boolean;
+  /**
+   * Not a flag (no option sets it): how the registries' address guards resolve names. Tests hand
+   * in a table of made-up names; absent, dns.lookup.
+   */
+  resolver?: Resolver;
 }
 
 export type Env = Record<string, string | undefined>;
@@ -62,7 +68,8 @@ export class ClientContext {
     });
     // Warnings (a broken credential helper, a refused redirect) go to stderr; data goes to stdout.
     const logger = pino({ level: this.env.WHARF_LOG_LEVEL ?? 'warn' }, process.stderr);
-    return new RegistryClient({ host, url: endpoint.url, tls: endpoint.tls, env: this.env, logger });
+    const { resolver } = this.flags;
+    return new RegistryClient({ host, url: endpoint.url, tls: endpoint.tls, env: this.env, logger, resolver });
   }
 }
 
