@@ -10,6 +10,7 @@
  * ever dialled, Linux would take it to mean this machine: the test cannot reach out even when the
  * guard fails, and the CDN's connection count of 0 shows the refusal came first.
  */
+import dns from 'node:dns';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,12 +40,32 @@ const { serve, defer } = upstreamHarness();
 let image: TestImage;
 let work: string;
 
+/**
+ * The system lookup, fail-closed for the made-up names while this file runs. Wharf never uses it
+ * here: the names go to the table resolver. But code that lost the guard's lookup (a planted bug)
+ * would fall back to `dns.lookup` (net.connect's default), and a DNS query for `upstream.test`
+ * would leave the machine; this answers ENOTFOUND instead, so such code fails here without traffic.
+ */
+const systemLookup = dns.lookup;
+function failClosedLookup(this: unknown, hostname: string, ...rest: unknown[]): void {
+  if (!hostname.endsWith('.test')) {
+    (systemLookup as (...args: unknown[]) => void).call(dns, hostname, ...rest);
+    return;
+  }
+  const callback = rest.at(-1) as (error: NodeJS.ErrnoException) => void;
+  const error: NodeJS.ErrnoException = new Error(`getaddrinfo ENOTFOUND ${hostname}`);
+  error.code = 'ENOTFOUND';
+  setImmediate(() => callback(error));
+}
+
 beforeAll(async () => {
+  dns.lookup = failClosedLookup as typeof dns.lookup;
   image = await makeImage({ seed: 'guarded-names', layers: 1 });
   work = await mkdtemp(join(tmpdir(), 'wharf-guarded-names-'));
 });
 
 afterAll(async () => {
+  dns.lookup = systemLookup;
   await rm(work, { recursive: true, force: true });
 });
 
