@@ -118,6 +118,10 @@ const scopes = {
       'test/blob-files-edges.test.ts',
       'test/store-durability.test.ts',
       'test/image-writer-contract.test.ts',
+      // The manifest-bytes and lookup caches: their bounds, the lookup window, staleness through LocalStore.
+      'src/store/manifest-cache.test.ts',
+      'src/store/lookup-cache.test.ts',
+      'test/store-caches.test.ts',
     ],
   },
   // Disk over time: size limit, eviction, gc, pins, quarantine, repair, scrub, stats.

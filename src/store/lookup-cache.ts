@@ -12,9 +12,9 @@
 import type { Db } from './database.js';
 
 /** How stale another process's writes may look; short enough that nobody waits on it. */
-const externalCheckMs = 1000;
+export const externalCheckMs = 1000;
 /** Bounded by entries; rows are small (a digest, a media type, a few numbers). */
-const maxEntries = 50_000;
+export const maxEntries = 50_000;
 
 export class LookupCache<T> {
   private readonly entries = new Map<string, T>();
@@ -22,13 +22,22 @@ export class LookupCache<T> {
   private version: number;
   private checkedAt = 0;
 
-  constructor(db: Db) {
+  constructor(
+    db: Db,
+    private readonly now: () => number = Date.now,
+  ) {
     this.dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
+    // Stryker disable next-line LogicalOperator: checkedAt starts at 0 and now() is ms since 1970, so the first get() reads data_version again before anything is cached: this value is only ever compared against an empty map.
     this.version = this.dataVersion.get() ?? 0;
   }
 
+  /** How many lookups are remembered (for tests of the bound). */
+  get size(): number {
+    return this.entries.size;
+  }
+
   get(key: string, load: () => T | undefined): T | undefined {
-    const now = Date.now();
+    const now = this.now();
     if (now - this.checkedAt >= externalCheckMs) {
       this.checkedAt = now;
       const version = this.dataVersion.get() ?? 0;

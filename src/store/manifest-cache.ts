@@ -38,4 +38,11 @@ export class ManifestCache {
     this.entries.delete(digest);
     this.bytes -= hit.byteLength;
   }
+
+  /** What the cache holds now, counted from its entries (for tests of the bound). */
+  get held(): { entries: number; bytes: number } {
+    let bytes = 0;
+    for (const value of this.entries.values()) bytes += value.byteLength;
+    return { entries: this.entries.size, bytes };
+  }
 }
