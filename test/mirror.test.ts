@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { countRequests, realRequests } from './support/access-log.js';
+import { blobPath, flipByte } from './support/blob-file.js';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
 import { call, errorCode, pushImage, sha256 } from './support/http.js';
 import { makeImage, testSeed, type TestImage } from './support/make-image.js';
@@ -209,6 +210,40 @@ describe('tags and the upstream going away', () => {
     } finally {
       await quick.close();
       await own.close();
+    }
+  });
+
+  it('fetches a cached manifest again when its file on disk is found corrupt, by tag and by digest', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'wharf-corrupt-manifest-'));
+    const name = `${upstreamHost}/team/app`;
+    const child = image.images[0]?.manifest.digest;
+    if (child === undefined) throw new Error('the test image has no platform manifest');
+    try {
+      const first = await startWharf({ dataDir, upstreams: [{ host: upstreamHost, url: upstream.url }] });
+      await pull(first.url, name, 'v1');
+      await first.close();
+      // The disk damages both stored manifests: the index (fresh tag) and one platform's manifest.
+      for (const digest of [image.root.digest, child]) await flipByte(blobPath(dataDir, digest), 10);
+      const again = await startWharf({
+        dataDir,
+        upstreams: [{ host: upstreamHost, url: upstream.url, tagTtlMs: 60_000 }],
+      });
+      try {
+        const before = (await upstream.settledLogs()).length;
+        const root = await call(again.url, `/v2/${name}/manifests/v1`, { headers: { Accept: acceptAll } });
+        expect(root.status).toBe(200);
+        expect((await bytesOf(root)).equals(image.root.bytes)).toBe(true);
+        const platform = await call(again.url, `/v2/${name}/manifests/${child}`, { headers: { Accept: acceptAll } });
+        expect(platform.status).toBe(200);
+        expect(sha256(await bytesOf(platform))).toBe(child);
+        // Each damaged manifest was asked of the upstream once more; nothing else was.
+        const asked = realRequests((await upstream.settledLogs()).slice(before)).map((r) => `${r.method} ${r.path}`);
+        expect(asked.sort()).toEqual([`GET /v2/team/app/manifests/v1`, `GET /v2/team/app/manifests/${child}`].sort());
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
     }
   });
 

@@ -22,9 +22,9 @@ import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requireDigest, type Digest } from '../src/oci/digest.js';
 import type { BlobFile } from '../src/oci/image-source.js';
-import { requireRepoName } from '../src/oci/reference.js';
+import { requireRepoName, type Tag } from '../src/oci/reference.js';
 import type { DurableFs } from '../src/store/blob-files.js';
-import { LocalStore } from '../src/store/local-store.js';
+import { LocalStore, type LocalStoreOptions } from '../src/store/local-store.js';
 import type { QuarantineResult } from '../src/store/quarantine.js';
 import { checkWhole, memoryBlob, smallBlobBytes } from '../src/store/verified-read.js';
 import { blobPath, flipByte } from './support/blob-file.js';
@@ -328,6 +328,76 @@ describe('LocalStore.openBlob: small blobs, hashed whole when opened', () => {
     }
     expect(found).toEqual([]);
     expect(store.verified.counts).toEqual({ hashed: 0, trusted: 0, joined: 0, own: 0 });
+  });
+});
+
+describe('LocalStore.getManifest: hashed when read from disk', () => {
+  const manifestType = 'application/vnd.oci.image.manifest.v1+json';
+  /** Each case's tag: its damage, spaces as dashes. */
+  const tagOf = (damage: string): Tag => damage.replace(/ /g, '-') as Tag;
+  /** A one-layer image pushed as `name:tag`; its manifest's bytes and digest. */
+  async function pushed(tag: Tag, seed: string): Promise<{ bytes: Buffer; digest: Digest }> {
+    const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', seed }));
+    const layer = Buffer.from(`layer ${seed}`);
+    const [configDigest, layerDigest] = [await stored(config), await stored(layer)];
+    const bytes = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: manifestType,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
+      }),
+    );
+    await store.putManifest(name, tag, bytes, manifestType);
+    return { bytes, digest: digestOf(bytes) };
+  }
+  /** The store opened again: its manifest cache is empty, so the next read is from disk. */
+  async function reopened(options: LocalStoreOptions = {}): Promise<void> {
+    store.close();
+    store = await LocalStore.open(root, {
+      blobFs: trackingFs,
+      onQuarantine: (result) => found.push(result),
+      ...options,
+    });
+  }
+
+  it('serves a good file, and answers as absent, quarantining it, a manifest whose bytes, size or file are wrong', async () => {
+    const good = await pushed(tagOf('good'), 'good');
+    const cases = [
+      { damage: 'a flipped byte', reason: 'digest-mismatch' },
+      { damage: 'cut short', reason: 'size-mismatch' },
+      { damage: 'removed', reason: 'missing-file' },
+    ] as const;
+    const damaged = [];
+    for (const { damage } of cases) damaged.push(await pushed(tagOf(damage), damage));
+    for (const [i, { damage }] of cases.entries()) {
+      const path = blobPath(root, damaged[i]!.digest);
+      if (damage === 'a flipped byte') await flipByte(path, 20);
+      else if (damage === 'cut short') await truncate(path, damaged[i]!.bytes.byteLength - 1);
+      else await rm(path);
+    }
+    await reopened();
+    const served = await store.getManifest(name, tagOf('good'));
+    expect(Buffer.from(served?.bytes ?? []).equals(good.bytes)).toBe(true);
+    for (const [i, { damage, reason }] of cases.entries()) {
+      const { digest } = damaged[i]!;
+      expect(await store.getManifest(name, tagOf(damage)), damage).toBeUndefined();
+      expect(found.at(-1), damage).toMatchObject({ digest, reason, foundBy: 'read' });
+      // A pushed manifest found corrupt takes its tag with it (ADR 0009): a push restores both.
+      expect(store.tagState(name, tagOf(damage)), damage).toBeUndefined();
+      expect(await store.getManifest(name, digest), damage).toBeUndefined();
+    }
+    expect(found).toHaveLength(3);
+  });
+
+  it('serves a manifest file as stored with verified reads off (store.verifyReads: false)', async () => {
+    const { digest } = await pushed(tagOf('as-stored'), 'as-stored');
+    await flipByte(blobPath(root, digest), 20);
+    await reopened({ verifyReads: false });
+    const onDisk = await readFile(blobPath(root, digest));
+    const served = await store.getManifest(name, tagOf('as-stored'));
+    expect(Buffer.from(served?.bytes ?? []).equals(onDisk)).toBe(true);
+    expect(found).toEqual([]);
   });
 });
 

@@ -43,6 +43,7 @@ import { mediaTypes } from '../oci/media-types.js';
 import type { CacheResult, ReadTrace } from '../oci/read-trace.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import type { LocalStore } from '../store/local-store.js';
+import type { TagRow } from '../store/store-index.js';
 import { acceptKey } from './accept-key.js';
 import { FillRegistry } from './fill-registry.js';
 import type { UpstreamBlobInfo } from './upstream-client.js';
@@ -319,17 +320,10 @@ export class ProxySource implements ImageSource {
   ): Promise<ManifestContent | undefined> {
     const state = this.store.tagState(route.canonical, tag);
     if (state !== undefined) {
-      const fresh = state.confirmed_at !== null && this.now() - state.confirmed_at < route.upstream.tagTtlMs;
-      if (state.source !== 'fetched' || fresh)
-        return note(trace, await this.store.getManifest(route.canonical, tag), 'hit');
-      if (this.offline) return note(trace, await this.store.getManifest(route.canonical, tag), 'stale');
-      const outcome = await this.revalidations.revalidate(`${route.canonical}:${tag}`, (signal) =>
-        this.revalidateTag(route, tag, state.digest, signal),
-      );
-      if (outcome?.kind === 'denied') throw outcome.error;
-      // Whatever the revalidation found is in the store; without an answer, this is the cached tag.
-      const served = await this.store.getManifest(route.canonical, tag);
-      return note(trace, served, outcome?.kind === 'done' ? 'revalidated' : 'stale');
+      const served = await this.cachedByTag(route, tag, state);
+      // Nothing served: the stored manifest was found corrupt on this read and quarantined (ADR
+      // 0009); it is fetched again below, as on a first pull.
+      if (served.manifest !== undefined || this.offline) return note(trace, served.manifest, served.how);
     }
     if (this.offline) throw offlineMiss('MANIFEST_UNKNOWN', route, tag, trace);
     // Nothing to serve: this pull waits for the upstream. The answer may depend on Accept.
@@ -346,6 +340,25 @@ export class ProxySource implements ImageSource {
       return fetched;
     });
     return note(trace, fetched, 'fill');
+  }
+
+  /** The cached tag's manifest: as stored while fresh (or pushed, or offline), else after a revalidation. */
+  private async cachedByTag(
+    route: MirrorRoute,
+    tag: Tag,
+    state: TagRow,
+  ): Promise<{ manifest: ManifestContent | undefined; how: CacheResult }> {
+    const fresh = state.confirmed_at !== null && this.now() - state.confirmed_at < route.upstream.tagTtlMs;
+    if (state.source !== 'fetched' || fresh)
+      return { manifest: await this.store.getManifest(route.canonical, tag), how: 'hit' };
+    if (this.offline) return { manifest: await this.store.getManifest(route.canonical, tag), how: 'stale' };
+    const outcome = await this.revalidations.revalidate(`${route.canonical}:${tag}`, (signal) =>
+      this.revalidateTag(route, tag, state.digest, signal),
+    );
+    if (outcome?.kind === 'denied') throw outcome.error;
+    // Whatever the revalidation found is in the store; without an answer, this is the cached tag.
+    const manifest = await this.store.getManifest(route.canonical, tag);
+    return { manifest, how: outcome?.kind === 'done' ? 'revalidated' : 'stale' };
   }
 
   /**
