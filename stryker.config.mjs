@@ -118,6 +118,8 @@ const scopes = {
       'test/blob-files-edges.test.ts',
       'test/store-durability.test.ts',
       'test/image-writer-contract.test.ts',
+      // verify and verify-index in process: each problem made for real, its exact report.
+      'test/verify-report.test.ts',
     ],
   },
   // Disk over time: size limit, eviction, gc, pins, quarantine, repair, scrub, stats.
