@@ -212,6 +212,13 @@ describe('verifyStore reports', () => {
     expect(report.blobs.rows).toBe(4);
   });
 
+  it('a blob row with an empty digest (nothing sorts before it)', async () => {
+    editIndex(root, (db) => db.prepare("INSERT INTO blobs (digest, size, created_at) VALUES ('', 5, 0)").run());
+    const report = await verifyStore(root);
+    expect(report.problems).toStrictEqual([{ kind: 'bad-row', message: 'blob row "" is not a valid digest' }]);
+    expect(report.blobs.rows).toBe(4);
+  });
+
   it('every row once, across pages of rows', async () => {
     const digests = Array.from({ length: 1_200 }, (_, i) => requireDigest(sha256(`row ${i}`)));
     editIndex(root, (db) => {

@@ -119,13 +119,18 @@ export async function verifyStore(root: string, options: VerifyOptions = {}): Pr
 
 /** Every row has its file, of the row's size and (unless quick) hashing to the row's digest. */
 async function checkBlobRows(db: Database.Database, files: BlobFiles, report: VerifyReport): Promise<void> {
-  const page = db.prepare<[string, number], { digest: string; size: number }>(
+  // The first page has no lower bound: a row whose digest is '' sorts before any bound it could take.
+  const first = db.prepare<[number], { digest: string; size: number }>(
+    'SELECT digest, size FROM blobs ORDER BY digest LIMIT ?',
+  );
+  const after = db.prepare<[string, number], { digest: string; size: number }>(
     'SELECT digest, size FROM blobs WHERE digest > ? ORDER BY digest LIMIT ?',
   );
   const stillThere = db.prepare<[string], { size: number }>('SELECT size FROM blobs WHERE digest = ?');
   const problem = (kind: ProblemKind, message: string, digest?: Digest): void =>
     void report.problems.push(digest === undefined ? { kind, message } : { kind, message, digest });
-  for (let last = '', rows = page.all(last, pageRows); rows.length > 0; rows = page.all(last, pageRows)) {
+  // Stryker disable next-line StringLiteral: never read: each row sets last before the next page is asked for.
+  for (let last = '', rows = first.all(pageRows); rows.length > 0; rows = after.all(last, pageRows)) {
     for (const row of rows) {
       last = row.digest;
       report.blobs.rows++;
