@@ -122,6 +122,8 @@ const scopes = {
       'src/store/manifest-cache.test.ts',
       'src/store/lookup-cache.test.ts',
       'test/store-caches.test.ts',
+      // verify and verify-index in process: each problem made for real, its exact report.
+      'test/verify-report.test.ts',
     ],
   },
   // Disk over time: size limit, eviction, gc, pins, quarantine, repair, scrub, stats.

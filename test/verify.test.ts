@@ -10,48 +10,15 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requireDigest, type Digest } from '../src/oci/digest.js';
-import { requireRepoName, type Tag } from '../src/oci/reference.js';
-import { LocalStore } from '../src/store/local-store.js';
 import { verifyStore } from '../src/store/verify.js';
 import { sha256 } from './support/http.js';
+import { seedStore, type SeededStore } from './support/seeded-store.js';
 import { runWharf } from './support/spawn-wharf.js';
 import { startWharf } from './support/wharf.js';
 
-const name = requireRepoName('verify/app');
-
 let root: string;
-let image: { config: Digest; layer: Digest; manifest: Digest; uploadId: string };
-
-async function* bytes(data: string | Buffer): AsyncIterable<Uint8Array> {
-  yield Buffer.from(data);
-}
-
-/** A store with two blobs, a tagged manifest and an upload session holding one chunk. */
-async function seedStore(dir: string): Promise<typeof image> {
-  const store = await LocalStore.open(dir);
-  try {
-    const configBytes = JSON.stringify({ architecture: 'amd64', os: 'linux' });
-    const layerBytes = Buffer.alloc(100_000, 7);
-    const config = requireDigest(sha256(configBytes));
-    const layer = requireDigest(sha256(layerBytes));
-    await store.putBlob(name, config, bytes(configBytes));
-    await store.putBlob(name, layer, bytes(layerBytes));
-    const manifestBytes = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: configBytes.length },
-        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer, size: layerBytes.length }],
-      }),
-    );
-    const put = await store.putManifest(name, 'v1' as Tag, manifestBytes, 'application/vnd.oci.image.manifest.v1+json');
-    const upload = await store.startUpload(name);
-    await store.appendUpload(name, upload.id, bytes('first chunk'));
-    return { config, layer, manifest: put.digest, uploadId: upload.id };
-  } finally {
-    store.close();
-  }
-}
+let name: string;
+let image: SeededStore;
 
 function blobPath(digest: Digest): string {
   const [algorithm, hex] = digest.split(':') as [string, string];
@@ -65,6 +32,7 @@ function verifyCli(...args: string[]): Promise<{ code: number | null; stdout: st
 beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'wharf-verify-'));
   image = await seedStore(root);
+  name = image.name;
 });
 afterEach(async () => rm(root, { recursive: true, force: true }));
 
