@@ -118,6 +118,9 @@ const scopes = {
       'test/blob-files-edges.test.ts',
       'test/store-durability.test.ts',
       'test/image-writer-contract.test.ts',
+      // local-store.ts and store-index.ts: the write paths, the options open applies, the small calls.
+      'test/store-writes.test.ts',
+      'test/local-store-surface.test.ts',
     ],
   },
   // Disk over time: size limit, eviction, gc, pins, quarantine, repair, scrub, stats.
