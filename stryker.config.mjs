@@ -124,6 +124,9 @@ const scopes = {
       'test/store-caches.test.ts',
       // verify and verify-index in process: each problem made for real, its exact report.
       'test/verify-report.test.ts',
+      // local-store.ts and store-index.ts: the write paths, the options open applies, the small calls.
+      'test/store-writes.test.ts',
+      'test/local-store-surface.test.ts',
     ],
   },
   // Disk over time: size limit, eviction, gc, pins, quarantine, repair, scrub, stats.
