@@ -24,14 +24,15 @@ const scopes = {
     mutate: [
       'src/oci/digest.ts',
       // Line ranges: BlobFiles.write and verify(), BlobFill.verify, Uploads.finish, LocalStore's verified
-      // reads (openBlob through judgeFile) and putManifest's digest check. Keep them on those functions
+      // reads (openBlob through judgeFile; getManifest and readManifestFile) and putManifest's digest check. Keep them on those functions
       // when the files change (`grep -n` the names).
       'src/store/blob-files.ts:201-235',
       'src/store/blob-files.ts:400-420',
       'src/store/blob-fill.ts:74-87',
       'src/store/uploads.ts:81-110',
       'src/store/local-store.ts:201-302',
-      'src/store/local-store.ts:419-425',
+      'src/store/local-store.ts:311-340',
+      'src/store/local-store.ts:438-444',
       // Serve's checks of stored blobs (ADR 0009): read whole, read in order, or waiting for another read's hash.
       'src/store/verified-read.ts',
       // Which files a reader may trust without hashing them again.
