@@ -118,6 +118,8 @@ const scopes = {
       'test/blob-files-edges.test.ts',
       'test/store-durability.test.ts',
       'test/image-writer-contract.test.ts',
+      // database.ts's migrations and read-only open, `wharf ls`'s listing, /readyz's checks: in process.
+      'test/database.test.ts',
     ],
   },
   // Disk over time: size limit, eviction, gc, pins, quarantine, repair, scrub, stats.
