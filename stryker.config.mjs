@@ -120,6 +120,7 @@ const scopes = {
       'test/image-writer-contract.test.ts',
       // database.ts's migrations and read-only open, `wharf ls`'s listing, /readyz's checks: in process.
       'test/database.test.ts',
+      'test/store-health.test.ts',
     ],
   },
   // Disk over time: size limit, eviction, gc, pins, quarantine, repair, scrub, stats.
