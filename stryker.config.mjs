@@ -121,6 +121,7 @@ const scopes = {
       // database.ts's migrations and read-only open, `wharf ls`'s listing, /readyz's checks: in process.
       'test/database.test.ts',
       'test/store-health.test.ts',
+      'test/image-listing.test.ts',
     ],
   },
   // Disk over time: size limit, eviction, gc, pins, quarantine, repair, scrub, stats.
