@@ -128,6 +128,10 @@ const scopes = {
       // local-store.ts and store-index.ts: the write paths, the options open applies, the small calls.
       'test/store-writes.test.ts',
       'test/local-store-surface.test.ts',
+      // database.ts's migrations and read-only open, `wharf ls`'s listing, /readyz's checks: in process.
+      'test/database.test.ts',
+      'test/store-health.test.ts',
+      'test/image-listing.test.ts',
     ],
   },
   // Disk over time: size limit, eviction, gc, pins, quarantine, repair, scrub, stats.

@@ -48,6 +48,7 @@ export class StoreHealth {
     const row = this.db
       .prepare<[], { bytes: number | null; blobs: number }>('SELECT sum(size) AS bytes, count(*) AS blobs FROM blobs')
       .get();
+    // Stryker disable next-line OptionalChaining: an aggregate query without GROUP BY returns exactly one row, even over an empty table (SQLite: sum() NULL, count() 0), so `row` is never undefined here.
     const value = { bytes: row?.bytes ?? 0, blobs: row?.blobs ?? 0 };
     this.usage = { at, value };
     return value;
