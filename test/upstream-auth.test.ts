@@ -230,3 +230,28 @@ describe('tokens per scope, lifetime and credential reloads', () => {
     ]);
   });
 });
+
+describe('refused credentials', () => {
+  // Round 6 (docs/mutation-testing.md): retrying a 401 with the very credentials it refused passed
+  // every test, since the second 401 also ends as DENIED. Sending them again only costs the account
+  // a failed login (registries lock accounts after a few).
+  it('are not sent again: a rotated password costs one refused request, not two', async () => {
+    let accepted = 'user:pass';
+    const server = await serve({
+      [manifestPath]: (req: IncomingMessage, res) =>
+        basicCredentials(req) === accepted
+          ? sendManifest(res, manifestBytes, mediaTypes.ociManifest)
+          : sendBasicChallenge(res),
+    });
+    const upstream = connect(server, { username: 'user', password: 'pass' });
+    await upstream.getManifest('library/alpine', 'latest', accept);
+    expect(server.requestsTo(manifestPath)).toHaveLength(2);
+    accepted = 'user:rotated';
+    await expect(upstream.getManifest('library/alpine', 'latest', accept)).rejects.toMatchObject({
+      code: 'DENIED',
+      status: 403,
+      message: expect.stringContaining('credentials refused') as unknown,
+    });
+    expect(server.requestsTo(manifestPath)).toHaveLength(3);
+  });
+});
