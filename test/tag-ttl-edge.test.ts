@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { requireRepoName } from '../src/oci/reference.js';
+import { parseTag, requireRepoName, type Tag } from '../src/oci/reference.js';
 import { ProxySource } from '../src/proxy/proxy-source.js';
 import { Router } from '../src/proxy/router.js';
 import { LocalStore } from '../src/store/local-store.js';
@@ -48,18 +48,19 @@ describe('tag TTL', () => {
     const proxy = new ProxySource(store, router, { logger: pino({ level: 'silent' }), now: () => now });
     cleanups.push(() => proxy.settle());
     const name = requireRepoName('ttl.example.test/team/app');
+    const v1 = parseTag('v1') as Tag;
 
-    expect((await proxy.getManifest(name, 'v1', { accept: [ociManifest] }))?.digest).toBe(sha256(bytes));
+    expect((await proxy.getManifest(name, v1, { accept: [ociManifest] }))?.digest).toBe(sha256(bytes));
     const requests = (): number => server.requestsTo('/v2/team/app/manifests/v1').length;
     expect(requests()).toBe(1);
-    const confirmedAt = store.tagState(name, 'v1')?.confirmed_at;
+    const confirmedAt = store.tagState(name, v1)?.confirmed_at;
     if (confirmedAt === undefined || confirmedAt === null) throw new Error('tag not confirmed');
 
     now = confirmedAt + tagTtlMs - 1;
-    await proxy.getManifest(name, 'v1', { accept: [ociManifest] });
+    await proxy.getManifest(name, v1, { accept: [ociManifest] });
     expect(requests()).toBe(1);
     now = confirmedAt + tagTtlMs;
-    await proxy.getManifest(name, 'v1', { accept: [ociManifest] });
+    await proxy.getManifest(name, v1, { accept: [ociManifest] });
     await proxy.settle();
     expect(requests()).toBe(2);
   });
