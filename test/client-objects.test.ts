@@ -165,6 +165,33 @@ describe('wharf copy', () => {
   );
 });
 
+describe('wharf copy --referrers', () => {
+  it(
+    'carries a signature of the signature too (referrers of referrers)',
+    async () => {
+      await pushTestImage(wharf.url, 'team/signed', 'v1', first);
+      const signature = makeSignature(first.root, 'copy: signature');
+      await pushSignature(wharf.url, 'team/signed', first.root, signature, { tagSchema: false });
+      const countersign = makeSignature(signature.root, 'copy: signature of the signature');
+      await pushSignature(wharf.url, 'team/signed', signature.root, countersign, { tagSchema: false });
+      const out = JSON.parse(
+        await wharfOk([
+          'copy',
+          '--json',
+          '--referrers',
+          `${wharf.host}/team/signed:v1`,
+          `${wharf.host}/team/signed-copy:v1`,
+        ]),
+      ) as { referrers: number };
+      expect(out.referrers).toBe(2);
+      const listed = await call(wharf.url, `/v2/team/signed-copy/referrers/${signature.root.digest}`);
+      const index = (await listed.json()) as { manifests: { digest: string }[] };
+      expect(index.manifests.map((m) => m.digest)).toEqual([countersign.root.digest]);
+    },
+    timeout,
+  );
+});
+
 interface JsonNode {
   kind: string;
   digest: string;
