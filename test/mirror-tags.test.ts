@@ -250,6 +250,17 @@ describe('stale while revalidate', () => {
     upstream.delayMs = 1_500;
     expect(await pullTag(wharf, 'fresh')).toEqual({ status: 200, digest: sha256(fresh) });
   });
+
+  // Round 6 (docs/mutation-testing.md): a tag lookup that skipped the negative cache passed every test.
+  it('a tag the upstream does not have is asked once per notFoundTtl: a retrying client costs one request', async () => {
+    const { upstream, wharf } = await setUp();
+    expect(await pullTag(wharf, 'missing')).toEqual({ status: 404, code: 'MANIFEST_UNKNOWN' });
+    // The first pull: a 401 (Basic challenge), then the authenticated 404.
+    expect(upstream.manifestRequests('missing')).toBe(2);
+    expect(await pullTag(wharf, 'missing')).toEqual({ status: 404, code: 'MANIFEST_UNKNOWN' });
+    expect(await pullTag(wharf, 'missing')).toEqual({ status: 404, code: 'MANIFEST_UNKNOWN' });
+    expect(upstream.manifestRequests('missing')).toBe(2);
+  });
 });
 
 describe('access revoked upstream', () => {

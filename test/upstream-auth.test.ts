@@ -144,3 +144,114 @@ describe('Basic credentials', () => {
     }
   });
 });
+
+// Round 6 of the planted-bug audit (docs/mutation-testing.md): a token cache keyed without the scope
+// (one repository's token sent for another), expires_in read as tenths of seconds, and a SIGHUP
+// reload that kept the tokens fetched with the old credentials all passed every test above.
+describe('tokens per scope, lifetime and credential reloads', () => {
+  /** A token service that issues tok-N for Basic `user:pass` or `other:pw` and remembers each token's scope. */
+  async function scopedRegistry(options: { expiresIn?: number; tokenDelayMs?: number } = {}) {
+    const scopes = new Map<string, string | null>();
+    const server = await serve(async (req, res, ctx) => {
+      if (ctx.request.path === '/token') {
+        if (options.tokenDelayMs !== undefined) await sleep(options.tokenDelayMs);
+        const token = `tok-${server.requestsTo('/token').length}`;
+        scopes.set(token, ctx.request.query.get('scope'));
+        return sendToken(res, token, options.expiresIn);
+      }
+      const repo = ctx.request.path.match(/^\/v2\/(.+)\/manifests\/latest$/)?.[1];
+      const token = req.headers.authorization?.match(/^Bearer (tok-\d+)$/)?.[1];
+      // Like a real registry, a token opens only the repository its scope names.
+      if (repo === undefined || token === undefined || scopes.get(token) !== `repository:${repo}:pull`) {
+        return sendBearerChallenge(res, { realm: `${ctx.url}/token`, service: 'scripted' });
+      }
+      sendManifest(res, manifestBytes, mediaTypes.ociManifest);
+    });
+    return server;
+  }
+
+  it('fetches a token per repository and never sends one repository’s token for another', async () => {
+    const server = await scopedRegistry({ expiresIn: 300 });
+    const upstream = connect(server);
+    await upstream.getManifest('library/alpine', 'latest', accept);
+    await upstream.getManifest('library/busybox', 'latest', accept);
+    expect(server.requestsTo('/token').map((r) => r.query.get('scope'))).toEqual([
+      'repository:library/alpine:pull',
+      'repository:library/busybox:pull',
+    ]);
+    // The scheme is known after alpine's 401: busybox's first request carries its own token.
+    expect(authorizations(server, '/v2/library/busybox/manifests/latest')).toEqual(['Bearer tok-2']);
+  });
+
+  it('reads expires_in in seconds: a 300 s token is still used after 250 s, renewed at 295 s', async () => {
+    let now = 1_700_000_000_000;
+    const server = await scopedRegistry({ expiresIn: 300 });
+    const upstream = connect(server, {}, { now: () => now });
+    const pull = () => upstream.getManifest('library/alpine', 'latest', accept);
+    await pull();
+    now += 250_000;
+    await pull();
+    expect(server.requestsTo('/token')).toHaveLength(1);
+    now += 45_000; // 295 s: inside the 10 s margin
+    await pull();
+    expect(server.requestsTo('/token')).toHaveLength(2);
+  });
+
+  it('after a credential reload, asks for a new token with the new credentials instead of reusing the old one', async () => {
+    const server = await scopedRegistry({ expiresIn: 300 });
+    const upstream = connect(server, { username: 'user', password: 'pass' });
+    await upstream.getManifest('library/alpine', 'latest', accept);
+    upstream.reloadCredentials({ username: 'other', password: 'pw' });
+    await upstream.getManifest('library/alpine', 'latest', accept);
+    const tokenRequests = server.requestsTo('/token');
+    expect(tokenRequests.map((r) => r.headers.authorization)).toEqual([
+      `Basic ${Buffer.from('user:pass').toString('base64')}`,
+      `Basic ${Buffer.from('other:pw').toString('base64')}`,
+    ]);
+    expect(authorizations(server, manifestPath).at(-1)).toBe('Bearer tok-2');
+  });
+
+  it('does not keep a token whose request was in flight with the old credentials when they were reloaded', async () => {
+    const server = await scopedRegistry({ expiresIn: 300, tokenDelayMs: 300 });
+    const upstream = connect(server, { username: 'user', password: 'pass' });
+    const first = upstream.getManifest('library/alpine', 'latest', accept);
+    const deadline = Date.now() + 10_000;
+    while (server.requestsTo('/token').length === 0) {
+      if (Date.now() > deadline) throw new Error('no token request within 10 s');
+      await sleep(10);
+    }
+    upstream.reloadCredentials({ username: 'other', password: 'pw' });
+    // Whoever waited for the old token still gets it; it is not kept for later requests.
+    expect((await first)?.bytes).toEqual(manifestBytes);
+    await upstream.getManifest('library/alpine', 'latest', accept);
+    expect(server.requestsTo('/token').map((r) => r.headers.authorization)).toEqual([
+      `Basic ${Buffer.from('user:pass').toString('base64')}`,
+      `Basic ${Buffer.from('other:pw').toString('base64')}`,
+    ]);
+  });
+});
+
+describe('refused credentials', () => {
+  // Round 6 (docs/mutation-testing.md): retrying a 401 with the very credentials it refused passed
+  // every test, since the second 401 also ends as DENIED. Sending them again only costs the account
+  // a failed login (registries lock accounts after a few).
+  it('are not sent again: a rotated password costs one refused request, not two', async () => {
+    let accepted = 'user:pass';
+    const server = await serve({
+      [manifestPath]: (req: IncomingMessage, res) =>
+        basicCredentials(req) === accepted
+          ? sendManifest(res, manifestBytes, mediaTypes.ociManifest)
+          : sendBasicChallenge(res),
+    });
+    const upstream = connect(server, { username: 'user', password: 'pass' });
+    await upstream.getManifest('library/alpine', 'latest', accept);
+    expect(server.requestsTo(manifestPath)).toHaveLength(2);
+    accepted = 'user:rotated';
+    await expect(upstream.getManifest('library/alpine', 'latest', accept)).rejects.toMatchObject({
+      code: 'DENIED',
+      status: 403,
+      message: expect.stringContaining('credentials refused') as unknown,
+    });
+    expect(server.requestsTo(manifestPath)).toHaveLength(3);
+  });
+});
