@@ -162,6 +162,9 @@ const scopes = {
       // Quarantine's move and holders; store.maxSize counting pushed blobs.
       'test/blob-files-edges.test.ts',
       'test/upload-sessions.test.ts',
+      // Round 6 of the planted bugs: gc's cutoff and untagged indexes, the stats figures.
+      'test/gc-edges.test.ts',
+      'test/store-stats.test.ts',
     ],
   },
   // Single-flight fills: one upstream download per digest, verdict shared, last chunk held back.
