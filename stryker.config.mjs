@@ -165,6 +165,10 @@ const scopes = {
       // Round 6 of the planted bugs: gc's cutoff and untagged indexes, the stats figures.
       'test/gc-edges.test.ts',
       'test/store-stats.test.ts',
+      // stats, repair and scrub in process: exact figures, exact repair lines, each scrub edge done for real.
+      'test/store-stats-figures.test.ts',
+      'test/repair-outcome.test.ts',
+      'test/scrub-edges.test.ts',
     ],
   },
   // Single-flight fills: one upstream download per digest, verdict shared, last chunk held back.
