@@ -167,6 +167,8 @@ const scopes = {
       'test/store-stats.test.ts',
       // lifecycle.ts, space-limit.ts, quarantine.ts, gc-plan.ts in process: what each deletion takes and keeps.
       'test/quarantine-rows.test.ts',
+      'test/gc-sweep.test.ts',
+      'test/space-limit.test.ts',
     ],
   },
   // Single-flight fills: one upstream download per digest, verdict shared, last chunk held back.
