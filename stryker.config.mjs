@@ -165,6 +165,10 @@ const scopes = {
       // Round 6 of the planted bugs: gc's cutoff and untagged indexes, the stats figures.
       'test/gc-edges.test.ts',
       'test/store-stats.test.ts',
+      // lifecycle.ts, space-limit.ts, quarantine.ts, gc-plan.ts in process: what each deletion takes and keeps.
+      'test/quarantine-rows.test.ts',
+      'test/gc-sweep.test.ts',
+      'test/space-limit.test.ts',
     ],
   },
   // Single-flight fills: one upstream download per digest, verdict shared, last chunk held back.
