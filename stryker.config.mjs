@@ -169,6 +169,11 @@ const scopes = {
       'test/quarantine-rows.test.ts',
       'test/gc-sweep.test.ts',
       'test/space-limit.test.ts',
+      // pinned-content.ts, eviction.ts, content-guard.ts in process: the graph, the pinned and kept sets, du's
+      // classification against an eviction; what one eviction takes, in order; the guard's window, leases, removals.
+      'test/pinned-content-graph.test.ts',
+      'test/eviction-units.test.ts',
+      'test/content-guard-window.test.ts',
     ],
   },
   // Single-flight fills: one upstream download per digest, verdict shared, last chunk held back.
