@@ -165,6 +165,15 @@ const scopes = {
       // Round 6 of the planted bugs: gc's cutoff and untagged indexes, the stats figures.
       'test/gc-edges.test.ts',
       'test/store-stats.test.ts',
+      // lifecycle.ts, space-limit.ts, quarantine.ts, gc-plan.ts in process: what each deletion takes and keeps.
+      'test/quarantine-rows.test.ts',
+      'test/gc-sweep.test.ts',
+      'test/space-limit.test.ts',
+      // pinned-content.ts, eviction.ts, content-guard.ts in process: the graph, the pinned and kept sets, du's
+      // classification against an eviction; what one eviction takes, in order; the guard's window, leases, removals.
+      'test/pinned-content-graph.test.ts',
+      'test/eviction-units.test.ts',
+      'test/content-guard-window.test.ts',
       // stats, repair and scrub in process: exact figures, exact repair lines, each scrub edge done for real.
       'test/store-stats-figures.test.ts',
       'test/repair-outcome.test.ts',

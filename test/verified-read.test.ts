@@ -390,6 +390,17 @@ describe('LocalStore.getManifest: hashed when read from disk', () => {
     expect(found).toHaveLength(3);
   });
 
+  it('reads a manifest from disk, and hashes it, once: later reads are served from memory', async () => {
+    const { bytes } = await pushed(tagOf('cached'), 'cached');
+    await reopened();
+    const before = opened;
+    for (let i = 0; i < 3; i++) {
+      const served = await store.getManifest(name, tagOf('cached'));
+      expect(Buffer.from(served?.bytes ?? []).equals(bytes)).toBe(true);
+    }
+    expect(opened - before).toBe(1);
+  });
+
   it('serves a manifest file as stored with verified reads off (store.verifyReads: false)', async () => {
     const { digest } = await pushed(tagOf('as-stored'), 'as-stored');
     await flipByte(blobPath(root, digest), 20);

@@ -63,6 +63,7 @@ export class Lifecycle {
     readonly guard: ContentGuard,
     private readonly settings: LifecycleSettings,
   ) {
+    // Stryker disable next-line ArrowFunction: its only readers (planGc, pinnedManifests via evictImages) test the answer for truth; undefined is as false as false.
     this.isPinned = settings.isPinned ?? (() => false);
     this.space = new SpaceLimit(
       settings.space,

@@ -87,6 +87,7 @@ export function pinnedManifests(graph: ManifestGraph, isPinnedRepository: IsPinn
     pinned.add(key);
     stack.push(...(graph.children.get(key) ?? []), ...(graph.referrers.get(key) ?? []));
     const node = graph.byKey.get(key);
+    // Stryker disable next-line LogicalOperator,OptionalChaining: every key on the stack is in byKey (nodes, children joined with manifests, referrers, subjects checked), so node is never undefined; a null subject makes the key "<id> null", which no manifest has.
     if (node?.subject !== null && node !== undefined) {
       const subject = manifestKey(node.repository_id, node.subject);
       if (graph.byKey.has(subject)) stack.push(subject);
@@ -132,6 +133,7 @@ export function classifyBlobs(
    */
   const holders = new Map<string, { held: boolean; stays: boolean }>();
   const note = (digest: string, held: boolean, stays: boolean): void => {
+    // Stryker disable next-line ObjectLiteral: from {} both fields are undefined, and `undefined || b` is b, as `false || b` is.
     const h = holders.get(digest) ?? { held: false, stays: false };
     holders.set(digest, { held: h.held || held, stays: h.stays || stays });
   };
