@@ -82,9 +82,7 @@ export function formatStats(dataDir: string, stats: StoreStats, hits: ServerHits
     `cached: ${usage(stats.cached)} (fetched from upstreams: evictable, fetched again when needed)`,
     `unreferenced: ${usage(stats.unreferenced)} (no image refers to them: gc removes them)`,
     `stored: oldest ${when(stats.stored?.oldest)}, newest ${when(stats.stored?.newest)}`,
-    stats.accessed === undefined
-      ? 'accessed: not recorded by this index'
-      : `accessed: oldest ${when(stats.accessed.oldest)}, newest ${when(stats.accessed.newest)}, ${stats.accessed.neverRead} never read`,
+    `accessed: oldest ${when(stats.accessed.oldest)}, newest ${when(stats.accessed.newest)}, ${stats.accessed.neverRead} never read`,
   ];
   if (typeof hits === 'string') lines.push(`hits: unknown: ${hits}`);
   else if (hits !== undefined) {

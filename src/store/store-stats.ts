@@ -41,8 +41,8 @@ export interface StoreStats {
   repositories: RepositoryUsage[];
   /** created_at of blob rows: when the oldest and newest content was stored (unix ms). */
   stored: { oldest: number; newest: number } | undefined;
-  /** Last reads, when the index records them (a blobs.accessed_at column); undefined otherwise. */
-  accessed: { oldest: number | undefined; newest: number | undefined; neverRead: number } | undefined;
+  /** Last reads (blobs.accessed_at; undefined times: no blob stored, or none read yet). */
+  accessed: { oldest: number | undefined; newest: number | undefined; neverRead: number };
 }
 
 /** Which repository names are mirrored, and under which upstream (its host component). */
@@ -68,14 +68,11 @@ export function collectStoreStats(
       if (set === undefined) holders.set(row.digest, (set = new Set()));
       set.add(row.repository_id);
     }
-    const hasAccess = db
-      .prepare<[], { name: string }>("SELECT name FROM pragma_table_info('blobs')")
-      .all()
-      // Stryker disable next-line EqualityOperator: every index this reads has the column (openReadOnlyDatabase refuses one not at the latest schema, 0002-lifecycle adds it, and loadManifestGraph above already read b.accessed_at), and blobs has other columns, so `!==` finds one too.
-      .some((c) => c.name === 'accessed_at');
+    // Every index read here has blobs.accessed_at: openReadOnlyDatabase refuses one not at the latest
+    // schema, and 0002-lifecycle adds the column.
     const blobRows = db
       .prepare<[], { digest: string; size: number; created_at: number; accessed_at: number | null }>(
-        `SELECT digest, size, created_at, ${hasAccess ? 'accessed_at' : 'NULL'} AS accessed_at FROM blobs`,
+        'SELECT digest, size, created_at, accessed_at FROM blobs',
       )
       .iterate();
     const zero = (): Usage => ({ blobs: 0, bytes: 0 });
@@ -83,8 +80,7 @@ export function collectStoreStats(
     const byUpstream = new Map<string, Usage>();
     const repoUsage = new Map<number, Usage>();
     let stored: StoreStats['stored'];
-    let accessed: StoreStats['accessed'];
-    if (hasAccess) accessed = { oldest: undefined, newest: undefined, neverRead: 0 };
+    const accessed: StoreStats['accessed'] = { oldest: undefined, newest: undefined, neverRead: 0 };
     const add = (usage: Usage, size: number): void => {
       usage.blobs++;
       usage.bytes += size;
@@ -95,12 +91,10 @@ export function collectStoreStats(
         oldest: Math.min(stored?.oldest ?? Infinity, blob.created_at),
         newest: Math.max(stored?.newest ?? 0, blob.created_at),
       };
-      if (accessed !== undefined) {
-        if (blob.accessed_at === null) accessed.neverRead++;
-        else {
-          accessed.oldest = Math.min(accessed.oldest ?? Infinity, blob.accessed_at);
-          accessed.newest = Math.max(accessed.newest ?? 0, blob.accessed_at);
-        }
+      if (blob.accessed_at === null) accessed.neverRead++;
+      else {
+        accessed.oldest = Math.min(accessed.oldest ?? Infinity, blob.accessed_at);
+        accessed.newest = Math.max(accessed.newest ?? 0, blob.accessed_at);
       }
       // Stryker disable next-line StringLiteral: never taken, classifyBlobs (same transaction) has a kind for every blob row; and '' would land in unreferenced all the same.
       const kind = keeping.get(blob.digest) ?? 'unreferenced';
