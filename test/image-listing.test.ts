@@ -103,7 +103,6 @@ function row(fields: Partial<ImageListing> & Pick<ImageListing, 'repository' | '
 let work: string;
 /** When the test began writing: every tag's updatedAt is at or after it. */
 let before: number;
-let listed: ImageListing[];
 const expected: ImageListing[] = [];
 /** Filled in beforeAll: the rows the test expects of team/sparse (for the repository filter). */
 let sparseRows: ImageListing[] = [];
@@ -323,13 +322,6 @@ beforeAll(async () => {
   } finally {
     db.close();
   }
-
-  const reader = LocalStore.openReadOnly(work);
-  try {
-    listed = await reader.listImages();
-  } finally {
-    reader.close();
-  }
 }, 120_000);
 
 afterAll(async () => {
@@ -337,7 +329,16 @@ afterAll(async () => {
 });
 
 describe('listImages', () => {
-  it('lists each tagged image and each untagged root, by repository then tag (untagged last), exactly', () => {
+  it('lists each tagged image and each untagged root, by repository then tag (untagged last), exactly', async () => {
+    // Listed here, not in beforeAll: a listing that throws must fail this test (a hook's failure only
+    // skips the tests, which the mutation runner counts as a survivor).
+    const reader = LocalStore.openReadOnly(work);
+    let listed: ImageListing[];
+    try {
+      listed = await reader.listImages();
+    } finally {
+      reader.close();
+    }
     expect(listed).toEqual(expected);
     for (const r of listed.filter((l) => l.tag !== undefined)) {
       expect(r.updatedAt).toBeGreaterThanOrEqual(before);

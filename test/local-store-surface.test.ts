@@ -63,16 +63,40 @@ const config = content('{}');
 describe('what LocalStore.open applies by default', () => {
   it('keeps an upload session for a day, and an empty one for ten minutes', async () => {
     let s = await openStore();
-    const written = await s.startUpload(name);
-    await s.appendUpload(name, written.id, once(Buffer.from('a')));
-    const empty = await s.startUpload(name);
+    const sessions: Record<string, { id: string; idleMs: number }> = {};
+    const minute = 60_000;
+    const day = 24 * 60 * minute;
+    for (const [label, bytes, idleMs] of [
+      ['written, a minute short of a day', 1, day - minute],
+      ['written, a minute past a day', 1, day + minute],
+      ['empty, nine minutes', 0, 9 * minute],
+      ['empty, eleven minutes', 0, 11 * minute],
+    ] as const) {
+      const session = await s.startUpload(name);
+      if (bytes > 0) await s.appendUpload(name, session.id, once(Buffer.from('a')));
+      sessions[label] = { id: session.id, idleMs };
+    }
     s.close();
     store = undefined;
-    await sleep(250);
+    // Each session last written idleMs ago, as the index records it.
+    const db = new Database(join(root, 'index.db'));
+    try {
+      const now = Date.now();
+      const age = db.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?');
+      for (const { id, idleMs } of Object.values(sessions)) age.run(now - idleMs, id);
+    } finally {
+      db.close();
+    }
     // Opening cleans expired sessions.
     s = await openStore();
-    expect((await s.getUpload(name, written.id))?.size).toBe(1);
-    expect((await s.getUpload(name, empty.id))?.size).toBe(0);
+    const kept: Record<string, number | undefined> = {};
+    for (const [label, { id }] of Object.entries(sessions)) kept[label] = (await s.getUpload(name, id))?.size;
+    expect(kept).toEqual({
+      'written, a minute short of a day': 1,
+      'written, a minute past a day': undefined,
+      'empty, nine minutes': 0,
+      'empty, eleven minutes': undefined,
+    });
   });
 
   it('serves a manifest read once from memory', async () => {

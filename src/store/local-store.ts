@@ -503,10 +503,8 @@ export class LocalStore implements ImageSource, ImageSink {
     let parsed: ParsedManifest | undefined;
     try {
       parsed = parseManifest(manifest.bytes, manifest.mediaType);
-      // Stryker disable next-line BlockStatement: parsed is still undefined there (the throw came before the assignment).
     } catch {
-      // The upstream's bytes are served as they are even when wharf cannot read them.
-      parsed = undefined;
+      // The upstream's bytes are served as they are even when wharf cannot read them (parsed stays undefined).
     }
     await this.writeManifestBytes(manifest.digest, manifest.bytes, () =>
       this.index.putManifest(
