@@ -137,10 +137,10 @@ async function configPlatform(files: BlobFiles, digest: Digest, mediaType: strin
     const parsed = JSON.parse((await files.readAll(config.digest)).toString('utf8')) as Partial<Platform>;
     if (typeof parsed.os !== 'string' || typeof parsed.architecture !== 'string') return undefined;
     return formatPlatform({ os: parsed.os, architecture: parsed.architecture, variant: parsed.variant });
-    // Stryker disable next-line BlockStatement: an emptied catch falls off the end of this async function, which then returns undefined as well.
   } catch {
-    return undefined;
+    // A manifest or config that cannot be read names no platform: undefined, as for an artifact.
   }
+  return undefined;
 }
 
 export function formatPlatform(platform: Platform): string {
