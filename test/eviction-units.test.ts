@@ -94,6 +94,21 @@ describe('eviction: least recently used images, whole', () => {
     expect(manifestRows(db)).toEqual([`${repo} ${newer.manifest.digest}`]);
   });
 
+  it('evicts a referrer whose subject is not here as an image of its own', async () => {
+    const store = await GraphStore.open(root);
+    const repo = 'mirror/orphan';
+    // A signature fetched through the referrers API for a subject this store never fetched.
+    const absent = content('a subject this store never held');
+    const signature = await store.image(repo, 'signature', 'fetched', { subject: absent });
+    db = store.openIndex();
+    setLastRead(db, [[signature.manifest, 1000]]);
+
+    const result = evict(db, all);
+    expect(result.images).toEqual([{ repository: repo, digest: signature.manifest.digest, lastUsedAt: 1000 }]);
+    expect([...result.blobs].sort()).toEqual(rowsOf(signature).sort());
+    expect(manifestRows(db)).toEqual([]);
+  });
+
   it('evicts an index none of whose platforms is here; one with platforms goes with its last', async () => {
     const store = await GraphStore.open(root);
     const repo = 'mirror/multi';
