@@ -4,7 +4,7 @@
  * created at the cutoff stays, a millisecond older goes); a blob file without a row is kept within
  * the grace period; and /metrics counts each gc run once however often it is scraped.
  */
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -13,6 +13,7 @@ import { call } from './support/http.js';
 import { makeImage, sha256Digest } from './support/make-image.js';
 import { pushTestImage } from './support/push-image.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
+import { exists } from './support/exists.js';
 
 const testTimeoutMs = 120_000;
 
@@ -30,13 +31,6 @@ afterEach(async () => {
 function blobPath(dataDir: string, digest: string): string {
   const hex = digest.slice('sha256:'.length);
   return join(dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 async function start(): Promise<WharfHandle> {

@@ -7,7 +7,7 @@
  * files not named as wharf names blobs; gc-plan's own figures (the plan's bytes, a blob row another
  * row still needs is not deleted).
  */
-import { mkdir, mkdtemp, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -19,6 +19,7 @@ import { LocalStore } from '../src/store/local-store.js';
 import { blobPath } from './support/blob-file.js';
 import { withDeadline } from './support/run.js';
 import { content, descriptorOf, imageManifest, ociTypes, once, type Content } from './support/store-content.js';
+import { exists } from './support/exists.js';
 
 const name = requireRepoName('team/app');
 const deadlineMs = 30_000;
@@ -33,13 +34,6 @@ afterEach(async () => {
   store = undefined;
   await rm(root, { recursive: true, force: true });
 });
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

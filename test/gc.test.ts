@@ -4,7 +4,7 @@
  * used to free no byte; now gc frees exactly what nothing refers to, keeps what is shared, tagged
  * or in use, and `wharf gc --dry-run` says what would go without touching anything.
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import { runWharf, spawnWharf } from './support/spawn-wharf.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 import type { TestImage } from './support/make-image.js';
 import { makeSignature, pushSignature } from './support/make-referrer.js';
+import { exists } from './support/exists.js';
 
 const testTimeoutMs = 120_000;
 
@@ -28,13 +29,6 @@ afterEach(async () => rm(work, { recursive: true, force: true }));
 function blobPath(dataDir: string, digest: string): string {
   const hex = digest.slice('sha256:'.length);
   return join(dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex);
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** Two apps on one base layer: deleting one must free its own layer and config, never the shared one. */

@@ -4,7 +4,7 @@
  * import tests spawn wharf, which the mutation run cannot see; these run the same checks on a real
  * LocalStore (real files, real SQLite), driving its ImportBatch by hand.
  */
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import { LocalStore } from '../src/store/local-store.js';
 import { blobPath } from './support/blob-file.js';
 import { randomBytesFor, sha256Digest } from './support/make-image.js';
 import { snapshotStore } from './support/store-snapshot.js';
+import { exists } from './support/exists.js';
 
 const name = 'team/app' as RepoName;
 const ociManifest = 'application/vnd.oci.image.manifest.v1+json';
@@ -70,13 +71,6 @@ function indexManifest(children: ManifestContent[]): ManifestContent {
       platform: { os: 'linux', architecture: `arch${i}` },
     })),
   });
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 describe('ImportBatch', () => {

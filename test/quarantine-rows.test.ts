@@ -17,6 +17,7 @@ import { LocalStore } from '../src/store/local-store.js';
 import type { QuarantineResult } from '../src/store/quarantine.js';
 import { blobPath } from './support/blob-file.js';
 import { content, descriptorOf, imageManifest, ociTypes, once, type Content } from './support/store-content.js';
+import { exists } from './support/exists.js';
 
 const name = requireRepoName('team/app');
 
@@ -30,13 +31,6 @@ afterEach(async () => {
   store = undefined;
   await rm(root, { recursive: true, force: true });
 });
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}
 
 interface Pushed {
   config: Content;
