@@ -117,6 +117,23 @@ describe('reads', () => {
     expect(guard.flush()).toBe(0);
   });
 
+  it('are kept by a flush at exactly inUseMs after them, and forgotten by the first flush a millisecond later', () => {
+    const guard = new ContentGuard(index(), inUseMs, true, clock);
+    now = 1000;
+    guard.touch(first);
+    expect(guard.flush()).toBe(1);
+
+    // Still in use at the edge, so the flush there must not forget it.
+    now = 1000 + inUseMs;
+    expect(guard.flush()).toBe(0);
+    expect(guard.lastRead(first)).toBe(1000);
+    expect(guard.isInUse(first)).toBe(true);
+
+    now = 1001 + inUseMs;
+    expect(guard.flush()).toBe(0);
+    expect(guard.lastRead(first)).toBeUndefined();
+  });
+
   it('are kept when the index closed before the flush: nothing written, nothing thrown', () => {
     const guard = new ContentGuard(index(), inUseMs, true, clock);
     now = 1000;
@@ -170,6 +187,26 @@ describe('leases and removals', () => {
     await withDeadline(again, deadlineMs, 'the second removal');
     expect(started).toEqual(['first', 'second']);
     expect(guard.isInUse(first)).toBe(false);
+  });
+
+  it('two unlinks of one digest: the first to end leaves the digest held by the other', async () => {
+    const guard = new ContentGuard(index(), inUseMs, true, clock);
+    const earlier = gate();
+    const later = gate();
+    const one = guard.unlinkAll([first], () => earlier.promise);
+    const two = guard.unlinkAll([first, second], () => later.promise);
+    expect(guard.isInUse(first)).toBe(true);
+    expect(guard.isInUse(second)).toBe(true);
+
+    earlier.open();
+    await withDeadline(one, deadlineMs, 'the first unlink');
+    expect(guard.isInUse(first)).toBe(true);
+    expect([...guard.inUse()].sort()).toEqual([first, second].sort());
+
+    later.open();
+    await withDeadline(two, deadlineMs, 'the second unlink');
+    expect(guard.isInUse(first)).toBe(false);
+    expect([...guard.inUse()]).toEqual([]);
   });
 
   it('a removal that ends while an unlink of the digest runs leaves the digest held until the unlink ends', async () => {
