@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import {
   type FileHandle,
+  lstat,
   mkdir,
   mkdtemp,
   open,
@@ -328,15 +329,19 @@ describe('BlobFiles: sizes, times and lookups', () => {
     expect(await files.uploadFileSize('none')).toBeUndefined();
   });
 
-  it('blobFileWrittenAt: the last write time, undefined when absent, other errors passed on', async () => {
+  it('blobFileStat: regular file or not, size and last write time; undefined when absent, other errors passed on', async () => {
     const files = new BlobFiles(root);
     await files.init();
-    const { digest } = await files.write([Buffer.from('written at a known time')]);
+    const bytes = Buffer.from('written at a known time');
+    const { digest } = await files.write([bytes]);
     await utimes(files.pathOf(digest), 1_000, 1_234);
-    expect(await files.blobFileWrittenAt(digest)).toBe(1_234_000);
-    expect(await files.blobFileWrittenAt(digestOf(Buffer.from('absent')))).toBeUndefined();
+    expect(await files.blobFileStat(digest)).toStrictEqual({ isFile: true, size: bytes.length, writtenAt: 1_234_000 });
+    const dirDigest = digestOf(Buffer.from('a directory where a blob goes'));
+    await mkdir(files.pathOf(dirDigest), { recursive: true });
+    expect(await files.blobFileStat(dirDigest)).toMatchObject({ isFile: false });
+    expect(await files.blobFileStat(digestOf(Buffer.from('absent')))).toBeUndefined();
     const blocked = await blockedDigest(files, 'blocked time');
-    await expect(files.blobFileWrittenAt(blocked)).rejects.toMatchObject({ code: 'ENOTDIR' });
+    await expect(files.blobFileStat(blocked)).rejects.toMatchObject({ code: 'ENOTDIR' });
   });
 
   it('inodeOf and the reads pass on an error that is not "absent"', async () => {
@@ -476,6 +481,29 @@ describe('BlobFiles.probeWritable', () => {
     await mkdir(root, { recursive: true });
     await symlink('/proc', files.tmpDir);
     await expect(files.probeWritable()).rejects.toMatchObject({ code: 'ENOENT', syscall: 'open' });
+  });
+});
+
+describe('BlobFiles.listTempFiles: a .part file finished between readdir and lstat', () => {
+  it('is left out, and the others listed', async () => {
+    const finishing = join(root, 'tmp', 'finishing.part');
+    const racing: DurableFs = {
+      open,
+      rename,
+      remove: (path) => rm(path, { force: true }),
+      lstat: async (path) => {
+        // Renamed into blobs/ (or removed) after readdir listed it.
+        if (path === finishing) await rm(path);
+        return lstat(path);
+      },
+    };
+    const files = new BlobFiles(root, racing);
+    await files.init();
+    await writeFile(finishing, 'a write about to finish');
+    await writeFile(join(files.tmpDir, 'staying.part'), 'a write in progress');
+    const listed = await files.listTempFiles();
+    expect(listed.map((file) => file.path)).toEqual([join(files.tmpDir, 'staying.part')]);
+    expect(listed[0]?.size).toBe('a write in progress'.length);
   });
 });
 

@@ -5,9 +5,11 @@
  * against: a dry run lists what the run then takes and deletes, writes and counts nothing; the
  * sweep of files without rows keeps one written at the cutoff, one leased by a write in flight, and
  * files not named as wharf names blobs; gc-plan's own figures (the plan's bytes, a blob row another
- * row still needs is not deleted).
+ * row still needs is not deleted). The sweep raced through the store's fs seam (its one lstat of a
+ * file without a row): a file that vanishes or turns into a directory there is skipped, and a write
+ * that indexes the digest there keeps its file; files with a row are never looked at.
  */
-import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,6 +17,7 @@ import type { Digest } from '../src/oci/digest.js';
 import { requireRepoName, type Tag } from '../src/oci/reference.js';
 import { indexPath, openDatabase, openReadOnlyDatabase } from '../src/store/database.js';
 import { applyGcPlan, deleteGcBlob, planGc } from '../src/store/gc-plan.js';
+import type { DurableFs } from '../src/store/blob-files.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { blobPath } from './support/blob-file.js';
 import { withDeadline } from './support/run.js';
@@ -193,5 +196,87 @@ describe('gc', () => {
     } finally {
       db.close();
     }
+  });
+});
+
+/** Steps a test runs at gc's lstat of a blob file, once per path: before the call, or after it (before its answer). */
+interface SweepSteps {
+  before: Map<string, () => Promise<void>>;
+  after: Map<string, () => Promise<void>>;
+}
+
+/** Node's fs calls, with gc's lstat of a blob file recorded and raced by `steps`. */
+function sweepFs(steps: SweepSteps, statted: string[]): DurableFs {
+  const run = async (on: Map<string, () => Promise<void>>, path: string): Promise<void> => {
+    const step = on.get(path);
+    on.delete(path);
+    await step?.();
+  };
+  return {
+    open,
+    rename,
+    remove: (path) => rm(path, { force: true }),
+    lstat: async (path) => {
+      statted.push(path);
+      await run(steps.before, path);
+      const info = await lstat(path);
+      await run(steps.after, path);
+      return info;
+    },
+  };
+}
+
+describe('the sweep of files without a row, raced at its lstat', () => {
+  const graceMs = 1_000;
+  const writtenAt = 1_700_000_000_000;
+  const now = writtenAt + graceMs + 1;
+
+  it('looks only at files without a row, and skips one that vanished or became a directory by then', async () => {
+    const steps: SweepSteps = { before: new Map(), after: new Map() };
+    const statted: string[] = [];
+    store = await LocalStore.open(root, { blobFs: sweepFs(steps, statted) });
+    const image = await push(store, 'indexed', 'v1' as Tag);
+    const vanishing = await unindexedFile('gone before its lstat', writtenAt);
+    const turning = await unindexedFile('a directory by its lstat', writtenAt);
+    const crashed = await unindexedFile('still there', writtenAt);
+    const turningPath = blobPath(root, turning.digest);
+    steps.before.set(blobPath(root, vanishing.digest), () => rm(blobPath(root, vanishing.digest)));
+    steps.before.set(turningPath, async () => {
+      await rm(turningPath);
+      await mkdir(turningPath);
+      // As old as the file was: only its kind tells it apart.
+      await utimes(turningPath, writtenAt / 1000, writtenAt / 1000);
+    });
+
+    const report = await store.gc({ graceMs, now });
+    expect(steps.before.size).toBe(0);
+    expect(report.unindexed).toEqual([{ digest: crashed.digest, size: crashed.size }]);
+    expect([...statted].sort()).toEqual(
+      [vanishing, turning, crashed].map((file) => blobPath(root, file.digest)).sort(),
+    );
+    expect((await lstat(turningPath)).isDirectory()).toBe(true);
+    expect(await exists(blobPath(root, crashed.digest))).toBe(false);
+    for (const blob of [image.config, image.layer, image.manifest]) {
+      expect(await exists(blobPath(root, blob.digest)), blob.digest).toBe(true);
+    }
+  });
+
+  it('keeps the file of a write that indexed the digest while the sweep looked at it', async () => {
+    const steps: SweepSteps = { before: new Map(), after: new Map() };
+    store = await LocalStore.open(root, { blobFs: sweepFs(steps, []) });
+    const file = await unindexedFile('pushed again during the sweep', writtenAt);
+    const writer = store;
+    // The whole write (lease, rename, row, lease ended) runs after the sweep's lstat saw an old file
+    // without a row, and before the sweep acts on it.
+    steps.after.set(blobPath(root, file.digest), async () => {
+      await writer.putBlob(name, file.digest, once(file.bytes), file.size);
+    });
+
+    const report = await store.gc({ graceMs, now });
+    expect(steps.after.size).toBe(0);
+    expect(report.unindexed).toEqual([]);
+    expect(store.hasBlob(file.digest)).toBe(true);
+    expect(await exists(blobPath(root, file.digest))).toBe(true);
+    expect(await store.statBlob(name, file.digest)).toMatchObject({ digest: file.digest, size: file.size });
   });
 });

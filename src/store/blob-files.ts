@@ -13,7 +13,7 @@
  * A file appears under blobs/ only by rename(2) from tmp/ on the same
  * filesystem, after fsync and after its size and digest matched.
  */
-import { createReadStream, createWriteStream, type BigIntStats } from 'node:fs';
+import { createReadStream, createWriteStream, type BigIntStats, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { randomUUID, type Hash } from 'node:crypto';
 import { dirname, join, relative, sep } from 'node:path';
@@ -56,17 +56,20 @@ const readChunkBytes = 1024 * 1024;
  * and the rename), the removal of blob files, and the descriptors opened on stored blobs. Node's by
  * default; a test hands in wrappers to see that the file is synced, then renamed, then its directory
  * synced, before the index row is written (issue 13), to hold a write between its rename and its row
- * or gc's unlink (test/content-guard-leases.test.ts), or to see every descriptor on a blob closed
- * (test/verified-read.test.ts). Nothing else replaces them.
+ * or gc's unlink (test/content-guard-leases.test.ts), to see every descriptor on a blob closed
+ * (test/verified-read.test.ts), or to change a file between gc's walk and its lstat
+ * (test/gc-sweep.test.ts). Nothing else replaces them.
  */
 export interface DurableFs {
   open(path: string, flags: string): Promise<FileHandle>;
   rename(from: string, to: string): Promise<void>;
   /** Removes a blob file (gc, eviction); a file already gone is no error. */
   remove(path: string): Promise<void>;
+  /** The look at a blob file without a row (gc's sweep) and at tmp/*.part files; Node's lstat when absent. */
+  lstat?(path: string): Promise<Stats>;
 }
 
-const nodeFs: DurableFs = { open, rename, remove: (path) => rm(path, { force: true }) };
+const nodeFs: DurableFs = { open, rename, remove: (path) => rm(path, { force: true }), lstat };
 
 export interface WriteExpectation {
   digest?: Digest;
@@ -78,6 +81,14 @@ export interface WriteExpectation {
 
 /** What a path holds: a regular file of this many bytes, something else, or nothing. */
 export type FileSize = number | 'not-a-file' | undefined;
+
+/** One lstat of a blob file (blobFileStat). */
+export interface BlobFileStat {
+  isFile: boolean;
+  size: number;
+  /** mtime, ms since the epoch. */
+  writtenAt: number;
+}
 
 /** A file found under blobs/: its digest when it is named as wharf names blob files, else undefined. */
 export interface FoundBlobFile {
@@ -317,7 +328,7 @@ export class BlobFiles {
       if (!name.endsWith('.part')) continue;
       const path = join(this.tmpDir, name);
       try {
-        const info = await lstat(path);
+        const info = await (this.fs.lstat ?? lstat)(path);
         found.push({ path, size: info.size, mtimeMs: info.mtimeMs });
       } catch (error) {
         // Finished (renamed or removed) between readdir and lstat.
@@ -337,10 +348,14 @@ export class BlobFiles {
     }
   }
 
-  /** When a blob file was last written (a file without a row is collected only once old enough); undefined: gone. */
-  async blobFileWrittenAt(digest: Digest): Promise<number | undefined> {
+  /**
+   * What gc's sweep needs of a blob file without a row, in one lstat: whether it is a regular file,
+   * its size, and when it was last written (it is collected only once old enough); undefined: gone.
+   */
+  async blobFileStat(digest: Digest): Promise<BlobFileStat | undefined> {
     try {
-      return (await lstat(this.pathOf(digest))).mtimeMs;
+      const info = await (this.fs.lstat ?? lstat)(this.pathOf(digest));
+      return { isFile: info.isFile(), size: info.size, writtenAt: info.mtimeMs };
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;

@@ -178,12 +178,11 @@ export class Lifecycle {
     for await (const file of this.files.listBlobFiles()) {
       const digest = file.digest;
       if (digest === undefined || !file.isFile || this.index.blobSize(digest) !== undefined) continue;
-      const writtenAt = await this.files.blobFileWrittenAt(digest);
-      const size = await this.files.blobFileSize(digest);
-      if (writtenAt === undefined || writtenAt >= cutoff || typeof size !== 'number') continue;
+      const info = await this.files.blobFileStat(digest);
+      if (info === undefined || !info.isFile || info.writtenAt >= cutoff) continue;
       // Checked again after the await: a write may have indexed it, or be about to.
       if (this.index.blobSize(digest) !== undefined || this.guard.isInUse(digest)) continue;
-      found.push({ digest, size });
+      found.push({ digest, size: info.size });
       if (!dryRun) await this.guard.unlinkAll([digest], (d: Digest) => this.files.remove(d));
     }
     return found;
