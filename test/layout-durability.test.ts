@@ -8,44 +8,20 @@
  * are watched through its one seam for them, `LayoutFs`: Node's calls, wrapped to log each completed
  * sync and rename. Real parts: a LocalStore as the reader, the transfer engine, the directory writer.
  */
-import { mkdtemp, open, readdir, rename, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OciLayoutDirWriter, type LayoutFs } from '../src/archive/oci-layout-dir-writer.js';
+import { OciLayoutDirWriter } from '../src/archive/oci-layout-dir-writer.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import type { LocalStore } from '../src/store/local-store.js';
 import { copyImages } from '../src/transfer/copy-images.js';
 import { storeHolding } from './support/layout-store.js';
+import { loggingFs } from './support/logging-output-fs.js';
 import { allBlobsOf, makeImage, testSeed, type TestImage } from './support/make-image.js';
 
 const source = 'registry.example.test/team/source' as RepoName;
 const target = 'team/app' as RepoName;
-
-/** Node's fs, logging each completed fsync (on any handle it opened) and rename, paths relative to `dir`. */
-function loggingFs(dir: string, steps: string[]): LayoutFs {
-  return {
-    async open(path, flags, mode) {
-      const handle = await open(path, flags, mode);
-      return new Proxy(handle, {
-        get(target, property) {
-          if (property === 'sync') {
-            return async () => {
-              await target.sync();
-              steps.push(`sync ${relative(dir, path) || '.'}`);
-            };
-          }
-          const value: unknown = Reflect.get(target, property, target);
-          return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
-        },
-      });
-    },
-    async rename(from, to) {
-      await rename(from, to);
-      steps.push(`rename ${relative(dir, from)} -> ${relative(dir, to)}`);
-    },
-  };
-}
 
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });

@@ -11,7 +11,7 @@
  * (trusted by their name, as skopeo does). abort() removes what this writer created.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
@@ -20,25 +20,15 @@ import type { ImageWriter } from '../oci/image-transfer.js';
 import { mediaTypes } from '../oci/media-types.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import { blobPath, mergeDockerLoadManifest } from './docker-load-manifest.js';
+import { nodeOutputFs, syncDirs, type OutputFs } from './durable-output.js';
 import { readExistingLayout, type ExistingLayout } from './existing-layout.js';
 import { LayoutIndex, type LayoutIndexOptions } from './layout-index.js';
 import { indexFile, layoutFile, layoutVersion } from './layout-names.js';
 
 const dockerManifestFile = 'manifest.json';
 
-/**
- * The fs calls the layout's durability rests on: opening the files and directories that get
- * fsynced, and the rename into place. Node's by default; a test hands in wrappers to see each file
- * synced before its rename and the directories synced before index.json names the files
- * (test/layout-durability.test.ts), which
- * no crash a test can cause would show (the page cache survives it). Nothing else replaces them.
- */
-export interface LayoutFs {
-  open(path: string, flags: string, mode?: number): Promise<FileHandle>;
-  rename(from: string, to: string): Promise<void>;
-}
-
-const nodeFs: LayoutFs = { open, rename };
+/** The fs calls the layout's durability rests on (archive/durable-output.ts; test/layout-durability.test.ts). */
+export type LayoutFs = OutputFs;
 
 export class OciLayoutDirWriter implements ImageWriter {
   private readonly index: LayoutIndex;
@@ -55,7 +45,7 @@ export class OciLayoutDirWriter implements ImageWriter {
   constructor(
     private readonly dir: string,
     options: LayoutIndexOptions = {},
-    private readonly fs: LayoutFs = nodeFs,
+    private readonly fs: LayoutFs = nodeOutputFs,
   ) {
     this.index = new LayoutIndex(options);
   }
@@ -185,18 +175,6 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-/** Makes the renames durable: a directory's entries are data of the directory. */
-async function syncDirs(fs: LayoutFs, dirs: readonly string[]): Promise<void> {
-  for (const path of dirs) {
-    const handle = await fs.open(path, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  }
 }
 
 /** blobs/ and blobs/<algorithm>/ (the entries made and the files renamed into them), when there. */

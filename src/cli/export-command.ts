@@ -4,14 +4,16 @@
  * of the named images (all platforms) to a file or stdout (`-o -`). It opens
  * the store read-only and takes no lock, so it may run beside `wharf serve`
  * (SQLite's WAL lets a reader in while serve writes; blob files never change
- * once written). A file is written as `<file>.part` and renamed when complete:
- * a failed export leaves no bundle that looks whole. A folder (`-o out/`, or an
+ * once written). A file is written as `<file>.part`, fsynced and renamed when
+ * complete, then its directory fsynced: a failed export leaves no bundle that
+ * looks whole, and a crash after it ended loses none (archive/durable-output.ts). A folder (`-o out/`, or an
  * existing directory) gets the layout as files (archive/oci-layout-dir-writer.ts).
  */
 import { createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
+import { commitTempFile, type OutputFs } from '../archive/durable-output.js';
 import { OciLayoutDirWriter } from '../archive/oci-layout-dir-writer.js';
 import { OciLayoutWriter } from '../archive/oci-layout-writer.js';
 import { OciError } from '../oci/errors.js';
@@ -33,6 +35,11 @@ export interface ExportFlags {
   referrers?: boolean;
   quiet?: boolean;
   json?: boolean;
+  /**
+   * Not a flag (no option sets it): the fs calls the output's durability rests on
+   * (archive/durable-output.ts). Tests hand in wrappers that log each sync and rename; absent, Node's.
+   */
+  outputFs?: OutputFs;
 }
 
 export async function runExport(
@@ -65,7 +72,7 @@ export async function runExport(
         : createWriteStream(temp, { flags: 'wx' });
     const summary = await copyImages(
       store,
-      out === undefined ? new OciLayoutDirWriter(flags.output) : new OciLayoutWriter(out),
+      out === undefined ? new OciLayoutDirWriter(flags.output, {}, flags.outputFs) : new OciLayoutWriter(out),
       requests.map((from) => ({ from })),
       // A sparse index (preload --platform) is exported as the store holds it: its absent children stay absent.
       { onEvent: view.onEvent, referrers: flags.referrers === true, sparse: true },
@@ -74,7 +81,7 @@ export async function runExport(
     if (!toStdout && out !== undefined) {
       out.end();
       await once(out, 'close');
-      await rename(temp, flags.output);
+      await commitTempFile(temp, flags.output, flags.outputFs);
     }
     if (flags.quiet !== true && flags.json !== true) process.stderr.write(`${describe(summary, flags.output)}\n`);
   } catch (error) {

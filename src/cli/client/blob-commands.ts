@@ -5,7 +5,8 @@
  * a blob put is verified by us while it streams and by the registry on commit.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
+import { commitTempFile, type OutputFs } from '../../archive/durable-output.js';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { createDigester, formatDigest, requireDigest, type Digest } from '../../oci/digest.js';
@@ -70,6 +71,11 @@ export async function runBlobHead(repo: string, digest: string, flags: RegistryF
 
 export interface BlobGetFlags extends RegistryFlags {
   output?: string;
+  /**
+   * Not a flag (no option sets it): the fs calls the output's durability rests on
+   * (archive/durable-output.ts). Tests hand in wrappers that log each sync and rename; absent, Node's.
+   */
+  outputFs?: OutputFs;
 }
 
 export async function runBlobGet(repo: string, digest: string, flags: BlobGetFlags, env: Env): Promise<void> {
@@ -86,7 +92,7 @@ export async function runBlobGet(repo: string, digest: string, flags: BlobGetFla
     const temp = `${flags.output}.${process.pid}.part`;
     try {
       await pipeline(Readable.from(verified), createWriteStream(temp, { flags: 'wx' }));
-      await rename(temp, flags.output);
+      await commitTempFile(temp, flags.output, flags.outputFs);
     } catch (error) {
       await rm(temp, { force: true });
       throw error;

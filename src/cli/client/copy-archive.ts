@@ -4,12 +4,13 @@
  * OCI image layout tar (`oci-archive:`; `docker-archive:` gets the same tar, which carries
  * docker's manifest.json beside index.json, so `docker load` takes it), or an OCI layout (tar or
  * folder) or a docker-archive tar read into a registry repository, all verified while streaming.
- * A tar is written as `<file>.part` and renamed when complete; an `oci:<dir>` layout folder gets
+ * A tar is written as `<file>.part`, fsynced and renamed when complete (archive/durable-output.ts); an `oci:<dir>` layout folder gets
  * each file through a temp name, and images are added to a layout already there.
  */
 import { once } from 'node:events';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
+import { commitTempFile, type OutputFs } from '../../archive/durable-output.js';
 import { importArchive } from '../../archive/import-archive.js';
 import { OciLayoutDirWriter } from '../../archive/oci-layout-dir-writer.js';
 import { OciLayoutWriter } from '../../archive/oci-layout-writer.js';
@@ -37,6 +38,8 @@ export async function copyToArchive(
   platforms: Platform[] | undefined,
   view: ProgressView,
   referrers = false,
+  /** The fs calls the output's durability rests on (archive/durable-output.ts); Node's when absent. */
+  fs?: OutputFs,
 ): Promise<CopyResult> {
   const reference = refReference(from) ?? defaultTag;
   // The image keeps its full name in the layout (ref.name, and docker's RepoTags), as `wharf export`
@@ -48,7 +51,7 @@ export async function copyToArchive(
   const options = name === full ? {} : { refName: (ref: ImageRef) => fullRefName(full, ref.reference) };
   const temp = `${to.path}.${process.pid}.part`;
   const out = to.kind === 'oci' ? undefined : createWriteStream(temp, { flags: 'wx' });
-  const writer = out === undefined ? new OciLayoutDirWriter(to.path, options) : new OciLayoutWriter(out, options);
+  const writer = out === undefined ? new OciLayoutDirWriter(to.path, options, fs) : new OciLayoutWriter(out, options);
   try {
     const summary = await copyImages(
       new RegistryImageReader(src),
@@ -65,7 +68,7 @@ export async function copyToArchive(
     if (out !== undefined) {
       out.end();
       await once(out, 'close');
-      await rename(temp, to.path);
+      await commitTempFile(temp, to.path, fs);
     }
     return {
       source: formatDockerRef(from),

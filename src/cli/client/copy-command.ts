@@ -21,6 +21,7 @@ import { copyImages, type CopyRequest } from '../../transfer/copy-images.js';
 import { formatBytes } from '../format-bytes.js';
 import { createProgressView, progressMode, type ProgressView } from '../transfer-progress.js';
 import { withClients, writeJson, type Env, type RegistryFlags } from './client-context.js';
+import type { OutputFs } from '../../archive/durable-output.js';
 import { copyFromArchive, copyToArchive } from './copy-archive.js';
 import { parseCopyEnd } from './copy-ends.js';
 import { requireManifest } from './inspect-commands.js';
@@ -30,6 +31,11 @@ export interface CopyFlags extends RegistryFlags {
   platform?: string;
   referrers?: boolean;
   quiet?: boolean;
+  /**
+   * Not a flag (no option sets it): the fs calls the output's durability rests on
+   * (archive/durable-output.ts). Tests hand in wrappers that log each sync and rename; absent, Node's.
+   */
+  outputFs?: OutputFs;
 }
 
 export interface CopyResult {
@@ -60,7 +66,7 @@ export async function runCopy(source: string, destination: string, flags: CopyFl
       if (from.kind === 'registry') {
         if (to.kind === 'registry') throw new OciError('UNKNOWN', 'unreachable: registry to registry');
         const src = await context.client(from.ref.registry);
-        return copyToArchive(src, from.ref, to, platforms, view, flags.referrers === true);
+        return copyToArchive(src, from.ref, to, platforms, view, flags.referrers === true, flags.outputFs);
       }
       if (to.kind !== 'registry')
         throw new OciError('UNSUPPORTED', 'copy between two archives: one end must be a registry');
