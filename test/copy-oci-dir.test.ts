@@ -5,7 +5,11 @@
  * to the layout (index.json merged, shared blobs not rewritten); skopeo reads the result with the
  * source's digests and `wharf import` takes it back. A copy that fails midway (a layer whose bytes
  * do not match its digest) leaves the layout exactly as it was: no blob under its final name, no
- * temp file, and a directory the copy created is gone.
+ * temp file, and a directory the copy created is gone. skopeo's `:<ref>` suffix after the path
+ * (copy-ends.ts): as a destination the ref.name written as given (an entry of that ref.name
+ * replaced), as a source the one image of that ref.name picked from a layout skopeo wrote with
+ * two; a ref.name the layout lacks, one outside the grammar, and a suffix on docker-archive: are
+ * refused with one line and exit 1.
  */
 import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -177,6 +181,112 @@ describe('wharf copy … oci:<dir>', () => {
       });
       expect(refused.code).toBe(1);
       await expect(stat(fresh)).rejects.toMatchObject({ code: 'ENOENT' });
+    },
+    timeout,
+  );
+});
+
+describe("skopeo's oci:<path>:<ref> suffix", () => {
+  it(
+    'names the image as given when writing, replacing the entry of that name, and skopeo reads it by it',
+    async () => {
+      const dir = join(work, 'suffixed');
+      await wharfOk(['copy', '-q', `${source.host}/team/app:v1`, `oci:${dir}:stable`]);
+      expect(refNames(await readIndex(dir))).toEqual(['stable']);
+      await wharfOk(['copy', '-q', `${source.host}/team/other:v2`, `oci:${dir}:stable`]);
+      const index = await readIndex(dir);
+      expect(index.manifests.map((m) => m.digest)).toEqual([other.root.digest]);
+      expect(refNames(index)).toEqual(['stable']);
+      const raw = await run('skopeo', ['inspect', '--raw', `oci:${dir}:stable`], { timeoutMs: 60_000 });
+      expect(`sha256:${createHash('sha256').update(raw.stdoutBuffer).digest('hex')}`).toBe(other.root.digest);
+    },
+    timeout,
+  );
+
+  it(
+    'picks the one image of that ref.name from a layout skopeo wrote with two, and refuses a name it lacks',
+    async () => {
+      const dir = join(work, 'two-images');
+      for (const [repository, tag, refName] of [
+        ['team/app', 'v1', 'one'],
+        ['team/other', 'v2', 'two'],
+      ] as const) {
+        await run(
+          'skopeo',
+          ['copy', '--src-tls-verify=false', `docker://${source.host}/${repository}:${tag}`, `oci:${dir}:${refName}`],
+          { timeoutMs: 60_000 },
+        );
+      }
+      expect(refNames(await readIndex(dir)).sort()).toEqual(['one', 'two']);
+
+      const copied = JSON.parse(
+        await wharfOk(['copy', '--json', '--plain-http', `oci:${dir}:two`, `${source.host}/team/picked:v9`]),
+      ) as { source: string; digest: string };
+      expect(copied).toMatchObject({ source: `oci:${dir}:two`, digest: other.root.digest });
+      const picked = await fetch(`${source.url}/v2/team/picked/manifests/v9`, {
+        method: 'HEAD',
+        headers: { accept: other.root.mediaType },
+      });
+      expect(picked.headers.get('docker-content-digest')).toBe(other.root.digest);
+      const left = await fetch(`${source.url}/v2/team/picked/manifests/${app.root.digest}`, { method: 'HEAD' });
+      expect(left.status).toBe(404);
+
+      const missing = await runWharf(
+        ['copy', '-q', '--plain-http', `oci:${dir}:three`, `${source.host}/team/none:v1`],
+        {
+          timeoutMs: 90_000,
+        },
+      );
+      expect(missing.code).toBe(1);
+      expect(missing.stderr.trim()).toBe(`error: MANIFEST_UNKNOWN: ${dir}: index.json names no image "three"`);
+      const none = await fetch(`${source.url}/v2/team/none/manifests/v1`, { method: 'HEAD' });
+      expect(none.status).toBe(404);
+    },
+    timeout,
+  );
+
+  it(
+    'refuses a ref.name outside the grammar and a suffix on docker-archive:, with one line',
+    async () => {
+      const bad = await runWharf(['copy', '-q', `${source.host}/team/app:v1`, `oci:${join(work, 'bad')}:v1:`]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr.trim()).toMatch(/^error: NAME_INVALID: "v1:" after oci:\S+: is no ref\.name/);
+      const docker = await runWharf([
+        'copy',
+        '-q',
+        `${source.host}/team/app:v1`,
+        `docker-archive:${join(work, 'd.tar')}:app:v1`,
+      ]);
+      expect(docker.code).toBe(1);
+      expect(docker.stderr.trim()).toMatch(
+        /^error: UNSUPPORTED: docker-archive:\S+:app:v1: a reference after the path/,
+      );
+      await expect(stat(join(work, 'bad'))).rejects.toMatchObject({ code: 'ENOENT' });
+
+      // A docker save tar read as oci-archive: has no ref.name to pick by.
+      const saved = join(work, 'saved.tar');
+      await run(
+        'skopeo',
+        [
+          'copy',
+          '--src-tls-verify=false',
+          `docker://${source.host}/team/app:v1`,
+          `docker-archive:${saved}:team/app:v1`,
+        ],
+        { timeoutMs: 60_000 },
+      );
+      const legacy = await runWharf(
+        ['copy', '-q', '--plain-http', `oci-archive:${saved}:v1`, `${source.host}/team/none:v2`],
+        {
+          timeoutMs: 90_000,
+        },
+      );
+      expect(legacy.code).toBe(1);
+      expect(legacy.stderr.trim()).toBe(
+        `error: UNSUPPORTED: ${saved}: a docker save tar, whose images have no ref.name to pick "v1" by`,
+      );
+      const none = await fetch(`${source.url}/v2/team/none/manifests/v2`, { method: 'HEAD' });
+      expect(none.status).toBe(404);
     },
     timeout,
   );

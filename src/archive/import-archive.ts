@@ -7,6 +7,7 @@
  * read once: a layout starts with `blobs/`, `oci-layout` or `index.json`
  * (docker and wharf write them in name order, and `blobs/` sorts first).
  */
+import { OciError } from '../oci/errors.js';
 import type { DigestingImageWriter } from '../oci/image-transfer.js';
 import type { RepoName } from '../oci/reference.js';
 import type { TransferListener } from '../oci/transfer-events.js';
@@ -23,6 +24,8 @@ export interface ImportArchiveOptions {
   isLocal?: (name: string) => boolean;
   label: string;
   onEvent?: TransferListener;
+  /** Only the OCI layout's image whose ref.name is exactly this (skopeo's `oci:<dir>:<ref>`); refused for a docker save tar. */
+  only?: string;
 }
 
 export async function importArchive(
@@ -59,7 +62,16 @@ export async function importArchive(
       names: createNameMapper({ name: options.name, isLocal: options.isLocal }),
       label: options.label,
       onEvent: options.onEvent,
+      only: options.only,
     });
+  }
+  if (options.only !== undefined) {
+    const error = new OciError(
+      'UNSUPPORTED',
+      `${options.label}: a docker save tar, whose images have no ref.name to pick ${JSON.stringify(options.only)} by`,
+    );
+    await writer.abort(error);
+    throw error;
   }
   return importDockerArchive(replay(), writer, options);
 }

@@ -23,6 +23,7 @@ import { parseLayoutPath, requireSafePath } from './layout-path.js';
 import { countProgress } from '../oci/count-progress.js';
 import { collectManifest, readSmall } from './entry-stages.js';
 import { writeImageTree, type LayoutContent } from './write-image-tree.js';
+import { refNameAnnotation } from './layout-names.js';
 import { pickRefName, type NameMapper } from './ref-names.js';
 
 export interface ImportLayoutOptions {
@@ -30,6 +31,8 @@ export interface ImportLayoutOptions {
   /** Names the source in events and errors (a file name, `-`). */
   label: string;
   onEvent?: TransferListener;
+  /** Only the image whose index.json entry has exactly this ref.name (and its referrers). */
+  only?: string | undefined;
 }
 
 export interface ImportLayoutResult {
@@ -122,7 +125,8 @@ async function readAndWrite(
   if (index.kind !== 'index') throw new OciError('MANIFEST_INVALID', 'index.json is not an image index');
   const placed = new Map<Digest, RepoName>();
   const referrers: Descriptor[] = [];
-  for (const root of index.references) {
+  const roots = options.only === undefined ? index.references : pick(index.references, options.only, options.label);
+  for (const root of roots) {
     const refName = pickRefName(root.annotations);
     // An entry without a name whose manifest has a subject is a referrer: it goes where its subject goes.
     if (refName === undefined && hasSubject(content, root)) {
@@ -135,8 +139,18 @@ async function readAndWrite(
     result.images.push({ ref: formatImageRef(ref), digest: root.digest });
     emit({ type: 'image-done', image: formatImageRef(ref), digest: root.digest, bytes });
   }
-  await writeReferrers(writer, referrers, content, placed, options.names);
+  // Referrers of an image left out are left out with it.
+  await writeReferrers(writer, referrers, content, placed, options.only === undefined ? options.names : undefined);
   return result;
+}
+
+/** The entry whose ref.name is `refName` (as given, not normalised), and the unnamed ones (referrers). */
+function pick(references: readonly Descriptor[], refName: string, label: string): Descriptor[] {
+  const named = references.filter((d) => d.annotations?.[refNameAnnotation] === refName);
+  if (named.length === 0) {
+    throw new OciError('MANIFEST_UNKNOWN', `${label}: index.json names no image ${JSON.stringify(refName)}`);
+  }
+  return [...named, ...references.filter((d) => d.annotations?.[refNameAnnotation] === undefined)];
 }
 
 /** The store's digest mismatch, named by the archive entry it came from (as verifyStream names it). */
@@ -164,7 +178,8 @@ async function writeReferrers(
   referrers: Descriptor[],
   content: LayoutContent,
   placed: Map<Digest, RepoName>,
-  names: NameMapper,
+  /** Where a referrer whose subject is not placed goes; undefined: nowhere (left out). */
+  names: NameMapper | undefined,
 ): Promise<void> {
   let pending = referrers;
   while (pending.length > 0) {
@@ -177,6 +192,7 @@ async function writeReferrers(
       else await writeImageTree(writer, name, referrer, content, 0, placed);
     }
     if (waiting.length === pending.length) {
+      if (names === undefined) return;
       for (const referrer of waiting) {
         await writeImageTree(writer, names(undefined, referrer.digest).name, referrer, content, 0, placed);
       }

@@ -76,3 +76,20 @@ describe('LayoutIndex.indexManifests into an existing layout', () => {
     ]);
   });
 });
+
+describe("LayoutIndex.dockerManifest: docker's RepoTags", () => {
+  it('holds the ref.names with a tag, never a bare one (`oci-archive:<file>:v1`) nor a digest', () => {
+    const one = manifest('named with a tag');
+    const two = manifest('named by a bare ref.name');
+    const three = manifest('asked for by digest');
+    const given: Record<string, string> = { a: 'example.com:5000/team/app:v1', b: 'v1' };
+    const index = new LayoutIndex({
+      refName: (ref) => given[ref.reference] ?? `example.com/team/app@${ref.reference}`,
+    });
+    for (const content of [one, two, three]) index.recordManifest(content);
+    index.tag('team/app' as RepoName, 'a' as Tag, one.digest);
+    index.tag('team/app' as RepoName, 'b' as Tag, two.digest);
+    index.tag('team/app' as RepoName, three.digest, three.digest);
+    expect(index.dockerManifest(new Set()).map((e) => e.RepoTags)).toEqual([['example.com:5000/team/app:v1'], [], []]);
+  });
+});

@@ -66,7 +66,8 @@ export class LayoutIndex {
     // A name without a registry host is a local one in wharf's store: said so, or an import would read it as Docker Hub's.
     const annotations: Record<string, string> = { [refNameAnnotation]: refName };
     if (!hasRegistryHost(refName)) annotations[localNameAnnotation] = 'true';
-    const tagged = parseDigest(reference) === undefined;
+    // docker load refuses a RepoTag without a tag (a bare `v1` from `oci-archive:<file>:v1`).
+    const tagged = parseDigest(reference) === undefined && /:[^/]+$/.test(refName);
     this.roots.push({ descriptor: { ...manifest, digest, annotations }, refName, tagged });
   }
 

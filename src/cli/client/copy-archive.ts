@@ -48,7 +48,14 @@ export async function copyToArchive(
   // import gives it the mirror's form, `127.0.0.1-5000/team/run`).
   const full = `${from.registry}/${from.repository}`;
   const name = parseRepoName(full) ?? from.repository;
-  const options = name === full ? {} : { refName: (ref: ImageRef) => fullRefName(full, ref.reference) };
+  // `oci:<dir>:<ref>` (skopeo's suffix) names the image as given.
+  const given = to.refName;
+  const options =
+    given !== undefined
+      ? { refName: () => given }
+      : name === full
+        ? {}
+        : { refName: (ref: ImageRef) => fullRefName(full, ref.reference) };
   const temp = `${to.path}.${process.pid}.part`;
   const out = to.kind === 'oci' ? undefined : createWriteStream(temp, { flags: 'wx' });
   const writer = out === undefined ? new OciLayoutDirWriter(to.path, options, fs) : new OciLayoutWriter(out, options);
@@ -107,10 +114,15 @@ export async function copyFromArchive(
   if (!info.isDirectory()) view.setTotal(info.size);
   if (to.digest !== undefined) throw new OciError('UNSUPPORTED', 'copy from an archive to name@digest: name a tag');
   const writer = new RegistryImageWriter(dst, to.repository, { tag: to.tag ?? defaultTag });
-  const result = await importArchive(entries, writer, { name: to.repository, label: from.path, onEvent: view.onEvent });
+  const result = await importArchive(entries, writer, {
+    name: to.repository,
+    label: from.path,
+    onEvent: view.onEvent,
+    ...(from.refName === undefined ? {} : { only: from.refName }),
+  });
   const tagged = writer.tagged[0];
   return {
-    source: `${from.kind}:${from.path}`,
+    source: `${from.kind}:${from.path}${from.refName === undefined ? '' : `:${from.refName}`}`,
     destination: writer.tagged.length === 1 ? formatDockerRef(to) : `${to.registry}/${to.repository}`,
     digest: tagged?.digest ?? result.images[0]?.digest ?? ('' as Digest),
     blobsSent: result.blobsWritten,

@@ -79,7 +79,10 @@ export function registerClientCommands(program: Command, env: Env): void {
         .description(
           'copy an image between registries (or to/from oci-archive:, docker-archive:, oci: ends), digests kept',
         )
-        .argument('<source>', 'e.g. alpine:3.20, oci-archive:./alpine.tar, docker-archive:./save.tar, oci:./layout')
+        .argument(
+          '<source>',
+          'e.g. alpine:3.20, oci-archive:./alpine.tar, docker-archive:./save.tar, oci:./layout[:<ref.name>]',
+        )
         .argument('<destination>', 'e.g. 127.0.0.1:5000/library/alpine:3.20, oci-archive:./alpine.tar'),
     )
       .option(
