@@ -273,6 +273,13 @@ describe('a full disk', () => {
     expect((await fetchBytes(`${base}/v2/full/app/tags/list`)).status).toBe(200);
     expect((await fetchBytes(`${base}/v2/_catalog`)).status).toBe(200);
 
+    // /readyz tells a full disk (its probe writes bytes: an empty file could still be made).
+    const full = await fetchBytes(`${base}/readyz`);
+    expect(full.status).toBe(503);
+    expect(JSON.parse(full.body.toString('utf8'))).toEqual({
+      errors: [{ code: 'UNAVAILABLE', message: 'not ready: the data directory is not writable: ENOSPC' }],
+    });
+
     // Nothing half-written is visible: no part file, the index and the files agree, no new blob row.
     expect(await partFiles(dataDir)).toEqual([]);
     expect(blobRows(await expectVerifyClean(dataDir))).toBe(rowsAtLimit);
@@ -280,6 +287,7 @@ describe('a full disk', () => {
     // Space back: every write path works again, the process was not wedged by the failures.
     await rm(join(mountDir, 'filler'));
     await rm(join(mountDir, 'ballast'));
+    expect((await fetchBytes(`${base}/readyz`)).status).toBe(200);
     expect((await pushBlob(base, 'full/small', randomBytesFor(`${seed}/small`, 64 * 1024))).status).toBe(201);
     const whole = Buffer.concat([chunk1, chunk2]);
     const put = await write(`${base}${location}?digest=${sha256(whole)}`, {
