@@ -125,14 +125,19 @@ async function readAndWrite(
   if (index.kind !== 'index') throw new OciError('MANIFEST_INVALID', 'index.json is not an image index');
   const placed = new Map<Digest, RepoName>();
   const referrers: Descriptor[] = [];
-  const roots = options.only === undefined ? index.references : pick(index.references, options.only, options.label);
-  for (const root of roots) {
+  const only = options.only;
+  if (only !== undefined && !index.references.some((d) => d.annotations?.[refNameAnnotation] === only)) {
+    throw new OciError('MANIFEST_UNKNOWN', `${options.label}: index.json names no image ${JSON.stringify(only)}`);
+  }
+  for (const root of index.references) {
     const refName = pickRefName(root.annotations);
     // An entry without a name whose manifest has a subject is a referrer: it goes where its subject goes.
     if (refName === undefined && hasSubject(content, root)) {
       referrers.push(root);
       continue;
     }
+    // With one image picked by its ref.name (as given, not normalised), every other image is left out.
+    if (only !== undefined && root.annotations?.[refNameAnnotation] !== only) continue;
     const ref = options.names(refName, root.digest, root.annotations);
     const bytes = await writeImageTree(writer, ref.name, root, content, 0, placed);
     await writer.tag(ref.name, ref.reference, root.digest);
@@ -140,17 +145,8 @@ async function readAndWrite(
     emit({ type: 'image-done', image: formatImageRef(ref), digest: root.digest, bytes });
   }
   // Referrers of an image left out are left out with it.
-  await writeReferrers(writer, referrers, content, placed, options.only === undefined ? options.names : undefined);
+  await writeReferrers(writer, referrers, content, placed, only === undefined ? options.names : undefined);
   return result;
-}
-
-/** The entry whose ref.name is `refName` (as given, not normalised), and the unnamed ones (referrers). */
-function pick(references: readonly Descriptor[], refName: string, label: string): Descriptor[] {
-  const named = references.filter((d) => d.annotations?.[refNameAnnotation] === refName);
-  if (named.length === 0) {
-    throw new OciError('MANIFEST_UNKNOWN', `${label}: index.json names no image ${JSON.stringify(refName)}`);
-  }
-  return [...named, ...references.filter((d) => d.annotations?.[refNameAnnotation] === undefined)];
 }
 
 /** The store's digest mismatch, named by the archive entry it came from (as verifyStream names it). */
