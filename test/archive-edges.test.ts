@@ -6,7 +6,7 @@
  *   manifest.json lists layers, are refused with one line and the store left as it was.
  * - An OCI layout tarred by hand (`tar -C layout -cf bundle.tar .` in directory order, index.json
  *   first) imports like wharf's own export.
- * - `export` refuses `--all` beside references and an `--all` that finds no tagged image, with one
+ * - `export` writes each blob and manifest once into a tar, two tags of one image too; it refuses `--all` beside references and an `--all` that finds no tagged image, with one
  *   line and no output file; a failed export into a layout folder leaves what the folder held.
  */
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -139,6 +139,31 @@ describe('an OCI layout tarred by hand', () => {
       expect(imported.stderr).not.toContain('error');
       expect(imported.stdout).toContain(`imported team/app:v1 (${image.root.digest})`);
       expect(imported.code).toBe(0);
+    },
+    timeout,
+  );
+});
+
+describe('export to a tar', () => {
+  it(
+    'writes each blob and manifest once, also when two tags name the same image',
+    async () => {
+      await pushTestImage(source.url, 'team/app', 'v2', image);
+      const bundle = join(work, 'two-tags.tar');
+      const result = await runWharf([
+        'export',
+        'team/app:v1',
+        'team/app:v2',
+        '-o',
+        bundle,
+        '--data',
+        source.dataDir,
+        '--quiet',
+      ]);
+      expect(result.code).toBe(0);
+      const names = (await readTar(bundle)).filter((e) => e.header.type === 'file').map((e) => e.header.name);
+      expect(names.length).toBe(new Set(names).size);
+      expect(names).toContain(`blobs/sha256/${image.root.digest.slice('sha256:'.length)}`);
     },
     timeout,
   );
