@@ -4,7 +4,8 @@
  * covers what a real images.txt holds and what a job relies on: a comment after a reference, CRLF
  * line ends, several platforms in one `--platform` (each taken, a variant told apart from another),
  * and all or nothing: one image the upstream lacks fails the run with one line and exit 1, and the
- * images before it are not kept either. `--offline` is refused before anything is asked.
+ * images before it are not kept either. `--offline`, WHARF_OFFLINE and `offline: true` in the config
+ * are refused before anything is asked.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -47,9 +48,10 @@ describe.sequential('wharf preload from a list', () => {
     if (work !== undefined) await rm(work, { recursive: true, force: true });
   });
 
-  const preload = (args: string[]): ReturnType<typeof runWharf> =>
+  const preload = (args: string[], env: Record<string, string> = {}): ReturnType<typeof runWharf> =>
     runWharf(['preload', ...args, '--upstream', `docker.io=${upstream.url}`, '--default-upstream', 'docker.io'], {
       timeoutMs: 60_000,
+      env,
     });
 
   it(
@@ -111,6 +113,21 @@ describe.sequential('wharf preload from a list', () => {
       const refused = await preload(['tri:v1', '--offline', '--data', data]);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toBe('error: preload fetches from upstreams: --offline does not apply\n');
+      expect(realRequests(await upstream.settledLogs())).toHaveLength(before);
+
+      // Offline from the environment or the config file: refused the same way, nothing asked.
+      const config = join(work, 'offline.yaml');
+      await writeFile(config, 'offline: true\n');
+      const offlineLine =
+        'error: preload fetches from upstreams, and this config is offline (offline: true or WHARF_OFFLINE)\n';
+      for (const [args, env] of [
+        [['tri:v1', '--data', data], { WHARF_OFFLINE: '1' }],
+        [['tri:v1', '--data', data, '--config', config], {}],
+      ] as const) {
+        const offline = await preload([...args], env);
+        expect(offline.code).toBe(1);
+        expect(offline.stderr).toBe(offlineLine);
+      }
       expect(realRequests(await upstream.settledLogs())).toHaveLength(before);
     },
     timeoutMs,

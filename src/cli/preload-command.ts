@@ -53,6 +53,10 @@ export async function runPreload(
     localFlags: flags.local ?? [],
   });
   if (flags.offline === true) throw new Error('preload fetches from upstreams: --offline does not apply');
+  // An air-gapped site's own config (offline: true, WHARF_OFFLINE) means no upstream is dialled, by any command.
+  if (config.offline) {
+    throw new Error('preload fetches from upstreams, and this config is offline (offline: true or WHARF_OFFLINE)');
+  }
   const refs = [...args, ...(flags.file === undefined ? [] : parseImageList(await readFile(flags.file, 'utf8')))];
   if (refs.length === 0) throw new Error('name at least one image (name:tag or name@digest), or --file');
   const platforms = flags.platform === undefined ? undefined : parsePlatforms(flags.platform);
