@@ -192,6 +192,8 @@ const scopes = {
       'test/mirror-blob-verify.test.ts',
       'test/mirror-fill-limits.test.ts',
       'test/client-disconnect.test.ts',
+      // Round 7a of the hand-planted bugs: a failed fill forgotten (checked before any settle()).
+      'test/fill-forget.test.ts',
     ],
   },
   // Which addresses wharf may dial.

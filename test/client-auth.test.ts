@@ -424,6 +424,25 @@ describe('private upstream content', () => {
     expect(grantedActions(anonymousToken, name)).toEqual([]);
   });
 
+  // Round 7a (docs/mutation-testing.md): a name classified private only when it named its upstream
+  // in the path (not through ?ns=, as containerd asks) passed every test: each went through the path.
+  it('is not served to anonymous clients through ?ns= either, however it is asked for', async () => {
+    const reader = await call(wharf.url, `/v2/team/secret/manifests/v1?ns=${privateHost}`, {
+      headers: { Accept: accept, ...basic('reader', users.reader) },
+    });
+    expect(reader.status).toBe(200);
+    const layer = secret.images[0]?.layers[0]?.digest ?? '';
+    for (const path of [
+      `/v2/team/secret/manifests/v1?ns=${privateHost}`,
+      `/v2/team/secret/manifests/${secret.root.digest}?ns=${privateHost}`,
+      `/v2/team/secret/blobs/${layer}?ns=${privateHost}`,
+      `/v2/team/secret/tags/list?ns=${privateHost}`,
+    ]) {
+      const anonymous = await call(wharf.url, path, { headers: { Accept: accept } });
+      expect(anonymous.status, path).toBe(401);
+    }
+  });
+
   it('cannot be mounted by a client that may push elsewhere but not read it', async () => {
     const layer = secret.images[0]?.layers[0]?.digest ?? '';
     // reader fetches the layer: it is in the store now.
@@ -523,6 +542,10 @@ describe('without users', () => {
     const denied = await call(bare.url, `/v2/${privateHost}/team/secret/manifests/v1`, { headers: { Accept: accept } });
     expect(denied.status).toBe(403);
     expect(await errorCode(denied)).toBe('DENIED');
+    const viaNs = await call(bare.url, `/v2/team/secret/manifests/v1?ns=${privateHost}`, {
+      headers: { Accept: accept },
+    });
+    expect(viaNs.status).toBe(403);
     const opted = await call(bare.url, `/v2/${publicHost}/team/open/manifests/v1`, { headers: { Accept: accept } });
     expect(opted.status).toBe(200);
   });

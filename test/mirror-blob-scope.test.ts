@@ -20,11 +20,13 @@ const blob = randomBytes(200_000);
 const digest = sha256(blob);
 const pushed = randomBytes(50_000);
 const slow = randomBytes(3 * 1024 * 1024);
+const viaNs = randomBytes(70_000);
 /** Names whose upstream has each blob; any other name answers 404. */
 const holders = new Map<string, string[]>([
   [digest, ['a', 'c', 'offline-a']],
   [sha256(pushed), ['has-pushed']],
   [sha256(slow), ['slow-a']],
+  [sha256(viaNs), ['ns-a']],
 ]);
 
 let upstream: ScriptedRegistry;
@@ -36,7 +38,7 @@ beforeAll(async () => {
     const match = /^\/v2\/(.+)\/blobs\/(sha256:[0-9a-f]{64})$/.exec(ctx.request.path);
     const [repo = '', wanted = ''] = match?.slice(1) ?? [];
     if (!(holders.get(wanted) ?? []).includes(repo)) return sendError(res, 404, 'BLOB_UNKNOWN');
-    const bytes = [blob, pushed, slow].find((b) => sha256(b) === wanted) ?? Buffer.alloc(0);
+    const bytes = [blob, pushed, slow, viaNs].find((b) => sha256(b) === wanted) ?? Buffer.alloc(0);
     if (wanted === sha256(slow) && req.method === 'GET') return stallThenSend(res, bytes);
     sendBytes(res, bytes);
   });
@@ -118,6 +120,29 @@ describe('a blob still being filled for another name', () => {
     const response = await withDeadline(first, 20_000, 'the fill for slow-a');
     expect(sha256(Buffer.from(await response.arrayBuffer()))).toBe(slowDigest);
     expect(count('GET', 'slow-a', slowDigest)).toBe(1);
+  });
+});
+
+describe('a blob fetched through ?ns=', () => {
+  // The client's name (ns-a) is a local name here: the blob belongs to scope.example.test/ns-a only.
+  it('is linked under the mirrored name, never under the local name the client sent', async () => {
+    const nsDigest = sha256(viaNs);
+    const fetched = await call(wharf.url, `/v2/ns-a/blobs/${nsDigest}?ns=${host}`);
+    expect(fetched.status).toBe(200);
+    expect(sha256(Buffer.from(await fetched.arrayBuffer()))).toBe(nsDigest);
+    await wharf.server.proxy.settle();
+    expect(count('GET', 'ns-a', nsDigest)).toBe(1);
+    // The local repository ns-a holds nothing: a fill must not hand it the mirrored bytes.
+    const local = await call(wharf.url, `/v2/ns-a/blobs/${nsDigest}`);
+    expect(local.status).toBe(404);
+    expect(await errorCode(local)).toBe('BLOB_UNKNOWN');
+    // Under the mirrored name, by either form, it is local now: no upstream request at all.
+    const before = upstream.requests.length;
+    for (const path of [`/v2/${host}/ns-a/blobs/${nsDigest}`, `/v2/ns-a/blobs/${nsDigest}?ns=${host}`]) {
+      const again = await call(wharf.url, path, { method: 'HEAD' });
+      expect(again.status).toBe(200);
+    }
+    expect(upstream.requests.length).toBe(before);
   });
 });
 

@@ -36,6 +36,7 @@ const repos = [
   'limited',
   'broken',
   'redirected',
+  'no-length',
 ] as const;
 type Repo = (typeof repos)[number];
 // Each case has its own blob: fills are shared by digest, so cases must not share one.
@@ -88,6 +89,12 @@ beforeAll(async () => {
             scope: 'repository:redirected:pull',
           }),
     '/token': (_req, res) => sendToken(res, 'secret-token', 300),
+    // A HEAD answer without a length: the size a client would be told is unknown.
+    [blobPath('no-length')]: (req, res) => {
+      if (req.method !== 'HEAD') return sendBytes(res, blobOf('no-length'));
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Transfer-Encoding': 'chunked' });
+      res.end();
+    },
   });
   wharf = await startWharf({
     upstreams: [{ host, url: upstream.url, timeouts: { connectMs: 1000, headersMs: 1000, bodyIdleMs: 1000 } }],
@@ -189,5 +196,21 @@ describe('upstream faults while filling a blob', () => {
     const before = upstream.requests.length;
     expect(await fetchBlob('redirected')).toMatchObject({ digest: digestOf('redirected') });
     expect(upstream.requests.length).toBe(before);
+  });
+
+  // Round 7a (docs/mutation-testing.md): a HEAD passed on without the upstream's length passed every test.
+  it('a blob HEAD the upstream answers without Content-Length is 502, never a 200 of unknown size', async () => {
+    const path = `/v2/${host}/no-length/blobs/${digestOf('no-length')}`;
+    const head = await call(wharf.url, path, { method: 'HEAD' });
+    expect(head.status).toBe(502);
+    expect(head.headers.get('content-length')).not.toBe(String(blobOf('no-length').length));
+    // The GET that follows fetches the bytes, and the next HEAD answers from them.
+    const result = await fetchBlob('no-length');
+    expect(result).toEqual({ status: 200, outcome: 'complete', digest: digestOf('no-length') });
+    // The blob is linked just after its last byte went out: wait for the fill to be recorded.
+    await wharf.server.proxy.settle();
+    const again = await call(wharf.url, path, { method: 'HEAD' });
+    expect(again.status).toBe(200);
+    expect(again.headers.get('content-length')).toBe(String(blobOf('no-length').length));
   });
 });

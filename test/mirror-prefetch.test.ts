@@ -326,3 +326,53 @@ describe('prefetch of a manifest with many blobs', () => {
     }
   });
 });
+
+// Round 7a of the planted-bug audit (docs/mutation-testing.md): prefetching a layer whose descriptor
+// names `urls` (it lives elsewhere, as Windows base layers do) passed every test.
+describe('prefetch of layers that live elsewhere', () => {
+  it('skips a layer with urls and a non-distributable one: the client asks for them if it wants them', async () => {
+    const host = 'foreign.example.test';
+    const config = Buffer.from('{"architecture":"amd64","os":"windows","rootfs":{"type":"layers","diff_ids":[]}}');
+    const [own, withUrls, foreign] = ['own layer', 'a layer with urls', 'a foreign layer'].map((s) => Buffer.from(s));
+    if (own === undefined || withUrls === undefined || foreign === undefined) throw new Error('three layers');
+    const blobs = new Map([config, own, withUrls, foreign].map((bytes) => [sha256(bytes), bytes]));
+    const layer = (bytes: Buffer, mediaType: string, urls?: string[]): object => ({
+      mediaType,
+      digest: sha256(bytes),
+      size: bytes.length,
+      ...(urls === undefined ? {} : { urls }),
+    });
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+        layers: [
+          layer(own, 'application/vnd.oci.image.layer.v1.tar'),
+          layer(withUrls, 'application/vnd.oci.image.layer.v1.tar', ['https://cdn.example.test/layer']),
+          layer(foreign, 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip'),
+        ],
+      }),
+    );
+    const upstream = await startScriptedRegistry((_req, res, ctx) => {
+      if (ctx.request.path === '/v2/win/manifests/v1') {
+        return sendManifest(res, manifest, 'application/vnd.oci.image.manifest.v1+json');
+      }
+      const bytes = blobs.get(ctx.request.path.slice('/v2/win/blobs/'.length));
+      if (bytes === undefined) return sendServerError(res, 404);
+      sendBytes(res, bytes);
+    });
+    const wharf = await startWharf({ upstreams: [{ host, url: upstream.url }] });
+    try {
+      await getManifest(wharf, `/v2/${host}/win/manifests/v1`);
+      const fills = wharf.server.proxy.fills;
+      await until(() => fills.prefetchStats.started >= 2 && fills.inFlight === 0, 30_000, 'the prefetches settled');
+      expect(fills.prefetchStats).toEqual({ started: 2, joined: 0, failed: 0 });
+      const fetched = upstream.requests.filter((r) => r.path.startsWith('/v2/win/blobs/')).map((r) => r.path);
+      expect(fetched.sort()).toEqual([config, own].map((b) => `/v2/win/blobs/${sha256(b)}`).sort());
+    } finally {
+      await wharf.close();
+      await upstream.close();
+    }
+  });
+});

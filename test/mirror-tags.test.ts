@@ -205,6 +205,28 @@ describe('stale while revalidate', () => {
     expect(await pullCached(wharf, 'latest')).toEqual({ status: 200, digest: sha256(two) });
   });
 
+  // Round 7a (docs/mutation-testing.md): a revalidation that fetched the moved manifest again although
+  // the mirror held it passed: a manifest GET counts against Docker Hub's pull limit, a HEAD does not.
+  it('a tag moved to a manifest the mirror holds: the revalidation asks with one HEAD and no GET', async () => {
+    const { upstream, wharf } = await setUp();
+    const one = manifestBytes('held-one');
+    const two = manifestBytes('held-two');
+    upstream.tags.set('latest', { bytes: one, mediaType: ociManifest });
+    upstream.tags.set('next', { bytes: two, mediaType: ociManifest });
+    expect(await pullTag(wharf, 'latest')).toEqual({ status: 200, digest: sha256(one) });
+    expect(await pullTag(wharf, 'next')).toEqual({ status: 200, digest: sha256(two) });
+
+    upstream.tags.set('latest', { bytes: two, mediaType: ociManifest });
+    const before = upstream.server.requests.length;
+    await pullCached(wharf, 'latest');
+    await revalidationsDone(wharf);
+    expect(await pullCached(wharf, 'latest')).toEqual({ status: 200, digest: sha256(two) });
+    await revalidationsDone(wharf);
+    const asked = upstream.server.requests.slice(before).filter((r) => r.path.includes('/manifests/'));
+    expect(asked.map((r) => r.method)).toEqual(['HEAD', 'HEAD']);
+    expect(asked.every((r) => r.path === '/v2/team/app/manifests/latest')).toBe(true);
+  });
+
   // Round 2 of the planted-bug audit (docs/mutation-testing.md): a revalidation that kept serving a
   // tag the upstream deleted, and one that never recorded its confirmation (so every pull after the
   // TTL asked again), passed every test here.
@@ -260,6 +282,21 @@ describe('stale while revalidate', () => {
     expect(await pullTag(wharf, 'missing')).toEqual({ status: 404, code: 'MANIFEST_UNKNOWN' });
     expect(await pullTag(wharf, 'missing')).toEqual({ status: 404, code: 'MANIFEST_UNKNOWN' });
     expect(upstream.manifestRequests('missing')).toBe(2);
+  });
+
+  // Round 7a (docs/mutation-testing.md): the same for a manifest asked for by a digest the upstream lacks.
+  it('a digest the upstream does not have is asked once per notFoundTtl too', async () => {
+    const { upstream, wharf } = await setUp();
+    const missing = sha256('a manifest nobody pushed');
+    const byDigest = (): Promise<Response> =>
+      call(wharf.url, `/v2/${host}/team/app/manifests/${missing}`, { headers: { Accept: acceptAll } });
+    for (let i = 0; i < 3; i++) {
+      const response = await byDigest();
+      expect(response.status).toBe(404);
+      expect(await errorCode(response)).toBe('MANIFEST_UNKNOWN');
+    }
+    // A 401 (Basic challenge), then the authenticated 404; nothing after.
+    expect(upstream.manifestRequests(missing)).toBe(2);
   });
 });
 

@@ -9,7 +9,7 @@ import { delimiter, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mediaTypes } from '../src/oci/media-types.js';
 import { runCredentialHelper } from '../src/upstream/credential-helper.js';
-import { UpstreamRegistry } from '../src/upstream/upstream-registry.js';
+import { UpstreamRegistry, type Logger } from '../src/upstream/upstream-registry.js';
 import {
   basicCredentials,
   sendBasicChallenge,
@@ -180,5 +180,42 @@ describe('credential helper output', () => {
     await expect(runCredentialHelper('big', '127.0.0.1:5000', env)).rejects.toThrow(
       /^docker-credential-big (get exited with a signal|get printed something that is not JSON)$/,
     );
+  });
+});
+
+// Round 7a of the planted-bug audit (docs/mutation-testing.md): a debug line that named the password
+// or token along with the kind of credential passed every test (no test read the upstream's debug log).
+describe('credentials in the log', () => {
+  function recordingLogger(): { logger: Logger; text: () => string } {
+    const records: unknown[] = [];
+    const record = (level: string) => (obj: object, msg?: string) => void records.push({ level, obj, msg });
+    return {
+      logger: { debug: record('debug'), info: record('info'), warn: record('warn'), error: record('error') },
+      text: () => JSON.stringify(records),
+    };
+  }
+
+  it('names the kind of credential and the user at debug level, never the password', async () => {
+    const server = await basicRegistry('log-user:log-password-7a');
+    const { logger, text } = recordingLogger();
+    const upstream = connect(server, { username: 'log-user', password: 'log-password-7a' }, { logger });
+    expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
+    expect(text()).toContain('basic:log-user');
+    expect(text()).not.toContain('log-password-7a');
+    expect(text()).not.toContain(Buffer.from('log-user:log-password-7a').toString('base64'));
+  });
+
+  it('names a configured registry token as bearer, never the token', async () => {
+    const server = await serve({
+      [manifestPath]: (req, res) =>
+        req.headers.authorization === 'Bearer log-token-7a'
+          ? sendManifest(res, manifestBytes, mediaTypes.ociManifest)
+          : sendBasicChallenge(res),
+    });
+    const { logger, text } = recordingLogger();
+    const upstream = connect(server, { token: 'log-token-7a' }, { logger });
+    expect(await upstream.getManifest('library/alpine', 'latest', accept)).toBeDefined();
+    expect(text()).toContain('"credentials":"bearer"');
+    expect(text()).not.toContain('log-token-7a');
   });
 });

@@ -6,14 +6,16 @@
 import { describe, expect, it } from 'vitest';
 import type { Digest } from '../src/oci/digest.js';
 import { mediaTypes } from '../src/oci/media-types.js';
-import { maxTags, type UpstreamBlob } from '../src/upstream/upstream-registry.js';
+import { maxTags, type Logger, type UpstreamBlob } from '../src/upstream/upstream-registry.js';
 import {
   basicCredentials,
   sendBasicChallenge,
+  sendBearerChallenge,
   sendBytes,
   sendJson,
   sendManifest,
   sendRedirect,
+  sendToken,
   sha256,
   type ScriptedRegistry,
 } from './support/scripted-registry.js';
@@ -174,6 +176,20 @@ describe('redirects', () => {
     ).toEqual([false, true, true]);
   });
 
+  // Round 7a (docs/mutation-testing.md): a redirect logged with its query (a signed URL's signature) passed.
+  it("logs a redirect by origin and path: a signed URL's query stays out of the log", async () => {
+    const cdn = await serve({ '/cdn/blob': (_req, res) => sendBytes(res, blobBytes) });
+    const registry = await registryRedirectingTo(() => `${cdn.url}/cdn/blob?sig=signed-secret-7a`);
+    const records: unknown[] = [];
+    const record = (obj: object, msg?: string): void => void records.push({ obj, msg });
+    const logger: Logger = { debug: record, info: record, warn: record, error: record };
+    const blob = await connect(registry, credentials, { logger }).getBlob('a/b', blobDigest);
+    expect(await readAll(blob)).toEqual(blobBytes);
+    const text = JSON.stringify(records);
+    expect(text).toContain(`${cdn.url}/cdn/blob`);
+    expect(text).not.toContain('signed-secret-7a');
+  });
+
   it('keeps Authorization on a redirect within the registry origin', async () => {
     const registry = await registryRedirectingTo((self) => `${self}/storage/blob`);
     const blob = await connect(registry, credentials).getBlob('a/b', blobDigest);
@@ -181,6 +197,24 @@ describe('redirects', () => {
     expect(registry.requestsTo('/storage/blob').map((r) => r.headers.authorization)).toEqual([
       `Basic ${Buffer.from('user:secret').toString('base64')}`,
     ]);
+  });
+
+  // A CDN is not the registry: its challenge must not send wharf, with the registry's credentials, to a realm it names.
+  it("answers a CDN's 401 with DENIED, and never takes its challenge: its realm gets no request", async () => {
+    const cdn = await serve({
+      '/cdn/blob': (_req, res, ctx) => sendBearerChallenge(res, { realm: `${ctx.url}/token`, service: 'cdn' }),
+      '/token': (_req, res) => sendToken(res, 'cdn-token'),
+    });
+    const registry = await serve({
+      [`/v2/a/b/blobs/${blobDigest}`]: (_req, res) => sendRedirect(res, `${cdn.url}/cdn/blob`),
+    });
+    const upstream = connect(registry, credentials);
+    await expect(upstream.getBlob('a/b', blobDigest)).rejects.toMatchObject({ code: 'DENIED', status: 403 });
+    expect(cdn.requests.map((r) => [r.path, r.headers.authorization])).toEqual([['/cdn/blob', undefined]]);
+    // Nor does the CDN's challenge stay behind for the registry's next request.
+    await expect(upstream.getBlob('a/b', blobDigest)).rejects.toMatchObject({ code: 'DENIED' });
+    expect(cdn.requestsTo('/token')).toHaveLength(0);
+    expect(registry.requests.map((r) => r.headers.authorization)).toEqual([undefined, undefined]);
   });
 
   it('gives up after 5 redirects with UNAVAILABLE', async () => {

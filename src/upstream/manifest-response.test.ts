@@ -50,6 +50,16 @@ describe('manifestFromBody', () => {
     expect(caught.cause.detail).toEqual({ upstream: 'up.test', expected: other, actual: sha256 });
   });
 
+  // Round 7a (docs/mutation-testing.md): a shortcut that took a matching header for the bytes' hash passed.
+  it('by digest: a Docker-Content-Digest naming the digest asked for does not vouch for other bytes', () => {
+    const { logger } = recordingLogger();
+    // The header is the upstream's word; only the hash of the bytes counts.
+    const headers = { 'content-type': ociManifest, 'docker-content-digest': other };
+    expect(() => manifestFromBody(bytes, headers, byDigest(other), 'up.test', logger)).toThrow(
+      `upstream up.test served a manifest that does not match ${other}`,
+    );
+  });
+
   it('by tag: reports Docker-Content-Digest when the bytes match it, else their sha256 with a warning', () => {
     const { logger, warnings, fields } = recordingLogger();
     expect(manifestFromBody(bytes, { 'docker-content-digest': sha512 }, byTag, 'up.test', logger).digest).toBe(sha512);
