@@ -478,6 +478,12 @@ describe('private upstream content', () => {
     const layer = secret.images[0]?.layers[0]?.digest ?? '';
     expect((await call(wharf.url, `/v2/${name}/blobs/${layer}`)).status).toBe(401);
     expect((await call(wharf.url, `/v2/${name}/tags/list`)).status).toBe(401);
+    // Round 7c: HEAD let through unchecked ("it only tells existence") was caught by the real clients alone.
+    for (const path of [`/v2/${name}/manifests/v1`, `/v2/${name}/blobs/${layer}`]) {
+      const head = await call(wharf.url, path, { method: 'HEAD', headers: { Accept: accept } });
+      expect(head.status, path).toBe(401);
+      expect(head.headers.get('docker-content-digest'), path).toBeNull();
+    }
     const anonymousToken = await fetchToken(wharf.url, [`repository:${name}:pull`]);
     expect(grantedActions(anonymousToken, name)).toEqual([]);
   });
