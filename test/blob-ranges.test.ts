@@ -4,8 +4,13 @@
  * the position, the buffer swap or the last partial read would show. Each answer is compared
  * with the exact slice of the blob, for a pushed blob and for one filled from an upstream.
  */
+import { mkdtemp, rm, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
+import { startServer } from '../src/cli/start-server.js';
+import { cutOrThrow } from './support/cut-or-timeout.js';
 import { call, sha256 } from './support/http.js';
 import { randomBytesFor, testSeed } from './support/make-image.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
@@ -69,5 +74,42 @@ describe('ranges spanning more than one send buffer, byte for byte', () => {
     expect(Buffer.from(await whole.arrayBuffer()).equals(blob)).toBe(true);
     for (const [header, start, end] of ranges)
       await expectRange(wharf.url, 'upstream.test/team/big', header, start, end);
+  });
+});
+
+// Round 7c of the planted-bug audit: a read that returns 0 bytes before the range's end (the file is
+// shorter than its row) ending the response instead of cutting it passed. The client, told a
+// Content-Length, then waits for bytes that never come; it must see the connection cut instead. With
+// store.verifyReads on (the default) the size is checked first, so the store here has it off.
+describe('a stored file shorter than its index row, store.verifyReads off', () => {
+  it('is cut mid-body, never ended short of its Content-Length', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'wharf-short-file-'));
+    const server = await startServer({ dataDir, host: '127.0.0.1', port: 0, logLevel: 'silent', verifyReads: false });
+    try {
+      const url = `http://127.0.0.1:${server.port}`;
+      const pushed = await call(url, `/v2/team/short/blobs/uploads/?digest=${digest}`, { method: 'POST', body: blob });
+      expect(pushed.status).toBe(201);
+      const hex = digest.slice('sha256:'.length);
+      // Two whole send buffers and a bit of the third are left.
+      await truncate(join(dataDir, 'blobs', 'sha256', hex.slice(0, 2), hex), 2 * MiB + 100);
+      const response = await request(`${url}/v2/team/short/blobs/${digest}`, {
+        headersTimeout: 10_000,
+        bodyTimeout: 10_000,
+      });
+      expect(response.statusCode).toBe(200);
+      expect(response.headers['content-length']).toBe(String(blob.length));
+      let received = 0;
+      let outcome: 'complete' | 'cut' = 'complete';
+      try {
+        for await (const chunk of response.body) received += (chunk as Buffer).byteLength;
+      } catch (error) {
+        outcome = cutOrThrow(error, 'GET of a blob whose file is short');
+      }
+      expect(outcome).toBe('cut');
+      expect(received).toBeLessThanOrEqual(2 * MiB + 100);
+    } finally {
+      await server.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

@@ -33,6 +33,10 @@ function basic(user: string, password: string): Record<string, string> {
   return { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
 }
 
+async function* once(bytes: Buffer): AsyncGenerator<Uint8Array> {
+  yield bytes;
+}
+
 function bearer(token: string): Record<string, string> {
   return { Authorization: `Bearer ${token}` };
 }
@@ -310,6 +314,60 @@ describe('rights per repository', () => {
     expect(still.headers.get('docker-content-digest')).toBe(pushed.digest);
   });
 
+  // Round 7c: a blob DELETE asking for push instead of delete passed; the test above deletes manifests only.
+  it('refuses a blob delete to a user who may push but not delete', async () => {
+    const intern = basic('intern', users.intern);
+    const pushed = await pushImage(wharf.url, 'team/kept-blob', 'v1', 'intern-blob-delete', {}, intern);
+    const path = `/v2/team/kept-blob/blobs/${pushed.config}`;
+    const denied = await call(wharf.url, path, { method: 'DELETE', headers: intern });
+    expect(denied.status).toBe(403);
+    expect(await errorCode(denied)).toBe('DENIED');
+    const token = await fetchToken(wharf.url, ['repository:team/kept-blob:pull,push,delete'], ['intern', users.intern]);
+    const withToken = await call(wharf.url, path, { method: 'DELETE', headers: bearer(token) });
+    expect(withToken.status).toBe(401);
+    expect(withToken.headers.get('www-authenticate')).toContain('error="insufficient_scope"');
+    expect((await call(wharf.url, path, { method: 'HEAD' })).status).toBe(200);
+    // alice may delete there: the same request goes through for her.
+    const allowed = await call(wharf.url, path, { method: 'DELETE', headers: basic('alice', users.alice) });
+    expect(allowed.status).toBe(202);
+  });
+
+  // Round 7c: the requests on an open upload session (PATCH, PUT, GET, DELETE) asking for pull instead of
+  // push passed; every test was refused at the POST that opens a session, never after it.
+  it('refuses every request on an open upload session to a client that may pull but not push', async () => {
+    const alice = basic('alice', users.alice);
+    const opened = await call(wharf.url, '/v2/team/session/blobs/uploads/', { method: 'POST', headers: alice });
+    expect(opened.status).toBe(202);
+    const location = opened.headers.get('location') ?? '';
+    expect(location).toMatch(/^\/v2\/team\/session\/blobs\/uploads\/./);
+    const bytes = Buffer.from('bytes of a session opened by alice');
+    const finish = `${location}?digest=${sha256(bytes)}`;
+    const reader = basic('reader', users.reader);
+    const attempts: [string, string, RequestInit][] = [
+      ['GET', location, {}],
+      ['PATCH', location, { body: bytes, headers: { 'Content-Range': `0-${bytes.length - 1}` } }],
+      ['PUT', finish, { body: bytes }],
+      ['DELETE', location, {}],
+    ];
+    for (const [method, path, init] of attempts) {
+      const headers = { ...reader, ...(init.headers as Record<string, string> | undefined) };
+      const refused = await call(wharf.url, path, { ...init, method, headers });
+      expect(refused.status, method).toBe(403);
+      expect(await errorCode(refused), method).toBe('DENIED');
+    }
+    const token = await fetchToken(wharf.url, ['repository:team/session:pull,push'], ['reader', users.reader]);
+    const withToken = await call(wharf.url, finish, { method: 'PUT', body: bytes, headers: bearer(token) });
+    expect(withToken.status).toBe(401);
+    expect(withToken.headers.get('www-authenticate')).toContain('error="insufficient_scope"');
+    // The session is as alice left it: empty, and hers to finish.
+    const status = await call(wharf.url, location, { headers: alice });
+    expect(status.status).toBe(204);
+    const done = await call(wharf.url, finish, { method: 'PUT', body: bytes, headers: alice });
+    expect(done.status).toBe(201);
+    const blob = await call(wharf.url, `/v2/team/session/blobs/${sha256(bytes)}`);
+    expect(Buffer.from(await blob.arrayBuffer()).equals(bytes)).toBe(true);
+  });
+
   it('keeps mirrored names read-only for everyone but an admin, whose push is what clients then get', async () => {
     const name = `${publicHost}/team/open`;
     expect((await call(wharf.url, `/v2/${name}/manifests/v1`, { headers: { Accept: accept } })).status).toBe(200);
@@ -420,6 +478,12 @@ describe('private upstream content', () => {
     const layer = secret.images[0]?.layers[0]?.digest ?? '';
     expect((await call(wharf.url, `/v2/${name}/blobs/${layer}`)).status).toBe(401);
     expect((await call(wharf.url, `/v2/${name}/tags/list`)).status).toBe(401);
+    // Round 7c: HEAD let through unchecked ("it only tells existence") was caught by the real clients alone.
+    for (const path of [`/v2/${name}/manifests/v1`, `/v2/${name}/blobs/${layer}`]) {
+      const head = await call(wharf.url, path, { method: 'HEAD', headers: { Accept: accept } });
+      expect(head.status, path).toBe(401);
+      expect(head.headers.get('docker-content-digest'), path).toBeNull();
+    }
     const anonymousToken = await fetchToken(wharf.url, [`repository:${name}:pull`]);
     expect(grantedActions(anonymousToken, name)).toEqual([]);
   });
@@ -484,6 +548,18 @@ describe('private upstream content', () => {
       await call(wharf.url, '/v2/_catalog', { headers: basic('reader', users.reader) })
     ).json()) as { repositories: string[] };
     expect(reader.repositories).toContain(name);
+    // Round 7c: a catalog filtered for anonymous clients only, or one that classified each name under the
+    // request's ?ns= (where the private name became a public upstream's path), both listed it.
+    const intern = (await (
+      await call(wharf.url, '/v2/_catalog', { headers: basic('intern', users.intern) })
+    ).json()) as { repositories: string[] };
+    expect(intern.repositories).not.toContain(name);
+    expect(intern.repositories).toContain('team/app');
+    for (const ns of [publicHost, privateHost]) {
+      const scoped = (await (await call(wharf.url, `/v2/_catalog?ns=${ns}`)).json()) as { repositories: string[] };
+      expect(scoped.repositories, ns).not.toContain(name);
+      expect(scoped.repositories, ns).toContain('team/app');
+    }
   });
 });
 
@@ -548,6 +624,62 @@ describe('without users', () => {
     expect(viaNs.status).toBe(403);
     const opted = await call(bare.url, `/v2/${publicHost}/team/open/manifests/v1`, { headers: { Accept: accept } });
     expect(opted.status).toBe(200);
+  });
+
+  // Round 7c: a registry without users that took every name as readable ("nobody signs in: all is open")
+  // listed private content already in its store and let anyone mount it. Such content gets there from
+  // an earlier run with users, or an import: here it is written into the store directly.
+  it('keeps private content already in the store out of the catalog and out of mounts', async () => {
+    const privateName = `${privateHost}/team/secret` as RepoName;
+    const bytes = Buffer.from('a private layer kept from a run with users');
+    const digest = sha256(bytes) as Digest;
+    await bare.server.store.putBlob(privateName, digest, once(bytes), bytes.byteLength);
+    const seen = Buffer.from('a local layer');
+    await bare.server.store.putBlob('local/seen' as RepoName, sha256(seen) as Digest, once(seen), seen.byteLength);
+    const catalog = (await (await call(bare.url, '/v2/_catalog')).json()) as { repositories: string[] };
+    expect(catalog.repositories).toContain('local/seen');
+    expect(catalog.repositories).not.toContain(privateName);
+    const named = await call(bare.url, `/v2/local/app/blobs/uploads/?mount=${digest}&from=${privateName}`, {
+      method: 'POST',
+    });
+    expect(named.status).toBe(202);
+    const automatic = await call(bare.url, `/v2/local/app/blobs/uploads/?mount=${digest}`, { method: 'POST' });
+    expect(automatic.status).toBe(202);
+    expect((await call(bare.url, `/v2/local/app/blobs/${digest}`, { method: 'HEAD' })).status).toBe(404);
+  });
+});
+
+// Round 7c: with a default upstream, a plain name is mirrored. An admin's push there that skipped the
+// rename to the canonical name (done only for ?ns=, say) went to a local name that no read ever
+// reaches: the push answered 201 and every client went on getting the upstream's image.
+describe('an admin push to a plain name under the default upstream', () => {
+  let withDefault: WharfHandle;
+  beforeAll(async () => {
+    withDefault = await startWharf({
+      upstreams: [{ host: publicHost, url: publicUpstream.url }],
+      defaultUpstream: publicHost,
+      auth: authSettings(),
+    });
+  }, 60_000);
+  afterAll(async () => withDefault?.close());
+
+  it('is filed under the canonical name, so clients naming it either way get it; others may not push there', async () => {
+    const root = basic('root', users.root);
+    const hotfix = await pushImage(withDefault.url, 'team/open', 'plain-hotfix', 'plain-hotfix', {}, root);
+    for (const path of ['/v2/team/open/manifests/plain-hotfix', `/v2/${publicHost}/team/open/manifests/plain-hotfix`]) {
+      const got = await call(withDefault.url, path, { headers: { Accept: accept } });
+      expect(got.status, path).toBe(200);
+      expect(got.headers.get('docker-content-digest'), path).toBe(hotfix.digest);
+    }
+    const tags = (await (await call(withDefault.url, '/v2/team/open/tags/list')).json()) as { tags: string[] };
+    expect(tags.tags).toContain('plain-hotfix');
+    // alice may push team/** where it is local; here team/open is the upstream's, read-only to her.
+    const refused = await call(withDefault.url, '/v2/team/open/blobs/uploads/', {
+      method: 'POST',
+      headers: basic('alice', users.alice),
+    });
+    expect(refused.status).toBe(405);
+    expect(await errorCode(refused)).toBe('UNSUPPORTED');
   });
 });
 

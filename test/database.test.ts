@@ -128,3 +128,21 @@ describe('openReadOnlyDatabase', () => {
     }
   });
 });
+
+// Round 7c of the planted-bug audit: `synchronous = OFF` passed every test, the kill -9 ones too (the
+// page cache survives a killed process, as with the blob files: see store-durability.test.ts). What a
+// test here can check is the setting itself: WAL with synchronous NORMAL, where a commit survives the
+// process dying and a power loss can drop only the last transactions, never corrupt the index.
+describe('openDatabase', () => {
+  it('opens the index in WAL mode with synchronous NORMAL and foreign keys on', () => {
+    const db = openDatabase(join(work, 'durable.db'));
+    try {
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      // 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA.
+      expect(db.pragma('synchronous', { simple: true })).toBe(1);
+      expect(db.pragma('foreign_keys', { simple: true })).toBe(1);
+    } finally {
+      db.close();
+    }
+  });
+});

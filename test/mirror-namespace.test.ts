@@ -112,3 +112,38 @@ describe('docker.io names without a namespace', () => {
     expect(hub.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /v2/library/busybox/manifests/v1']);
   });
 });
+
+// Round 7c: a repository name cannot carry ':', so an upstream with a port is named in a path prefix
+// with '-' for ':' (router.ts hostComponent), which is also its store name. Looking the prefix up among
+// the hosts as configured (with ':') found nothing: the name became local, a push was taken, and it
+// wrote into the very store name the mirror serves that upstream's content from.
+describe('an upstream whose host has a port', () => {
+  const ported = 'k8s.example.test:5000';
+  const prefix = 'k8s.example.test-5000';
+  let mirror: WharfHandle;
+
+  beforeAll(async () => {
+    mirror = await startWharf({ upstreams: [{ host: ported, url: upstream.url, prefetch: false }] });
+  });
+
+  afterAll(async () => {
+    await mirror?.close();
+  });
+
+  it('is mirrored by its path prefix, with the port written -5000, and read-only there', async () => {
+    for (const path of [`/v2/${prefix}/team/app/manifests/v1`, `/v2/team/app/manifests/v1?ns=${ported}`]) {
+      const response = await call(mirror.url, path);
+      expect(response.status, path).toBe(200);
+      expect(await response.text(), path).toBe(manifest);
+    }
+    const push = await call(mirror.url, `/v2/${prefix}/team/app/blobs/uploads/`, { method: 'POST' });
+    expect(push.status).toBe(405);
+    expect(await errorCode(push)).toBe('UNSUPPORTED');
+    const put = await call(mirror.url, `/v2/${prefix}/team/app/manifests/v1`, {
+      method: 'PUT',
+      body: manifest,
+      headers: { 'Content-Type': 'application/vnd.oci.image.manifest.v1+json' },
+    });
+    expect(put.status).toBe(405);
+  });
+});

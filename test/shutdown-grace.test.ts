@@ -65,6 +65,28 @@ describe('shutdown', () => {
     }
   });
 
+  // Round 7c: startServer's own default (10 s, for callers that give no shutdownGraceMs) read as 10 ms
+  // passed: serve always passes the config's value, and every in-process test here gave its own.
+  it('lets a request in flight finish after close() when no grace period is given (10 s by default)', async () => {
+    const server = await startServer({
+      dataDir: join(work, 'default'),
+      host: '127.0.0.1',
+      port: 0,
+      logLevel: 'silent',
+    });
+    const { req, outcome } = await stuckUpload(`http://127.0.0.1:${server.port}`);
+    try {
+      const closing = server.close();
+      // Well past a grace period mistaken by a factor of 1000, well within the real one.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      req.end(Buffer.alloc(32 * 1024, 3));
+      expect(await withDeadline(outcome, 20_000, 'the upload in flight answering')).toBe('answered 201');
+      await withDeadline(closing, 20_000, 'shutdown once the upload is done');
+    } finally {
+      req.destroy();
+    }
+  });
+
   it('honours shutdown.grace from the config of a spawned serve', async () => {
     const wharf = await spawnWharf(['--data', join(work, 'spawned')], { env: { WHARF_SHUTDOWN_GRACE: '300ms' } });
     const { req, outcome } = await stuckUpload(wharf.url);
