@@ -26,8 +26,8 @@ const scopes = {
       // Line ranges: BlobFiles.write and verify(), BlobFill.verify, Uploads.finish, LocalStore's verified
       // reads (openBlob through judgeFile; getManifest and readManifestFile) and putManifest's digest check. Keep them on those functions
       // when the files change (`grep -n` the names).
-      'src/store/blob-files.ts:212-246',
-      'src/store/blob-files.ts:415-435',
+      'src/store/blob-files.ts:214-248',
+      'src/store/blob-files.ts:432-452',
       'src/store/blob-fill.ts:74-87',
       'src/store/uploads.ts:81-110',
       'src/store/local-store.ts:201-302',

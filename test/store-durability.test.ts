@@ -1,6 +1,8 @@
 /**
  * Durability order of every blob commit (issue 13, survivor 5): the file is fsynced, renamed into
- * blobs/, and its directory fsynced, in that order, before the index row is written. The kill -9
+ * blobs/, and its directory fsynced, in that order, before the index row is written; the parent of a
+ * directory above it (blobs/sha256/<xx>, blobs/sha256) is fsynced before the rename, once per
+ * directory per process. The kill -9
  * tests cannot show this (the page cache survives the death of a process, so a store with no
  * fsync at all passes them); what they leave out is observed here through the store's one seam
  * for it, the DurableFs handed to BlobFiles: real fs calls, wrapped to log each completed sync and
@@ -84,12 +86,20 @@ function digestOf(bytes: Buffer): Digest {
   return requireDigest(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
 }
 
-/** What one commit of `digest` from `temp` must look like: sync, rename, directory sync, no row yet. */
-function commitSteps(temp: RegExp, digest: Digest): unknown[] {
+/** The store's first commit: blobs/sha256 and blobs/sha256/<xx> are new entries of blobs and blobs/sha256. */
+const fresh = ['blobs', 'blobs/sha256'];
+
+/**
+ * What one commit of `digest` from `temp` must look like: the file synced; the parents of the
+ * directories above it this process has not synced yet (`parents`); the rename; the file's directory
+ * synced; no row yet.
+ */
+function commitSteps(temp: RegExp, digest: Digest, parents: string[]): unknown[] {
   const hex = digest.slice('sha256:'.length);
   const dir = `blobs/sha256/${hex.slice(0, 2)}`;
   return [
     { call: expect.stringMatching(new RegExp(`^sync ${temp.source}$`)) as unknown, row: false },
+    ...parents.map((parent) => ({ call: `sync ${parent}`, row: false })),
     { call: expect.stringMatching(new RegExp(`^rename ${temp.source} -> ${dir}/${hex}$`)) as unknown, row: false },
     { call: `sync ${dir}`, row: false },
   ];
@@ -107,8 +117,26 @@ describe('every blob commit: fsync file, rename, fsync directory, then the index
     const bytes = Buffer.from('monolithic blob');
     watched = digestOf(bytes);
     await store.putBlob(name, watched, once(bytes), bytes.byteLength);
-    expect(steps).toEqual(commitSteps(partFile, watched));
+    expect(steps).toEqual(commitSteps(partFile, watched, fresh));
     expect(store.contentSize(watched)).toBe(bytes.byteLength);
+  });
+
+  // The directory made for a blob is an entry of blobs/sha256: without syncing that, a crash could
+  // lose the directory and the synced file in it (round 7c's note).
+  it('a blob in a directory no earlier commit made: blobs/sha256 synced again, blobs not', async () => {
+    const first = Buffer.from('first blob of the store');
+    const firstDigest = digestOf(first);
+    await store.putBlob(name, firstDigest, once(first), first.byteLength);
+    const prefix = firstDigest.slice('sha256:'.length, 'sha256:'.length + 2);
+    let second: Buffer | undefined;
+    for (let i = 0; second === undefined; i++) {
+      const candidate = Buffer.from(`a blob elsewhere, try ${i}`);
+      if (!digestOf(candidate).slice('sha256:'.length).startsWith(prefix)) second = candidate;
+    }
+    steps = [];
+    watched = digestOf(second);
+    await store.putBlob(name, watched, once(second), second.byteLength);
+    expect(steps).toEqual(commitSteps(partFile, watched, ['blobs/sha256']));
   });
 
   // Round 7c: a directory synced only when the commit had just made it ("an existing directory's entry is on
@@ -127,7 +155,7 @@ describe('every blob commit: fsync file, rename, fsync directory, then the index
     steps = [];
     watched = digestOf(second);
     await store.putBlob(name, watched, once(second), second.byteLength);
-    expect(steps).toEqual(commitSteps(partFile, watched));
+    expect(steps).toEqual(commitSteps(partFile, watched, []));
     expect(store.contentSize(watched)).toBe(second.byteLength);
   });
 
@@ -137,7 +165,7 @@ describe('every blob commit: fsync file, rename, fsync directory, then the index
     const upload = await store.startUpload(name);
     await store.appendUpload(name, upload.id, once(bytes.subarray(0, 10)));
     await store.finishUpload(name, upload.id, watched, once(bytes.subarray(10)));
-    expect(steps).toEqual(commitSteps(uploadFile, watched));
+    expect(steps).toEqual(commitSteps(uploadFile, watched, fresh));
     expect(store.contentSize(watched)).toBe(bytes.byteLength);
   });
 
@@ -155,7 +183,8 @@ describe('every blob commit: fsync file, rename, fsync directory, then the index
     steps = [];
     watched = digestOf(manifest);
     await store.putManifest(name, 'v1' as never, manifest, 'application/vnd.oci.image.manifest.v1+json');
-    expect(steps).toEqual(commitSteps(partFile, watched));
+    const samePrefix = digestOf(config).slice(7, 9) === watched.slice(7, 9);
+    expect(steps).toEqual(commitSteps(partFile, watched, samePrefix ? [] : ['blobs/sha256']));
     expect(store.contentSize(watched)).toBe(manifest.byteLength);
   });
 
@@ -173,7 +202,7 @@ describe('every blob commit: fsync file, rename, fsync directory, then the index
     for await (const chunk of handle.open()) chunks.push(chunk);
     expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
     await withDeadline(fills.settle(), 20_000, 'the fill settling');
-    expect(steps).toEqual(commitSteps(partFile, watched));
+    expect(steps).toEqual(commitSteps(partFile, watched, fresh));
     expect(store.contentSize(watched)).toBe(bytes.byteLength);
   });
 });

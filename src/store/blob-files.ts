@@ -111,6 +111,8 @@ export class BlobFiles {
   readonly tmpDir: string;
   readonly uploadsDir: string;
   readonly quarantineDir: string;
+  /** blobs/<alg>/ and blobs/<alg>/<xx>/ whose entries in their parents this process synced (commitFile). */
+  private readonly durableDirs = new Set<string>();
 
   constructor(
     readonly root: string,
@@ -398,16 +400,31 @@ export class BlobFiles {
     await this.commitFile(temp, digest);
   }
 
-  /** Renames an already-fsynced temp file into place and fsyncs the directory. */
+  /**
+   * Renames an already-fsynced temp file into place and fsyncs the directory. The directories above
+   * it (blobs/<alg>/<xx> in blobs/<alg>, blobs/<alg> in blobs) are entries of their parents: the
+   * parent of each is synced too, once per directory per process, so a crash cannot lose a directory
+   * made for this file with the file in it, whichever commit made it (two may race to make it).
+   */
   async commitFile(temp: string, digest: Digest): Promise<void> {
     const target = this.pathOf(digest);
-    await mkdir(dirname(target), { recursive: true });
+    const dir = dirname(target);
+    await mkdir(dir, { recursive: true });
+    for (const above of [dirname(dir), dir]) {
+      if (this.durableDirs.has(above)) continue;
+      await this.syncDir(dirname(above));
+      this.durableDirs.add(above);
+    }
     await this.fs.rename(temp, target);
-    const dir = await this.fs.open(dirname(target), 'r');
+    await this.syncDir(dir);
+  }
+
+  private async syncDir(path: string): Promise<void> {
+    const handle = await this.fs.open(path, 'r');
     try {
-      await dir.sync();
+      await handle.sync();
     } finally {
-      await dir.close();
+      await handle.close();
     }
   }
 }
