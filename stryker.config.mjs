@@ -132,6 +132,8 @@ const scopes = {
       'test/database.test.ts',
       'test/store-health.test.ts',
       'test/image-listing.test.ts',
+      // Round 8a of the planted bugs: every read (a manifest HEAD too) records its time.
+      'test/store-read-touches.test.ts',
     ],
   },
   // Disk over time: size limit, eviction, gc, pins, quarantine, repair, scrub, stats.
@@ -178,6 +180,10 @@ const scopes = {
       'test/store-stats-figures.test.ts',
       'test/repair-outcome.test.ts',
       'test/scrub-edges.test.ts',
+      // Round 8a of the planted bugs: a shared link kept by eviction, reads flushed before it orders, pinned links.
+      'test/eviction-kept-links.test.ts',
+      'test/store-read-touches.test.ts',
+      'test/gc-pinned-links.test.ts',
     ],
   },
   // Single-flight fills: one upstream download per digest, verdict shared, last chunk held back.
