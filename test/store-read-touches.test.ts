@@ -54,12 +54,12 @@ function inUse(opened: LocalStore, digest: string): boolean {
 
 describe('reads record their time', () => {
   it('a manifest HEAD, by tag and by digest, puts the manifest in use', async () => {
-    for (const reference of [tag, image.manifest.digest as Digest]) {
+    for (const reference of [tag, image.manifest.digest]) {
       const opened = await fresh();
       expect(inUse(opened, image.manifest.digest), String(reference)).toBe(false);
       expect((await opened.statManifest(name, reference))?.digest).toBe(image.manifest.digest);
       expect(inUse(opened, image.manifest.digest), String(reference)).toBe(true);
-      expect(opened.lifecycle.guard.lastRead(image.manifest.digest as Digest)).toBeTypeOf('number');
+      expect(opened.lifecycle.guard.lastRead(image.manifest.digest)).toBeTypeOf('number');
     }
   });
 
@@ -84,7 +84,7 @@ describe('reads record their time', () => {
 describe('eviction orders by the last read', () => {
   it('counts a read still held in memory (past the in-use window, not flushed yet)', async () => {
     const graph = await GraphStore.open(root);
-    const other = await graph.image(name, 'other', 'fetched', { tag: 'v2' as Tag });
+    const other = await graph.image(name, 'other', 'fetched', { tag: 'v2' });
     graph.openIndex().close();
     // The other image is read first, in a session whose close() writes its read to the index.
     const earlier = await fresh();
