@@ -188,8 +188,10 @@ const scopes = {
   },
   // Single-flight fills: one upstream download per digest, verdict shared, last chunk held back.
   fill: {
-    mutate: ['src/proxy/fill-registry.ts'],
+    // fill-queue.ts: the bound on concurrent fills and the hand-over of a freed slot (round 8a).
+    mutate: ['src/proxy/fill-registry.ts', 'src/proxy/fill-queue.ts'],
     tests: [
+      'src/proxy/fill-queue.test.ts',
       'test/fill-registry.test.ts',
       'test/fill-registry-edges.test.ts',
       'test/mirror.test.ts',
