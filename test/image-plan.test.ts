@@ -111,3 +111,38 @@ describe('planImage nesting', () => {
     });
   });
 });
+
+// Round 8b: a child the reader lacks is left out only when the copy asks for a sparse index (export
+// of what preload --platform kept); `wharf copy` and preload stay strict by default.
+describe('planImage with a child the reader does not hold', () => {
+  it('refuses it by default, and leaves it out (the index kept byte for byte) with sparse', async () => {
+    const image = await makeImage({
+      seed: 'plan-sparse',
+      layers: 1,
+      layerSize: 512,
+      platforms: [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64' },
+      ],
+    });
+    const [amd64, arm64] = image.images as [PlatformImage, PlatformImage];
+    const batch = store.startImport({ allowSparseIndex: true });
+    for (const digest of [amd64.config.digest, ...amd64.layers.map((l) => l.digest)]) {
+      const bytes = image.blobs.get(digest) as Buffer;
+      await batch.writeBlob({ digest: requireDigest(digest), size: bytes.byteLength }, [bytes]);
+    }
+    await batch.writeManifest(name, { ...amd64.manifest, digest: requireDigest(amd64.manifest.digest) });
+    const index = image.index as ManifestBlob;
+    await batch.writeManifest(name, { ...index, digest: requireDigest(index.digest) });
+    await batch.tag(name, 'v1' as Tag, requireDigest(index.digest));
+    await batch.commit();
+
+    await expect(planImage(store, { name, reference: 'v1' as Tag })).rejects.toMatchObject({
+      code: 'MANIFEST_UNKNOWN',
+      detail: { digest: arm64.manifest.digest },
+    });
+    const plan = await planImage(store, { name, reference: 'v1' as Tag }, { sparse: true });
+    expect(Buffer.from(plan.root.bytes).equals(index.bytes)).toBe(true);
+    expect(plan.manifests.map((m) => m.digest)).toEqual([amd64.manifest.digest, index.digest]);
+  });
+});
