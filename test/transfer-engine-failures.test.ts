@@ -183,8 +183,8 @@ describe('copyImages between two stores', () => {
       writeManifest: (n, content) => batch.writeManifest(n, content),
       tag: (n, reference, digest) => batch.tag(n, reference, digest),
       commit: () => batch.commit(),
-      abort: async (error) => {
-        await batch.abort(error);
+      abort: async () => {
+        await batch.abort();
         aborted = true;
       },
     };
