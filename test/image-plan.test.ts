@@ -14,6 +14,7 @@ import { requireRepoName, type Tag } from '../src/oci/reference.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { planImage } from '../src/transfer/image-plan.js';
 import { makeImage, type ManifestBlob, type PlatformImage } from './support/make-image.js';
+import { makeSignature } from './support/make-referrer.js';
 
 const name = requireRepoName('team/plan');
 let root: string;
@@ -109,5 +110,77 @@ describe('planImage nesting', () => {
       code: 'MANIFEST_INVALID',
       message: `${indexes[0]}: indexes nested too deep`,
     });
+  });
+});
+
+// Round 8b: a child the reader lacks is left out only when the copy asks for a sparse index (export
+// of what preload --platform kept); `wharf copy` and preload stay strict by default.
+describe('planImage with a child the reader does not hold', () => {
+  it('refuses it by default, and leaves it out (the index kept byte for byte) with sparse', async () => {
+    const image = await makeImage({
+      seed: 'plan-sparse',
+      layers: 1,
+      layerSize: 512,
+      platforms: [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64' },
+      ],
+    });
+    const [amd64, arm64] = image.images as [PlatformImage, PlatformImage];
+    const batch = store.startImport({ allowSparseIndex: true });
+    for (const digest of [amd64.config.digest, ...amd64.layers.map((l) => l.digest)]) {
+      const bytes = image.blobs.get(digest) as Buffer;
+      await batch.writeBlob({ digest: requireDigest(digest), size: bytes.byteLength }, [bytes]);
+    }
+    await batch.writeManifest(name, { ...amd64.manifest, digest: requireDigest(amd64.manifest.digest) });
+    const index = image.index as ManifestBlob;
+    await batch.writeManifest(name, { ...index, digest: requireDigest(index.digest) });
+    await batch.tag(name, 'v1' as Tag, requireDigest(index.digest));
+    await batch.commit();
+
+    await expect(planImage(store, { name, reference: 'v1' as Tag })).rejects.toMatchObject({
+      code: 'MANIFEST_UNKNOWN',
+      detail: { digest: arm64.manifest.digest },
+    });
+    const plan = await planImage(store, { name, reference: 'v1' as Tag }, { sparse: true });
+    expect(Buffer.from(plan.root.bytes).equals(index.bytes)).toBe(true);
+    expect(plan.manifests.map((m) => m.digest)).toEqual([amd64.manifest.digest, index.digest]);
+  });
+});
+
+// Round 8b: referrers are asked for every manifest taken, not only the root: an attestation or a
+// signature of one platform's image names that image's manifest as its subject.
+describe('planImage with referrers', () => {
+  it("takes the referrers of an index's platform manifests, and of the index", async () => {
+    const image = await makeImage({
+      seed: 'plan-child-referrers',
+      layers: 1,
+      layerSize: 512,
+      platforms: [
+        { os: 'linux', architecture: 'amd64' },
+        { os: 'linux', architecture: 'arm64' },
+      ],
+    });
+    const [amd64, arm64] = image.images as [PlatformImage, PlatformImage];
+    const index = image.index as ManifestBlob;
+    const ofChild = makeSignature(amd64.manifest, 'signed amd64');
+    const ofIndex = makeSignature(index, 'signed the index');
+    const batch = store.startImport();
+    for (const source of [image, ofChild, ofIndex]) {
+      for (const [digest, bytes] of source.blobs) {
+        await batch.writeBlob({ digest: requireDigest(digest), size: bytes.byteLength }, [bytes]);
+      }
+    }
+    for (const manifest of [amd64.manifest, arm64.manifest, index, ofChild.root, ofIndex.root]) {
+      await batch.writeManifest(name, { ...manifest, digest: requireDigest(manifest.digest) });
+    }
+    await batch.tag(name, 'v1' as Tag, requireDigest(index.digest));
+    await batch.commit();
+
+    const plan = await planImage(store, { name, reference: 'v1' as Tag }, { referrers: true });
+    expect(plan.referrers).toBe(2);
+    expect(plan.manifests.map((m) => m.digest).sort()).toEqual(
+      [amd64.manifest.digest, arm64.manifest.digest, index.digest, ofChild.root.digest, ofIndex.root.digest].sort(),
+    );
   });
 });

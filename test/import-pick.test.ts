@@ -14,11 +14,14 @@ import type { Digest } from '../src/oci/digest.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { makeImage, refNameAnnotation, testSeed, writeOciLayout, type TestImage } from './support/make-image.js';
+import { makeSignature } from './support/make-referrer.js';
 
 const name = 'team/app' as RepoName;
 let work: string;
 let store: LocalStore | undefined;
 let images: Record<'a' | 'b' | 'c', TestImage>;
+/** A signature of a, listed in index.json without a ref.name (a referrer goes where its subject goes). */
+let signature: TestImage;
 
 beforeEach(async () => {
   work = await mkdtemp(join(tmpdir(), 'wharf-import-pick-'));
@@ -30,12 +33,16 @@ beforeEach(async () => {
   };
   const layout = join(work, 'layout');
   for (const [refName, image] of Object.entries(images)) await writeOciLayout(image, layout, refName);
-  // c without a ref.name: an image, not a referrer (it has no subject).
+  signature = makeSignature(images.a.root, 'signed a');
+  await writeOciLayout(signature, layout, 'sig');
+  // writeOciLayout writes the blobs of images and indexes; a lone artifact's manifest goes in by hand.
+  await writeFile(join(layout, 'blobs', 'sha256', signature.root.digest.slice('sha256:'.length)), signature.root.bytes);
+  // c and the signature without a ref.name: c is an image (it has no subject), the signature a referrer.
   const indexPath = join(layout, 'index.json');
   const index = JSON.parse(await readFile(indexPath, 'utf8')) as { manifests: { annotations?: object }[] };
   for (const entry of index.manifests) {
-    if ((entry.annotations as Record<string, string> | undefined)?.[refNameAnnotation] === 'c')
-      delete entry.annotations;
+    const refName = (entry.annotations as Record<string, string> | undefined)?.[refNameAnnotation];
+    if (refName === 'c' || refName === 'sig') delete entry.annotations;
   }
   await writeFile(indexPath, JSON.stringify(index));
   store = await LocalStore.open(join(work, 'store'));
@@ -63,6 +70,9 @@ describe('importArchive with only', () => {
     for (const other of [images.a, images.c]) {
       expect(await open().getManifest(name, other.root.digest as Digest)).toBeUndefined();
     }
+    // Round 8b: a's signature is left out with a (not filed under --name by digest).
+    expect(await open().getManifest(name, signature.root.digest as Digest)).toBeUndefined();
+    expect(await open().listReferrers(name, images.a.root.digest as Digest)).toEqual([]);
   });
 
   it('refuses a ref.name the layout lacks (normalised names do not count), and tags nothing', async () => {

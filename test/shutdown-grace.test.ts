@@ -7,6 +7,7 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +45,24 @@ function stuckUpload(url: string): Promise<{ req: ClientRequest; outcome: Promis
     }),
     20_000,
     'the upload in flight',
+  );
+}
+
+/** Whether a fresh TCP connection to the port is accepted or refused (the listener closed). */
+function connectOutcome(port: string): Promise<'refused' | 'accepted'> {
+  return withDeadline(
+    new Promise((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve('accepted');
+      });
+      socket.once('error', (error: NodeJS.ErrnoException) =>
+        error.code === 'ECONNREFUSED' ? resolve('refused') : reject(error),
+      );
+    }),
+    10_000,
+    'a new connection',
   );
 }
 
@@ -138,6 +157,8 @@ describe('shutdown', () => {
         'the first bytes of the blob',
       );
       const closing = wharf.close();
+      // Round 8b: waiting for fills before it stops listening kept accepting while this one ran.
+      expect(await connectOutcome(new URL(wharf.url).port)).toBe('refused');
       release();
       await withDeadline(closing, 20_000, 'shutdown');
     } finally {

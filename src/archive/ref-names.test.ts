@@ -40,6 +40,16 @@ describe('createNameMapper: the names an OCI layout gives its images (decision 0
     expect(named('ghcr.io/org/tool:1', digest)).toEqual({ name: 'ghcr.io/org/tool', reference: '1' });
   });
 
+  it('--name also replaces a name that is local (marked by the export, or matched by the local patterns)', () => {
+    // Round 8b: checking the local marks before --name kept `team/app` and dropped the operator's --name.
+    const named = createNameMapper({ name: 'mirror/app' as RepoName, isLocal: (n) => n.startsWith('team/') });
+    expect(named('team/app:v1', digest, { [localNameAnnotation]: 'true' })).toEqual({
+      name: 'mirror/app',
+      reference: 'v1',
+    });
+    expect(named('team/other:v2', digest)).toEqual({ name: 'mirror/app', reference: 'v2' });
+  });
+
   it('refuses a bare tag or no ref.name without --name, naming the fix', () => {
     expect(() => names('v1', digest)).toThrow(/"v1", a tag without a repository: pass --name/);
     expect(() => names(undefined, digest)).toThrow(/without a ref.name annotation: pass --name/);

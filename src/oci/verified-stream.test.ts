@@ -1,0 +1,70 @@
+/**
+ * verifyStream's promise (ADR 0005): a consumer never sees a complete body with the wrong bytes. The
+ * last chunk is held back until size and digest matched, so a mismatch reaches the consumer as an
+ * error with the body short of its end, never as every byte followed by an error a writer might
+ * not wait for (round 8b: yielding each chunk as it came passed every import and export test,
+ * since the writers there also wait for the generator's end).
+ */
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { Digest } from './digest.js';
+import { OciError } from './errors.js';
+import { verifyStream } from './verified-stream.js';
+
+const chunks = [Buffer.from('first chunk, '), Buffer.from('second chunk, '), Buffer.from('the last one')];
+const whole = Buffer.concat(chunks);
+const digest = `sha256:${createHash('sha256').update(whole).digest('hex')}` as Digest;
+
+async function* source(parts: readonly Buffer[]): AsyncGenerator<Uint8Array> {
+  yield* parts;
+}
+
+/** What the consumer received before the stream ended or failed, and how it ended. */
+async function consume(
+  parts: readonly Buffer[],
+  target: { digest: Digest; size: number },
+): Promise<{ received: Buffer; error?: unknown }> {
+  const seen: Uint8Array[] = [];
+  try {
+    for await (const chunk of verifyStream(source(parts), target)) seen.push(chunk);
+  } catch (error) {
+    return { received: Buffer.concat(seen), error };
+  }
+  return { received: Buffer.concat(seen) };
+}
+
+describe('verifyStream', () => {
+  it('passes every byte of a body that matches its size and digest', async () => {
+    const { received, error } = await consume(chunks, { digest, size: whole.length });
+    expect(error).toBeUndefined();
+    expect(received.equals(whole)).toBe(true);
+  });
+
+  it('holds back the last chunk of a body whose digest does not match: the consumer never has it all', async () => {
+    const flipped = Buffer.from(chunks[2] as Buffer);
+    flipped[0] = (flipped[0] as number) ^ 0xff;
+    const { received, error } = await consume([chunks[0] as Buffer, chunks[1] as Buffer, flipped], {
+      digest,
+      size: whole.length,
+    });
+    expect(error).toBeInstanceOf(OciError);
+    expect((error as OciError).code).toBe('DIGEST_INVALID');
+    // Only what came before the last chunk went out.
+    expect(received.equals(Buffer.concat([chunks[0] as Buffer, chunks[1] as Buffer]))).toBe(true);
+  });
+
+  it('holds back the last chunk of a truncated body', async () => {
+    const { received, error } = await consume([chunks[0] as Buffer, chunks[1] as Buffer], {
+      digest,
+      size: whole.length,
+    });
+    expect((error as OciError).code).toBe('SIZE_INVALID');
+    expect(received.equals(chunks[0] as Buffer)).toBe(true);
+  });
+
+  it('refuses a body longer than its size at the chunk that passes it, before yielding that chunk', async () => {
+    const { received, error } = await consume([...chunks, Buffer.from('more')], { digest, size: whole.length });
+    expect((error as OciError).code).toBe('SIZE_INVALID');
+    expect(received.equals(Buffer.concat([chunks[0] as Buffer, chunks[1] as Buffer]))).toBe(true);
+  });
+});
