@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Digest } from '../src/oci/digest.js';
 import { blobPath, flipByte } from './support/blob-file.js';
 import { countRequests } from './support/access-log.js';
 import { cutOrThrow } from './support/cut-or-timeout.js';
@@ -64,16 +65,20 @@ function configOf(image: TestImage): string {
 }
 
 /** A fill's response ends before its file is committed: wait for the file. */
-async function committed(path: string): Promise<string> {
+/**
+ * Waits until a fill committed `path` and wrote its index row (`indexed`): the file is renamed first
+ * and the row written after, and until the row is there a read joins the fill instead of the store.
+ */
+async function committed(path: string, indexed: () => boolean): Promise<string> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    try {
-      await access(path);
-      return path;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`deadline: ${path} never committed`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    const there = await access(path).then(
+      () => true,
+      () => false,
+    );
+    if (there && indexed()) return path;
+    if (Date.now() > deadline) throw new Error(`deadline: ${path} never committed and indexed`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -268,8 +273,12 @@ describe.sequential('serve checks blobs as it reads them', () => {
           const first = await getBlob(wharf.url, path(digest));
           expect(first.body !== 'cut' && first.body.equals(image.blobs.get(digest) as Buffer)).toBe(true);
         }
-        await flipByte(await committed(blobPath(wharf.dataDir, config)), 5);
-        await flipByte(await committed(blobPath(wharf.dataDir, layer)), 2_000_000);
+        const store = wharf.server.store;
+        await flipByte(await committed(blobPath(wharf.dataDir, config), () => store.hasBlob(config as Digest)), 5);
+        await flipByte(
+          await committed(blobPath(wharf.dataDir, layer), () => store.hasBlob(layer as Digest)),
+          2_000_000,
+        );
 
         const small = await getBlob(wharf.url, path(config));
         expect(small.status).toBe(200);
@@ -313,7 +322,7 @@ describe.sequential('serve checks blobs as it reads them', () => {
       try {
         for (const digest of [config, layer]) {
           await whole(digest); // the fill, hashed on the way in
-          await committed(blobPath(wharf.dataDir, digest));
+          await committed(blobPath(wharf.dataDir, digest), () => wharf.server.store.hasBlob(digest as Digest));
         }
         for (const digest of [config, layer]) await whole(digest); // first reads of the files: hashed
         expect(counts).toEqual({ hashed: 2, trusted: 0, joined: 0, own: 0 });
