@@ -212,3 +212,41 @@ describe('planImage with referrers', () => {
     expect(plan.manifests.map((m) => m.digest)).toEqual([image.root.digest, signature.root.digest]);
   });
 });
+
+describe('planImage with layers a registry does not hold', () => {
+  it('leaves out a non-distributable (foreign) layer and one with urls, and takes the others', async () => {
+    const digestOf = (text: string): string => `sha256:${createHash('sha256').update(text).digest('hex')}`;
+    const layer = (mediaType: string, text: string, urls?: string[]): object => ({
+      mediaType,
+      digest: digestOf(text),
+      size: text.length,
+      ...(urls === undefined ? {} : { urls }),
+    });
+    const bytes = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+        config: layer('application/vnd.docker.container.image.v1+json', '{}'),
+        layers: [
+          layer('application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', 'windows base layer'),
+          layer('application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', 'licensed layer'),
+          layer('application/vnd.oci.image.layer.v1.tar+gzip', 'elsewhere', ['https://example.invalid/l']),
+          layer('application/vnd.oci.image.layer.v1.tar+gzip', 'ours'),
+        ],
+      }),
+    );
+    const manifest = {
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      digest: requireDigest(digestOf(bytes.toString())),
+      size: bytes.byteLength,
+      bytes,
+    };
+    // Only planImage's manifest reads are needed: the plan opens no blob.
+    const reader: ImageReader = {
+      getManifest: async () => manifest,
+      openBlob: async () => undefined,
+    };
+    const plan = await planImage(reader, { name, reference: 'v1' as Tag });
+    expect(plan.blobs.map((b) => b.digest)).toEqual([digestOf('{}'), digestOf('ours')]);
+  });
+});
