@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readDirEntries } from '../src/archive/dir-entries.js';
 import { importArchive } from '../src/archive/import-archive.js';
-import type { ImageWriter } from '../src/oci/image-transfer.js';
+import type { DigestingImageWriter } from '../src/oci/image-transfer.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { makeImage, testSeed, writeOciLayout, type TestImage } from './support/make-image.js';
@@ -51,10 +51,11 @@ describe('an import whose commit fails', () => {
     const before = await blobFiles(join(work, 'store'));
     const batch = store.startImport();
     let aborted = 0;
-    const writer: ImageWriter = {
+    const writer: DigestingImageWriter = {
       verifiesBlobs: batch.verifiesBlobs,
       hasBlob: (digest) => batch.hasBlob(digest),
       writeBlob: (info, body) => batch.writeBlob(info, body),
+      writeUnnamedBlob: (size, body) => batch.writeUnnamedBlob(size, body),
       writeManifest: (n, content) => batch.writeManifest(n, content),
       tag: (n, reference, digest) => batch.tag(n, reference, digest),
       commit: () => Promise.reject(new Error('ENOSPC: the commit failed')),
