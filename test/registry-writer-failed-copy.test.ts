@@ -106,4 +106,11 @@ describe('a failed copy to a registry', () => {
     });
     expect(await readdir(uploads).catch(() => [])).toEqual(before);
   });
+  it('refuses an unnamed blob (docker-archive to a registry) shorter than announced', async () => {
+    const writer = writerTo('team/unnamed' as RepoName);
+    async function* short(): AsyncGenerator<Uint8Array> {
+      yield Buffer.from('five!');
+    }
+    await expect(writer.writeUnnamedBlob(10, short())).rejects.toMatchObject({ code: 'SIZE_INVALID' });
+  });
 });
