@@ -12,6 +12,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { requireDigest } from '../src/oci/digest.js';
 import { requireRepoName, type Tag } from '../src/oci/reference.js';
 import { LocalStore } from '../src/store/local-store.js';
+import type { ImageReader } from '../src/oci/image-transfer.js';
 import { planImage } from '../src/transfer/image-plan.js';
 import { makeImage, type ManifestBlob, type PlatformImage } from './support/make-image.js';
 import { makeSignature } from './support/make-referrer.js';
@@ -182,5 +183,70 @@ describe('planImage with referrers', () => {
     expect(plan.manifests.map((m) => m.digest).sort()).toEqual(
       [amd64.manifest.digest, arm64.manifest.digest, index.digest, ofChild.root.digest, ofIndex.root.digest].sort(),
     );
+  });
+  it('takes a referrer a listing names twice once, and counts it once', async () => {
+    const image = await makeImage({ seed: 'plan-referrer-twice', layers: 1, layerSize: 512 });
+    const signature = makeSignature(image.root, 'signed once');
+    const batch = store.startImport();
+    for (const source of [image, signature]) {
+      for (const [digest, bytes] of source.blobs) {
+        await batch.writeBlob({ digest: requireDigest(digest), size: bytes.byteLength }, [bytes]);
+      }
+    }
+    for (const manifest of [image.root, signature.root]) {
+      await batch.writeManifest(name, { ...manifest, digest: requireDigest(manifest.digest) });
+    }
+    await batch.tag(name, 'v1' as Tag, requireDigest(image.root.digest));
+    await batch.commit();
+    // A registry's fallback tag index (or a sloppy referrers answer) may list a descriptor twice.
+    const reader: ImageReader = {
+      getManifest: (n, reference) => store.getManifest(n, reference),
+      openBlob: (n, digest) => store.openBlob(n, digest),
+      listReferrers: async (n, subject) => {
+        const listed = await store.listReferrers(n, subject);
+        return [...listed, ...listed];
+      },
+    };
+    const plan = await planImage(reader, { name, reference: 'v1' as Tag }, { referrers: true });
+    expect(plan.referrers).toBe(1);
+    expect(plan.manifests.map((m) => m.digest)).toEqual([image.root.digest, signature.root.digest]);
+  });
+});
+
+describe('planImage with layers a registry does not hold', () => {
+  it('leaves out a non-distributable (foreign) layer and one with urls, and takes the others', async () => {
+    const digestOf = (text: string): string => `sha256:${createHash('sha256').update(text).digest('hex')}`;
+    const layer = (mediaType: string, text: string, urls?: string[]): object => ({
+      mediaType,
+      digest: digestOf(text),
+      size: text.length,
+      ...(urls === undefined ? {} : { urls }),
+    });
+    const bytes = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+        config: layer('application/vnd.docker.container.image.v1+json', '{}'),
+        layers: [
+          layer('application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', 'windows base layer'),
+          layer('application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', 'licensed layer'),
+          layer('application/vnd.oci.image.layer.v1.tar+gzip', 'elsewhere', ['https://example.invalid/l']),
+          layer('application/vnd.oci.image.layer.v1.tar+gzip', 'ours'),
+        ],
+      }),
+    );
+    const manifest = {
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      digest: requireDigest(digestOf(bytes.toString())),
+      size: bytes.byteLength,
+      bytes,
+    };
+    // Only planImage's manifest reads are needed: the plan opens no blob.
+    const reader: ImageReader = {
+      getManifest: async () => manifest,
+      openBlob: async () => undefined,
+    };
+    const plan = await planImage(reader, { name, reference: 'v1' as Tag });
+    expect(plan.blobs.map((b) => b.digest)).toEqual([digestOf('{}'), digestOf('ours')]);
   });
 });

@@ -198,4 +198,44 @@ describe('copyImages between two stores', () => {
     expect(await blobFiles(dir)).toEqual(before);
     expect(await target.getManifest(name, 'three' as Tag)).toBeUndefined();
   });
+  it('aborts the writer on a failure that is no OciError too (a read that breaks), and leaves the target as it was', async () => {
+    const from = await source();
+    const { store: target, dir } = await freshStore();
+    const before = await blobFiles(dir);
+    // The small layer's read breaks half-way with a plain Error, as a file or socket read does.
+    const reader: ImageReader = {
+      getManifest: (n, reference) => from.getManifest(n, reference),
+      openBlob: async (n, digest): Promise<BlobHandle | undefined> => {
+        const handle = await from.openBlob(n, digest);
+        if (handle === undefined || digest !== small.digest) return handle;
+        return {
+          digest,
+          size: handle.size,
+          open: async function* () {
+            yield small.bytes.subarray(0, 100);
+            throw new Error('EIO: the read broke');
+          },
+        };
+      },
+    };
+    const batch = target.startImport();
+    let aborted = false;
+    const writer: ImageWriter = {
+      verifiesBlobs: batch.verifiesBlobs,
+      hasBlob: (digest) => batch.hasBlob(digest),
+      writeBlob: (info, body) => batch.writeBlob(info, body),
+      writeManifest: (n, content) => batch.writeManifest(n, content),
+      tag: (n, reference, digest) => batch.tag(n, reference, digest),
+      commit: () => batch.commit(),
+      abort: async () => {
+        await batch.abort();
+        aborted = true;
+      },
+    };
+    const copy = copyImages(reader, writer, [{ from: { name, reference: 'two' as Tag } }]);
+    await expect(withDeadline(copy, 60_000, 'the copy')).rejects.toThrow('EIO: the read broke');
+    expect(aborted).toBe(true);
+    expect(await blobFiles(dir)).toEqual(before);
+    expect(await target.getManifest(name, 'two' as Tag)).toBeUndefined();
+  });
 });

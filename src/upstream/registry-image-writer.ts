@@ -72,8 +72,11 @@ export class RegistryImageWriter implements DigestingImageWriter {
 
   async writeBlob(blob: BlobInfo, body: AsyncIterable<Uint8Array>): Promise<void> {
     const session = this.sessions.get(blob.digest) ?? (await this.openSession());
-    this.sessions.delete(blob.digest);
+    // Kept until the PUT is done: a PUT that fails (the body stopped, the connection cut) leaves the
+    // session open at the registry, and abort() must cancel it.
+    this.sessions.set(blob.digest, session);
     await putBlob(this.client, this.repo, session, blob.digest, blob.size, body);
+    this.sessions.delete(blob.digest);
     this.present.add(blob.digest);
   }
 

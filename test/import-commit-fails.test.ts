@@ -1,0 +1,77 @@
+/**
+ * An archive import whose commit fails (a full disk, an index that cannot be written) is aborted like
+ * any other failure: the store is left as it was, the blobs streamed in before the commit are removed
+ * (round 8c of planted bugs: commitOrAbort's commit outside its try passed every import test, since no
+ * test made a commit fail). Real parts: a layout folder, the layout reader, a LocalStore's import
+ * batch, wrapped only to fail its commit and to see the abort.
+ */
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readDirEntries } from '../src/archive/dir-entries.js';
+import { importArchive } from '../src/archive/import-archive.js';
+import type { DigestingImageWriter } from '../src/oci/image-transfer.js';
+import type { RepoName, Tag } from '../src/oci/reference.js';
+import { LocalStore } from '../src/store/local-store.js';
+import { makeImage, testSeed, writeOciLayout, type TestImage } from './support/make-image.js';
+
+let work: string;
+let store: LocalStore | undefined;
+let image: TestImage;
+
+beforeEach(async () => {
+  work = await mkdtemp(join(tmpdir(), 'wharf-import-commit-'));
+  image = await makeImage({ seed: testSeed('import-commit-fails'), layers: 2 });
+  await writeOciLayout(image, join(work, 'layout'), 'v1');
+  store = await LocalStore.open(join(work, 'store'));
+});
+afterEach(async () => {
+  store?.close();
+  store = undefined;
+  await rm(work, { recursive: true, force: true });
+});
+
+/** Files under the store's blobs/ (what an abort must leave as it was). */
+async function blobFiles(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (path: string): Promise<void> => {
+    for (const entry of await readdir(path, { withFileTypes: true }).catch(() => [])) {
+      if (entry.isDirectory()) await walk(join(path, entry.name));
+      else found.push(entry.name);
+    }
+  };
+  await walk(join(dir, 'blobs'));
+  return found.sort();
+}
+
+describe('an import whose commit fails', () => {
+  it('is aborted: the error goes on, and the blobs written before the commit are gone', async () => {
+    if (store === undefined) throw new Error('no store');
+    const before = await blobFiles(join(work, 'store'));
+    const batch = store.startImport();
+    let aborted = 0;
+    const writer: DigestingImageWriter = {
+      verifiesBlobs: batch.verifiesBlobs,
+      hasBlob: (digest) => batch.hasBlob(digest),
+      writeBlob: (info, body) => batch.writeBlob(info, body),
+      writeUnnamedBlob: (size, body) => batch.writeUnnamedBlob(size, body),
+      writeManifest: (n, content) => batch.writeManifest(n, content),
+      tag: (n, reference, digest) => batch.tag(n, reference, digest),
+      commit: () => Promise.reject(new Error('ENOSPC: the commit failed')),
+      abort: async () => {
+        aborted++;
+        await batch.abort();
+      },
+    };
+    await expect(
+      importArchive(readDirEntries(join(work, 'layout')), writer, {
+        name: 'team/app' as RepoName,
+        label: 'layout',
+      }),
+    ).rejects.toThrow('ENOSPC: the commit failed');
+    expect(aborted).toBe(1);
+    expect(await blobFiles(join(work, 'store'))).toEqual(before);
+    expect(await store.getManifest('team/app' as RepoName, 'v1' as Tag)).toBeUndefined();
+  });
+});
