@@ -106,6 +106,19 @@ describe('a failed copy to a registry', () => {
     });
     expect(await readdir(uploads).catch(() => [])).toEqual(before);
   });
+  it('cancels at abort() the session of an unnamed blob (docker-archive to a registry) whose body failed', async () => {
+    const uploads = join(wharf.dataDir, 'tmp', 'uploads');
+    const before = await readdir(uploads).catch(() => []);
+    const writer = writerTo('team/unnamed-failed' as RepoName);
+    async function* failing(): AsyncGenerator<Uint8Array> {
+      yield Buffer.alloc(64 * 1024, 7);
+      throw new Error('the archive ended early');
+    }
+    await expect(writer.writeUnnamedBlob(128 * 1024, failing())).rejects.toThrow();
+    await writer.abort();
+    expect(await readdir(uploads).catch(() => [])).toEqual(before);
+  });
+
   it('refuses an unnamed blob (docker-archive to a registry) shorter than announced', async () => {
     const writer = writerTo('team/unnamed' as RepoName);
     async function* short(): AsyncGenerator<Uint8Array> {

@@ -41,6 +41,8 @@ export class RegistryImageWriter implements DigestingImageWriter {
   readonly tagged: { reference: string; digest: Digest }[] = [];
   private readonly present = new Set<Digest>();
   private readonly sessions = new Map<Digest, UploadSession>();
+  /** Sessions of blobs whose digest is known only once written (docker-archive layers): abort() cancels them too. */
+  private readonly unnamedSessions = new Set<UploadSession>();
   private readonly manifests = new Map<Digest, ManifestContent>();
   private readonly tags: { reference: Tag | Digest; digest: Digest }[] = [];
 
@@ -81,7 +83,10 @@ export class RegistryImageWriter implements DigestingImageWriter {
   }
 
   async writeUnnamedBlob(size: number, body: AsyncIterable<Uint8Array>): Promise<BlobInfo> {
-    const written = await putUnnamedBlob(this.client, this.repo, await this.openSession(), body);
+    const session = await this.openSession();
+    this.unnamedSessions.add(session);
+    const written = await putUnnamedBlob(this.client, this.repo, session, body);
+    this.unnamedSessions.delete(session);
     if (written.size !== size) {
       throw new OciError('SIZE_INVALID', `a blob of ${written.size} bytes where ${size} were announced`);
     }
@@ -126,8 +131,9 @@ export class RegistryImageWriter implements DigestingImageWriter {
   }
 
   async abort(): Promise<void> {
-    const open = [...this.sessions.values()];
+    const open = [...this.sessions.values(), ...this.unnamedSessions];
     this.sessions.clear();
+    this.unnamedSessions.clear();
     await Promise.allSettled(
       open.map(async (session) => {
         const response = await this.client.send({
