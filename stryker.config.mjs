@@ -89,6 +89,8 @@ const scopes = {
       'test/upload-sessions.test.ts',
       'test/import-batch-links.test.ts',
       'test/import-batch.test.ts',
+      // Round 8d: an upload session after a refused chunk or a wrong digest (Uploads.append, finish).
+      'test/registry-api-edges.test.ts',
     ],
   },
   // The SQLite index: names, tags, manifests, links, and the checks that read it.
