@@ -5,7 +5,7 @@
  * test made a commit fail). Real parts: a layout folder, the layout reader, a LocalStore's import
  * batch, wrapped only to fail its commit and to see the abort.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { importArchive } from '../src/archive/import-archive.js';
 import type { DigestingImageWriter } from '../src/oci/image-transfer.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import { LocalStore } from '../src/store/local-store.js';
+import { blobFiles } from './support/blob-file.js';
 import { makeImage, testSeed, writeOciLayout, type TestImage } from './support/make-image.js';
 
 let work: string;
@@ -31,19 +32,6 @@ afterEach(async () => {
   store = undefined;
   await rm(work, { recursive: true, force: true });
 });
-
-/** Files under the store's blobs/ (what an abort must leave as it was). */
-async function blobFiles(dir: string): Promise<string[]> {
-  const found: string[] = [];
-  const walk = async (path: string): Promise<void> => {
-    for (const entry of await readdir(path, { withFileTypes: true }).catch(() => [])) {
-      if (entry.isDirectory()) await walk(join(path, entry.name));
-      else found.push(entry.name);
-    }
-  };
-  await walk(join(dir, 'blobs'));
-  return found.sort();
-}
 
 describe('an import whose commit fails', () => {
   it('is aborted: the error goes on, and the blobs written before the commit are gone', async () => {

@@ -5,7 +5,7 @@
  * (a blob still streaming when another fails), the reader and writer are wrapped, each call
  * delegating to the real store, to count chunks and to tell when a write failed.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,9 @@ import type { ImageReader, ImageWriter } from '../src/oci/image-transfer.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { copyImages } from '../src/transfer/copy-images.js';
+import { blobFiles } from './support/blob-file.js';
 import { randomBytesFor, sha256Digest } from './support/make-image.js';
+import { withDeadline } from './support/run.js';
 
 const name = 'team/app' as RepoName;
 const ociManifest = 'application/vnd.oci.image.manifest.v1+json';
@@ -45,29 +47,6 @@ function manifestOf(config: Blob, layers: Blob[]): ManifestContent {
     }),
   );
   return { mediaType: ociManifest, digest: sha256Digest(bytes) as Digest, size: bytes.length, bytes };
-}
-
-/** Files under a store's blobs/ (what an abort must leave as it was). */
-async function blobFiles(dir: string): Promise<string[]> {
-  const found: string[] = [];
-  const walk = async (path: string): Promise<void> => {
-    for (const entry of await readdir(path, { withFileTypes: true }).catch(() => [])) {
-      if (entry.isDirectory()) await walk(join(path, entry.name));
-      else found.push(entry.name);
-    }
-  };
-  await walk(join(dir, 'blobs'));
-  return found.sort();
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`deadline: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 describe('copyImages between two stores', () => {

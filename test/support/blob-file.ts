@@ -1,9 +1,9 @@
 /**
  * @module test/support/blob-file
- * Where a store keeps a blob's file (blobs/<alg>/<xx>/<hex>), and the damage a failing disk does:
- * one byte flipped in place.
+ * Where a store keeps a blob's file (blobs/<alg>/<xx>/<hex>), the names of the files there, and the
+ * damage a failing disk does: one byte flipped in place.
  */
-import { open } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export function blobPath(dataDir: string, digest: string): string {
@@ -20,4 +20,17 @@ export async function flipByte(path: string, at: number): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** The names of the files under a store's blobs/, sorted (what an abort must leave as it was). */
+export async function blobFiles(dataDir: string): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (path: string): Promise<void> => {
+    for (const entry of await readdir(path, { withFileTypes: true }).catch(() => [])) {
+      if (entry.isDirectory()) await walk(join(path, entry.name));
+      else found.push(entry.name);
+    }
+  };
+  await walk(join(dataDir, 'blobs'));
+  return found.sort();
 }
