@@ -41,8 +41,8 @@ export class RegistryImageWriter implements DigestingImageWriter {
   readonly tagged: { reference: string; digest: Digest }[] = [];
   private readonly present = new Set<Digest>();
   private readonly sessions = new Map<Digest, UploadSession>();
-  /** Sessions of blobs whose digest is known only once written (docker-archive layers): abort() cancels them too. */
-  private readonly unnamedSessions = new Set<UploadSession>();
+  /** Sessions whose PUT is under way (named or not): one that fails leaves the session open, and abort() cancels it. */
+  private readonly putting = new Set<UploadSession>();
   private readonly manifests = new Map<Digest, ManifestContent>();
   private readonly tags: { reference: Tag | Digest; digest: Digest }[] = [];
 
@@ -74,19 +74,14 @@ export class RegistryImageWriter implements DigestingImageWriter {
 
   async writeBlob(blob: BlobInfo, body: AsyncIterable<Uint8Array>): Promise<void> {
     const session = this.sessions.get(blob.digest) ?? (await this.openSession());
-    // Kept until the PUT is done: a PUT that fails (the body stopped, the connection cut) leaves the
-    // session open at the registry, and abort() must cancel it.
-    this.sessions.set(blob.digest, session);
-    await putBlob(this.client, this.repo, session, blob.digest, blob.size, body);
     this.sessions.delete(blob.digest);
+    await this.put(session, () => putBlob(this.client, this.repo, session, blob.digest, blob.size, body));
     this.present.add(blob.digest);
   }
 
   async writeUnnamedBlob(size: number, body: AsyncIterable<Uint8Array>): Promise<BlobInfo> {
     const session = await this.openSession();
-    this.unnamedSessions.add(session);
-    const written = await putUnnamedBlob(this.client, this.repo, session, body);
-    this.unnamedSessions.delete(session);
+    const written = await this.put(session, () => putUnnamedBlob(this.client, this.repo, session, body));
     if (written.size !== size) {
       throw new OciError('SIZE_INVALID', `a blob of ${written.size} bytes where ${size} were announced`);
     }
@@ -131,9 +126,9 @@ export class RegistryImageWriter implements DigestingImageWriter {
   }
 
   async abort(): Promise<void> {
-    const open = [...this.sessions.values(), ...this.unnamedSessions];
+    const open = [...this.sessions.values(), ...this.putting];
     this.sessions.clear();
-    this.unnamedSessions.clear();
+    this.putting.clear();
     await Promise.allSettled(
       open.map(async (session) => {
         const response = await this.client.send({
@@ -145,6 +140,14 @@ export class RegistryImageWriter implements DigestingImageWriter {
         await discardBody(response.body);
       }),
     );
+  }
+
+  /** Runs a PUT on `session`, listed in `putting` until it succeeds (the body stopped or the connection cut: abort() cancels it). */
+  private async put<T>(session: UploadSession, send: () => Promise<T>): Promise<T> {
+    this.putting.add(session);
+    const result = await send();
+    this.putting.delete(session);
+    return result;
   }
 
   private async openSession(): Promise<UploadSession> {
