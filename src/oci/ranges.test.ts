@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatUploadRange, parseByteRange, parseChunkRange } from './ranges.js';
+import { formatUploadRange, ifRangeHolds, parseByteRange, parseChunkRange } from './ranges.js';
 
 describe('parseByteRange', () => {
   const size = 2048;
@@ -24,6 +24,22 @@ describe('parseByteRange', () => {
   });
   it('takes a suffix longer than the blob as the whole blob', () => {
     expect(parseByteRange('bytes=-5000', size)).toEqual({ kind: 'partial', range: { start: 0, end: 2047 } });
+  });
+});
+
+describe('ifRangeHolds', () => {
+  const etag = '"sha256:aa"';
+  it('holds with no If-Range, and with a strong match of the ETag', () => {
+    expect(ifRangeHolds(undefined, etag)).toBe(true);
+    expect(ifRangeHolds('"sha256:aa"', etag)).toBe(true);
+    expect(ifRangeHolds(' "sha256:aa" ', etag)).toBe(true);
+  });
+  it('does not hold for another tag, a weak tag, a bare digest or a date', () => {
+    expect(ifRangeHolds('"sha256:bb"', etag)).toBe(false);
+    expect(ifRangeHolds('W/"sha256:aa"', etag)).toBe(false);
+    expect(ifRangeHolds('sha256:aa', etag)).toBe(false);
+    expect(ifRangeHolds('Sun, 06 Nov 1994 08:49:37 GMT', etag)).toBe(false);
+    expect(ifRangeHolds('', etag)).toBe(false);
   });
 });
 

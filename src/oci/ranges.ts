@@ -32,6 +32,17 @@ export function parseByteRange(header: string | undefined, size: number): RangeR
   return { kind: 'partial', range: { start, end } };
 }
 
+/**
+ * Whether a Range header may be honoured under `If-Range` (RFC 9110 §13.1.5): with no
+ * If-Range, yes; with an entity tag, only when it is a strong match for `etag`; with a date
+ * (a blob answer has no Last-Modified) or a weak tag, never. When it does not hold, the Range
+ * is ignored and the whole blob sent, so a client resuming a download of other bytes starts over.
+ */
+export function ifRangeHolds(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return true;
+  return header.trim() === etag;
+}
+
 /** Upload chunk Content-Range: `<start>-<end>` inclusive (spec); a `bytes ` prefix is tolerated. */
 export function parseChunkRange(header: string | undefined): ChunkRange | undefined | 'invalid' {
   if (header === undefined || header === '') return undefined;

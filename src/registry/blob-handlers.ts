@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { requireDigest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobFile, BlobHandle, BlobInfo, ByteRange, ReadOptions } from '../oci/image-source.js';
-import { parseByteRange } from '../oci/ranges.js';
+import { ifRangeHolds, parseByteRange } from '../oci/ranges.js';
 import {
   apiVersionHeader,
   emptyReply,
@@ -74,11 +74,12 @@ function blobHeaders(
   options: ReadOptions,
 ): { status: number; headers: Record<string, string>; range: ByteRange | undefined } {
   const digest = blob.digest;
+  const etag = `"${digest}"`;
   const headers: Record<string, string> = {
     ...apiVersionHeader,
     'Content-Type': 'application/octet-stream',
     'Docker-Content-Digest': digest,
-    ETag: `"${digest}"`,
+    ETag: etag,
     'Accept-Ranges': 'bytes',
     // Content addressed: the bytes behind this URL never change.
     'Cache-Control': 'max-age=31536000',
@@ -87,7 +88,8 @@ function blobHeaders(
   };
   const record = req.record;
   if (record !== undefined) headers['X-Request-Id'] = record.requestId;
-  const range = parseByteRange(req.header('range'), blob.size);
+  const asked = ifRangeHolds(req.header('if-range'), etag) ? req.header('range') : undefined;
+  const range = parseByteRange(asked, blob.size);
   if (range.kind === 'unsatisfiable') {
     throw new OciError('RANGE_INVALID', 'requested range not satisfiable', {
       status: 416,
