@@ -25,9 +25,13 @@ import { withDeadline } from './support/run.js';
 const deadlineMs = 60_000;
 const partOf = (file: string): RegExp => new RegExp(`^${file.replace('.', '\\.')}\\.\\d+\\.part$`);
 
-/** The steps of one durable output, `file` in the folder the steps are relative to: synced, renamed, the folder synced. */
+/**
+ * The steps of one durable output, `file` in the folder the steps are relative to: its stream closed
+ * (every byte written), synced, renamed, the folder synced.
+ */
 function committed(file: string): unknown[] {
   return [
+    expect.stringMatching(new RegExp(`^close ${partOf(file).source.slice(1, -1)}$`)) as unknown,
     expect.stringMatching(new RegExp(`^sync ${partOf(file).source.slice(1, -1)}$`)) as unknown,
     expect.stringMatching(
       new RegExp(`^rename ${partOf(file).source.slice(1, -1)} -> ${file.replace('.', '\\.')}$`),

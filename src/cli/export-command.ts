@@ -9,11 +9,9 @@
  * looks whole, and a crash after it ended loses none (archive/durable-output.ts). A folder (`-o out/`, or an
  * existing directory) gets the layout as files (archive/oci-layout-dir-writer.ts).
  */
-import { createWriteStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
-import { once } from 'node:events';
+import { stat } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
-import { commitTempFile, type OutputFs } from '../archive/durable-output.js';
+import { TempOutput, type OutputFs } from '../archive/durable-output.js';
 import { OciLayoutDirWriter } from '../archive/oci-layout-dir-writer.js';
 import { OciLayoutWriter } from '../archive/oci-layout-writer.js';
 import { OciError } from '../oci/errors.js';
@@ -60,16 +58,13 @@ export async function runExport(
     progressMode(flags, process.stderr),
     flags.json === true ? progressOut : process.stderr,
   );
-  const temp = `${flags.output}.${process.pid}.part`;
   // A folder (`-o out/`, or one that exists) gets the layout as files, added to a layout already there.
   const toDir = !toStdout && (flags.output.endsWith('/') || (await isDirectory(flags.output)));
+  let file: TempOutput | undefined;
   try {
     const requests = flags.all === true ? await allTagged(store) : refs.map(requireRef);
-    const out: Writable | undefined = toStdout
-      ? process.stdout
-      : toDir
-        ? undefined
-        : createWriteStream(temp, { flags: 'wx' });
+    if (!toStdout && !toDir) file = new TempOutput(flags.output, flags.outputFs);
+    const out: Writable | undefined = toStdout ? process.stdout : file?.stream;
     const summary = await copyImages(
       store,
       out === undefined ? new OciLayoutDirWriter(flags.output, {}, flags.outputFs) : new OciLayoutWriter(out),
@@ -78,15 +73,11 @@ export async function runExport(
       { onEvent: view.onEvent, referrers: flags.referrers === true, sparse: true },
     );
     view.stop();
-    if (!toStdout && out !== undefined) {
-      out.end();
-      await once(out, 'close');
-      await commitTempFile(temp, flags.output, flags.outputFs);
-    }
+    await file?.commit();
     if (flags.quiet !== true && flags.json !== true) process.stderr.write(`${describe(summary, flags.output)}\n`);
   } catch (error) {
     view.stop();
-    if (!toStdout && !toDir) await rm(temp, { force: true });
+    await file?.discard();
     throw error;
   } finally {
     store.close();

@@ -4,9 +4,9 @@
  * streamed and verified against its digest (a mismatch is an error and no file is left behind);
  * a blob put is verified by us while it streams and by the registry on commit.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
-import { commitTempFile, type OutputFs } from '../../archive/durable-output.js';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { TempOutput, type OutputFs } from '../../archive/durable-output.js';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { createDigester, formatDigest, requireDigest, type Digest } from '../../oci/digest.js';
@@ -89,12 +89,12 @@ export async function runBlobGet(repo: string, digest: string, flags: BlobGetFla
       await pipeline(Readable.from(verified), process.stdout, { end: false });
       return;
     }
-    const temp = `${flags.output}.${process.pid}.part`;
+    const file = new TempOutput(flags.output, flags.outputFs);
     try {
-      await pipeline(Readable.from(verified), createWriteStream(temp, { flags: 'wx' }));
-      await commitTempFile(temp, flags.output, flags.outputFs);
+      await pipeline(Readable.from(verified), file.stream);
+      await file.commit();
     } catch (error) {
-      await rm(temp, { force: true });
+      await file.discard();
       throw error;
     }
   });

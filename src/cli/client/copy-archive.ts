@@ -7,10 +7,9 @@
  * A tar is written as `<file>.part`, fsynced and renamed when complete (archive/durable-output.ts); an `oci:<dir>` layout folder gets
  * each file through a temp name, and images are added to a layout already there.
  */
-import { once } from 'node:events';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm, stat } from 'node:fs/promises';
-import { commitTempFile, type OutputFs } from '../../archive/durable-output.js';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { TempOutput, type OutputFs } from '../../archive/durable-output.js';
 import { importArchive } from '../../archive/import-archive.js';
 import { OciLayoutDirWriter } from '../../archive/oci-layout-dir-writer.js';
 import { OciLayoutWriter } from '../../archive/oci-layout-writer.js';
@@ -56,9 +55,9 @@ export async function copyToArchive(
       : name === full
         ? {}
         : { refName: (ref: ImageRef) => fullRefName(full, ref.reference) };
-  const temp = `${to.path}.${process.pid}.part`;
-  const out = to.kind === 'oci' ? undefined : createWriteStream(temp, { flags: 'wx' });
-  const writer = out === undefined ? new OciLayoutDirWriter(to.path, options, fs) : new OciLayoutWriter(out, options);
+  const file = to.kind === 'oci' ? undefined : new TempOutput(to.path, fs);
+  const writer =
+    file === undefined ? new OciLayoutDirWriter(to.path, options, fs) : new OciLayoutWriter(file.stream, options);
   try {
     const summary = await copyImages(
       new RegistryImageReader(src),
@@ -72,11 +71,7 @@ export async function copyToArchive(
           : { platforms: (p: Platform) => platforms.some((w) => platformMatches(w, p)) }),
       },
     );
-    if (out !== undefined) {
-      out.end();
-      await once(out, 'close');
-      await commitTempFile(temp, to.path, fs);
-    }
+    await file?.commit();
     return {
       source: formatDockerRef(from),
       destination: to.path,
@@ -89,10 +84,7 @@ export async function copyToArchive(
       upToDate: false,
     };
   } catch (error) {
-    if (out !== undefined) {
-      out.destroy();
-      await rm(temp, { force: true });
-    }
+    await file?.discard();
     throw error;
   }
 }
