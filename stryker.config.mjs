@@ -4,7 +4,8 @@
  * (too slow for 2 cores). Scores and the survivors explained: docs/mutation-testing.md.
  *
  *   npm run mutate                      every scope below, one after the other in one run
- *   MUTATE_SCOPE=auth npm run mutate    one scope (auth, digest, content, index, lifecycle, fill, guard); a comma list works
+ *   MUTATE_SCOPE=auth npm run mutate    one scope (auth, digest, content, index, lifecycle, fill, guard, transfer,
+ *                                       archive); a comma list works
  *
  * Each scope names the code it mutates and the tests that cover it; vitest.stryker.config.ts runs
  * only those tests (passed through WHARF_MUTATE_TESTS), and with perTest coverage Stryker runs, for
@@ -204,6 +205,58 @@ const scopes = {
       'test/client-disconnect.test.ts',
       // Round 7a of the hand-planted bugs: a failed fill forgotten (checked before any settle()).
       'test/fill-forget.test.ts',
+    ],
+  },
+  // The transfer engine of copy, export, import and preload (rounds 8b and 8c of the hand-planted bugs found
+  // it the weakest area): planning an image's tree, copying blobs verified while streaming, the writer
+  // to a registry. Most command tests spawn wharf and cannot see a mutant; these run the engine in process.
+  transfer: {
+    mutate: [
+      'src/transfer/copy-images.ts',
+      'src/transfer/image-plan.ts',
+      'src/transfer/limit.ts',
+      'src/oci/verified-stream.ts',
+      'src/upstream/registry-image-reader.ts',
+      'src/upstream/registry-image-writer.ts',
+    ],
+    tests: [
+      'src/transfer/limit.test.ts',
+      'src/oci/verified-stream.test.ts',
+      'test/image-plan.test.ts',
+      'test/image-reader-contract.test.ts',
+      'test/image-writer-contract.test.ts',
+      'test/transfer-engine-failures.test.ts',
+      'test/registry-writer-failed-copy.test.ts',
+      'test/registry-writer-referrers-tag.test.ts',
+      'test/manifest-bytes-transfer.test.ts',
+      'test/layout-durability.test.ts',
+      'test/layout-merge.test.ts',
+      'test/export-tar-headers.test.ts',
+      'test/output-durability.test.ts',
+      'test/import-counts.test.ts',
+      'test/import-pick.test.ts',
+    ],
+  },
+  // The archives: OCI layout (tar and folder) and docker save, read and written, and the durable output.
+  archive: {
+    mutate: ['src/archive/**/*.ts', '!src/archive/**/*.test.ts'],
+    tests: [
+      'src/archive/**/*.test.ts',
+      'test/export-tar-headers.test.ts',
+      'test/output-durability.test.ts',
+      'test/layout-durability.test.ts',
+      'test/layout-merge.test.ts',
+      'test/layout-dir-abort.test.ts',
+      'test/layout-tar-abort.test.ts',
+      'test/manifest-bytes-transfer.test.ts',
+      'test/image-reader-contract.test.ts',
+      'test/image-writer-contract.test.ts',
+      'test/import-commit-fails.test.ts',
+      'test/import-counts.test.ts',
+      'test/import-dir-symlink.test.ts',
+      'test/import-index-children.test.ts',
+      'test/import-pick.test.ts',
+      'test/import-batch-links.test.ts',
     ],
   },
   // Which addresses wharf may dial.
