@@ -92,6 +92,8 @@ const scopes = {
       'test/import-batch.test.ts',
       // Round 8d: an upload session after a refused chunk or a wrong digest (Uploads.append, finish).
       'test/registry-api-edges.test.ts',
+      // Round 9d: a closing PUT with its last chunk (chunked, or with a Content-Range), a cancelled session.
+      'test/registry-http-edges.test.ts',
     ],
   },
   // The SQLite index: names, tags, manifests, links, and the checks that read it.

@@ -103,7 +103,10 @@ export async function listReferrers(
 ): Promise<Reply> {
   const name = repoName(rawName);
   const digest = requireDigest(rawDigest);
-  const artifactType = req.query.get('artifactType') ?? undefined;
+  // An empty `artifactType=` asks for no filter: read as one, it would match no referrer and the answer
+  // would claim (OCI-Filters-Applied) a filter that left the subject with none.
+  const filter = req.query.get('artifactType');
+  const artifactType = filter === null || filter === '' ? undefined : filter;
   const manifests = await deps.source.listReferrers(name, digest, artifactType, readOptions(req));
   // An unknown subject is an empty index, never a 404 (spec §Listing Referrers).
   const headers: Record<string, string> = { 'Content-Type': mediaTypes.ociIndex };
