@@ -149,6 +149,16 @@ describe('copyImages once a blob failed', () => {
   });
 });
 
+describe('copyImages to another name', () => {
+  it('names each image in its summary as the writer has it (preload prints these), not as the source had it', async () => {
+    const { store: target } = await freshStore();
+    const to = { name: 'mirror/team/edges' as RepoName, reference: 'v9' as Tag };
+    const summary = await copyImages(source, target.startImport(), [{ from: { name, reference: 'single' as Tag }, to }]);
+    expect(summary.images).toEqual([{ ref: 'mirror/team/edges:v9', digest: single.digest }]);
+    expect((await target.getManifest(to.name, to.reference))?.digest).toBe(single.digest);
+  });
+});
+
 describe('copyImages whose last step fails', () => {
   it('aborts the writer when its commit fails with a plain Error, and leaves the target as it was', async () => {
     const { store: target, dir } = await freshStore();
