@@ -67,7 +67,10 @@ function writerTo(target: RepoName, options: { mountFrom?: string; tag?: Tag } =
 }
 
 async function tagged(repo: string, tag: string, accept: string): Promise<string | undefined> {
-  const response = await fetch(`${wharf.url}/v2/${repo}/manifests/${tag}`, { method: 'HEAD', headers: { Accept: accept } });
+  const response = await fetch(`${wharf.url}/v2/${repo}/manifests/${tag}`, {
+    method: 'HEAD',
+    headers: { Accept: accept },
+  });
   return response.status === 200 ? (response.headers.get('docker-content-digest') ?? undefined) : undefined;
 }
 

@@ -66,8 +66,18 @@ const index = content(ociIndex, {
   schemaVersion: 2,
   mediaType: ociIndex,
   manifests: [
-    { mediaType: ociManifest, digest: amd64.digest, size: amd64.size, platform: { os: 'linux', architecture: 'amd64' } },
-    { mediaType: ociManifest, digest: arm64.digest, size: arm64.size, platform: { os: 'linux', architecture: 'arm64' } },
+    {
+      mediaType: ociManifest,
+      digest: amd64.digest,
+      size: amd64.size,
+      platform: { os: 'linux', architecture: 'amd64' },
+    },
+    {
+      mediaType: ociManifest,
+      digest: arm64.digest,
+      size: arm64.size,
+      platform: { os: 'linux', architecture: 'arm64' },
+    },
   ],
 });
 const multiBlobs = [base, amd64Config, arm64Config, blob('amd64-top', 512), blob('arm64-top', 640)];
@@ -153,7 +163,9 @@ describe('copyImages to another name', () => {
   it('names each image in its summary as the writer has it (preload prints these), not as the source had it', async () => {
     const { store: target } = await freshStore();
     const to = { name: 'mirror/team/edges' as RepoName, reference: 'v9' as Tag };
-    const summary = await copyImages(source, target.startImport(), [{ from: { name, reference: 'single' as Tag }, to }]);
+    const summary = await copyImages(source, target.startImport(), [
+      { from: { name, reference: 'single' as Tag }, to },
+    ]);
     expect(summary.images).toEqual([{ ref: 'mirror/team/edges:v9', digest: single.digest }]);
     expect((await target.getManifest(to.name, to.reference))?.digest).toBe(single.digest);
   });

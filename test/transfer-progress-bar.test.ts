@@ -20,8 +20,13 @@ function terminal(): { stream: PassThrough; text: () => string } {
   const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 200, rows: 40 });
   const chunks: Buffer[] = [];
   stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-  // eslint-disable-next-line no-control-regex
-  return { stream, text: () => Buffer.concat(chunks).toString('utf8').replace(/\u001b\[[0-9;?]*[A-Za-z]|\u001b[78]/g, '') };
+  return {
+    stream,
+    text: () =>
+      Buffer.concat(chunks)
+        .toString('utf8')
+        .replace(/\u001b\[[0-9;?]*[A-Za-z]|\u001b[78]/g, ''),
+  };
 }
 
 describe('the progress bar', () => {
