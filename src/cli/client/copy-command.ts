@@ -126,6 +126,17 @@ async function copyBetweenRegistries(
     referrers: 0,
     upToDate: false,
   };
+  if (to.digest !== undefined) {
+    // A destination named by digest takes that image under no tag; one the source is not at is refused
+    // before anything moves (checked again after the copy, for a source tag moved in between).
+    const want = await headManifest(src, fromRef.name, fromRef.reference);
+    if (want !== undefined && want.digest !== to.digest) {
+      throw new OciError(
+        'DIGEST_INVALID',
+        `${formatDockerRef(from)} is ${want.digest}, but the destination names ${to.digest}`,
+      );
+    }
+  }
   const toReference = refReference(to);
   // HEAD both: a target already at the source's digest needs nothing (and costs no pull).
   if (!referrers && platforms === undefined && to.digest === undefined && toReference !== undefined) {
@@ -149,7 +160,7 @@ async function copyBetweenRegistries(
   const summary = await copyImages(
     reader,
     writer,
-    [{ from: fromRef, to: { name: to.repository, reference: to.tag ?? fromRef.reference } }],
+    [{ from: fromRef, to: { name: to.repository, reference: to.tag ?? to.digest ?? fromRef.reference } }],
     {
       onEvent: view.onEvent,
       ...(filter === undefined ? {} : { platforms: filter }),
