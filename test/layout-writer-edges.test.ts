@@ -3,15 +3,18 @@
  * holding a layout of another major version, a folder with other files and no oci-layout (even
  * without an index.json), an abort while a blob is still streaming in (nothing may appear after the
  * abort returned), and docker's manifest.json merge dropping an entry no RepoTag names any more.
- * The writer is the real OciLayoutDirWriter on disk.
+ * The writer is the real OciLayoutDirWriter on disk. And the tar writer's commit(): once it returned,
+ * the whole tar is in its output (export then ends, syncs and renames the file).
  */
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mergeDockerLoadManifest } from '../src/archive/docker-load-manifest.js';
 import { OciLayoutDirWriter } from '../src/archive/oci-layout-dir-writer.js';
+import { OciLayoutWriter } from '../src/archive/oci-layout-writer.js';
 import type { Digest } from '../src/oci/digest.js';
 import { OciError } from '../src/oci/errors.js';
 import { sha256Digest } from './support/make-image.js';
@@ -96,5 +99,26 @@ describe("docker's manifest.json merged into a layout folder", () => {
     const untagged = { Config: 'blobs/sha256/bydigest', RepoTags: [], Layers: ['blobs/sha256/l2'] };
     const added = { Config: 'blobs/sha256/new', RepoTags: ['team/app:v1'], Layers: ['blobs/sha256/l3'] };
     expect(mergeDockerLoadManifest([old, untagged], [added])).toEqual([untagged, added]);
+  });
+});
+
+describe('the tar writer', () => {
+  it('has written the whole tar, its end included, into a slow output once commit() returned', async () => {
+    const chunks: Buffer[] = [];
+    const out = new Writable({
+      highWaterMark: 512,
+      write(chunk: Buffer, _encoding, done) {
+        chunks.push(chunk);
+        setTimeout(done, 2);
+      },
+    });
+    const writer = new OciLayoutWriter(out);
+    const big = Buffer.alloc(64 * 1024, 7);
+    await writer.writeBlob({ digest: sha256Digest(big) as Digest, size: big.length }, [big]);
+    await writer.commit();
+    const written = Buffer.concat(chunks);
+    expect(written.byteLength % 512).toBe(0);
+    expect(written.byteLength).toBeGreaterThan(big.length + 4 * 512);
+    expect(written.subarray(-1024).equals(Buffer.alloc(1024))).toBe(true);
   });
 });
