@@ -39,10 +39,7 @@ afterAll(async () => {
 });
 
 /** `wharf <args>` with `input` on its stdin, as `… | wharf blob put` runs. */
-function runWithInput(
-  args: string[],
-  input: Buffer,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runWithInput(args: string[], input: Buffer): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', mainTs, ...args], {
       cwd: repoRoot,
@@ -102,9 +99,7 @@ describe('wharf blob', () => {
       const result = await runWithInput(['blob', 'put', `${wharf.host}/team/put`, claimed], input);
       expect(result.code).toBe(1);
       expect(result.stdout).toBe('');
-      expect(result.stderr).toBe(
-        `error: DIGEST_INVALID: the input hashes to ${sha256Digest(input)}, not ${claimed}\n`,
-      );
+      expect(result.stderr).toBe(`error: DIGEST_INVALID: the input hashes to ${sha256Digest(input)}, not ${claimed}\n`);
       // The same bytes with their own digest go in.
       const ok = await runWithInput(['blob', 'put', `${wharf.host}/team/put`, sha256Digest(input)], input);
       expect(ok.code).toBe(0);
@@ -149,9 +144,7 @@ describe('pull-dir of a --tar folder', () => {
       await mkdir(parent);
       const result = await runWharf(['pull-dir', ref, join(parent, 'out')], { timeoutMs: 60_000 });
       expect(result.code).toBe(1);
-      expect(result.stderr).toBe(
-        'error: NAME_INVALID: symlink "up" → ".." points outside the target folder\n',
-      );
+      expect(result.stderr).toBe('error: NAME_INVALID: symlink "up" → ".." points outside the target folder\n');
       expect(await readdir(parent)).toEqual([]);
     },
     timeout,
@@ -221,10 +214,7 @@ describe('wharf tree', () => {
       const { tree } = JSON.parse(result.stdout) as { tree: { total: number; children: { total: number }[] } };
       const unique = new Map<string, number>();
       for (const image of [amd, arm]) for (const [digest, bytes] of image.blobs) unique.set(digest, bytes.length);
-      expect(tree.children.map((c) => c.total)).toEqual([
-        sizeOf(amd.blobs.values()),
-        sizeOf(arm.blobs.values()),
-      ]);
+      expect(tree.children.map((c) => c.total)).toEqual([sizeOf(amd.blobs.values()), sizeOf(arm.blobs.values())]);
       expect(tree.total).toBe(sizeOf(unique.values()));
       expect(tree.total).toBeLessThan(sizeOf(amd.blobs.values()) + sizeOf(arm.blobs.values()));
     },

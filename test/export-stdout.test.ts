@@ -42,7 +42,7 @@ async function runToFile(args: string[], file: string): Promise<{ code: number |
         stdio: ['ignore', handle.fd, 'pipe'],
       });
       let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
         reject(new Error(`wharf ${args.join(' ')} did not finish in time; stderr: ${stderr}`));
