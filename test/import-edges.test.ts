@@ -64,11 +64,6 @@ async function openStore(dir = join(work, 'store')): Promise<LocalStore> {
   return store;
 }
 
-function requireStore(): LocalStore {
-  if (store === undefined) throw new Error('no store');
-  return store;
-}
-
 async function* list<T>(items: readonly T[]): AsyncGenerator<T> {
   yield* items;
 }
