@@ -86,6 +86,23 @@ describe.sequential('wharf preload from a list', () => {
     timeoutMs,
   );
 
+  // Round 9a: platforms split on `,` but kept their spaces (` linux/arm/v7` matched nothing, left out, exit 0).
+  it(
+    'takes `--platform "linux/amd64, linux/arm/v7"` with a space after the comma as both platforms',
+    async () => {
+      const data = join(work, 'platforms-spaced');
+      const preloaded = await preload(['tri:v1', '--platform', 'linux/amd64, linux/arm/v7', '--data', data, '--quiet']);
+      expect(preloaded.stderr).toBe('');
+      expect(preloaded.code).toBe(0);
+      const listed = await runWharf(['ls', '--data', data, '--json']);
+      expect(JSON.parse(listed.stdout)).toMatchObject({
+        platforms: ['linux/amd64', 'linux/arm/v7'],
+        missingPlatforms: ['linux/arm64/v8'],
+      });
+    },
+    timeoutMs,
+  );
+
   it(
     'all or nothing: an image the upstream lacks fails the run (one line, exit 1) and keeps none of the list',
     async () => {

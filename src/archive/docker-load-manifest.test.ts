@@ -3,7 +3,7 @@ import type { Descriptor } from '../oci/descriptor.js';
 import type { Digest } from '../oci/digest.js';
 import type { ParsedManifest } from '../oci/manifest.js';
 import { mediaTypes } from '../oci/media-types.js';
-import { buildDockerLoadManifest } from './docker-load-manifest.js';
+import { buildDockerLoadManifest, mergeDockerLoadManifest } from './docker-load-manifest.js';
 
 const d = (c: string): Digest => `sha256:${c.repeat(64)}` as Digest;
 const gzipLayer = 'application/vnd.oci.image.layer.v1.tar+gzip';
@@ -64,5 +64,24 @@ describe('the docker manifest.json of an export', () => {
     expect(buildDockerLoadManifest([{ digest: d('a'), refName: 'a/b:1', tagged: true }], zstd, written)).toEqual([]);
     const absent = new Map([[d('a'), image(d('c'), [d('7')])]]);
     expect(buildDockerLoadManifest([{ digest: d('a'), refName: 'a/b:1', tagged: true }], absent, written)).toEqual([]);
+  });
+});
+
+// Round 9a: the merge dropped every old entry left without a RepoTag, also one that never had any (an
+// image exported by digest, which `docker load` still loads, untagged).
+describe('manifest.json merged into a layout folder that had one', () => {
+  it('keeps an old untagged entry, drops an old entry whose RepoTags all moved, and moves the RepoTags', () => {
+    const entry = (c: string, tags: string[]): { Config: string; RepoTags: string[]; Layers: string[] } => ({
+      Config: `blobs/sha256/${c.repeat(64)}`,
+      RepoTags: tags,
+      Layers: [`blobs/sha256/${c.repeat(63)}1`],
+    });
+    const existing = [entry('a', []), entry('b', ['team/app:v1']), entry('c', ['team/app:v2', 'team/app:latest'])];
+    const added = [entry('d', ['team/app:v1', 'team/app:latest'])];
+    expect(mergeDockerLoadManifest(existing, added)).toEqual([
+      entry('a', []),
+      entry('c', ['team/app:v2']),
+      entry('d', ['team/app:v1', 'team/app:latest']),
+    ]);
   });
 });
