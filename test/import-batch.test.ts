@@ -337,6 +337,7 @@ describe('ImportBatch', () => {
       ).toEqual({
         digest: unnamed.digest,
         size: unnamed.size,
+        added: true,
       });
       expect(await batch.hasBlob(unnamed.digest)).toBe(true);
       await batch.writeManifest(name, image);
@@ -371,7 +372,9 @@ describe('ImportBatch', () => {
       await first.commit();
       const before = await snapshotStore(dir);
       const batch = store.startImport();
-      await batch.writeUnnamedBlob(layer.size, [layer.bytes] as unknown as AsyncIterable<Uint8Array>);
+      expect(
+        await batch.writeUnnamedBlob(layer.size, [layer.bytes] as unknown as AsyncIterable<Uint8Array>),
+      ).toMatchObject({ digest: layer.digest, added: false });
       await batch.abort();
       expect(await snapshotStore(dir)).toEqual(before);
     });

@@ -354,7 +354,8 @@ describe('a legacy docker save tar', () => {
       label: 'old.tar',
       onEvent: (e) => events.push(e),
     });
-    expect(result.blobsWritten).toBe(1);
+    // The layer and the config: `<id>/json` is no blob.
+    expect(result.blobsWritten).toBe(2);
     expect(events.filter((e) => e.type === 'blob-done').map((e) => ('digest' in e ? e.digest : ''))).toEqual([
       layerDigest,
     ]);
@@ -362,6 +363,22 @@ describe('a legacy docker save tar', () => {
     if (manifest === undefined) throw new Error('not imported');
     const text = Buffer.from(manifest.bytes).toString('utf8');
     expect(text).toBe(JSON.stringify(JSON.parse(text), null, 3));
+  });
+
+  it('counts the layer and the config it wrote, and on a second import of the same tar nothing', async () => {
+    const first = await legacyEntries(['team/tool:v1']);
+    const sizes = first.entries
+      .filter((e) => e.path.endsWith('/layer.tar') || e.path.endsWith('.json'))
+      .filter((e) => !e.path.endsWith('/json') && e.path !== 'manifest.json')
+      .reduce((sum, e) => sum + e.size, 0);
+    const s = await openStore();
+    const once = await importArchive(list(first.entries), s.startImport(), { label: 'old.tar' });
+    expect(once).toMatchObject({ blobsWritten: 2, bytesWritten: sizes });
+    const again = await importArchive(list((await legacyEntries(['team/tool:v1'])).entries), s.startImport(), {
+      label: 'old.tar',
+    });
+    expect(again).toMatchObject({ blobsWritten: 0, bytesWritten: 0 });
+    expect(again.images).toEqual(once.images);
   });
 
   it('takes "RepoTags": null (an untagged image) with --name, by digest', async () => {

@@ -95,7 +95,11 @@ async function readAndWrite(
         throw new OciError('DIGEST_INVALID', `duplicate entry ${path} with different bytes`);
       }
       content.configs.set(path, { digest, bytes });
-      if (!(await writer.hasBlob(digest))) await writer.writeBlob({ digest, size: bytes.byteLength }, once(bytes));
+      if (!(await writer.hasBlob(digest))) {
+        await writer.writeBlob({ digest, size: bytes.byteLength }, once(bytes));
+        result.blobsWritten++;
+        result.bytesWritten += bytes.byteLength;
+      }
     } else {
       const info = await writer.writeUnnamedBlob(entry.size, entry.body);
       const seen = content.files.get(path);
@@ -103,8 +107,11 @@ async function readAndWrite(
         throw new OciError('DIGEST_INVALID', `duplicate entry ${path} with different bytes`);
       }
       content.files.set(path, info);
-      result.blobsWritten++;
-      result.bytesWritten += info.size;
+      // A layer the target held (a second import of the same tar) is hashed, not written: not counted.
+      if (info.added) {
+        result.blobsWritten++;
+        result.bytesWritten += info.size;
+      }
       emit({ type: 'blob-done', image, digest: info.digest, size: info.size });
     }
   }

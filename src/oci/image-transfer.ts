@@ -55,6 +55,13 @@ export interface ImageWriter {
  * later in the tar. The caller checks the digest it gets back against the config.
  */
 export interface DigestingImageWriter extends ImageWriter {
-  /** Streams `size` bytes in, hashing them; resolves to the digest they have. */
-  writeUnnamedBlob(size: number, body: AsyncIterable<Uint8Array>): Promise<BlobInfo>;
+  /**
+   * Streams `size` bytes in, hashing them; resolves to the digest they have, and whether this write
+   * added the blob (false: the target held it already, known only once it is hashed).
+   */
+  writeUnnamedBlob(size: number, body: AsyncIterable<Uint8Array>): Promise<UnnamedBlob>;
+}
+
+export interface UnnamedBlob extends BlobInfo {
+  added: boolean;
 }

@@ -11,7 +11,7 @@
 import { digestAlgorithm, digestOf, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobInfo, ManifestContent } from '../oci/image-source.js';
-import type { DigestingImageWriter } from '../oci/image-transfer.js';
+import type { DigestingImageWriter, UnnamedBlob } from '../oci/image-transfer.js';
 import { maxManifestBytes, parseManifest, type ParsedManifest } from '../oci/manifest.js';
 import { isNondistributable } from '../oci/media-types.js';
 import type { RepoName, Tag } from '../oci/reference.js';
@@ -61,14 +61,15 @@ export class ImportBatch implements DigestingImageWriter {
     this.written.set(info.digest, info.size);
   }
 
-  async writeUnnamedBlob(size: number, body: AsyncIterable<Uint8Array>): Promise<BlobInfo> {
+  async writeUnnamedBlob(size: number, body: AsyncIterable<Uint8Array>): Promise<UnnamedBlob> {
     this.requireOpen();
     const info = await this.files.write(body, { size });
     // Known only now: a blob with a row was there before and stays; one without is ours to remove on abort
     // (an orphan file a crash left with the same bytes is removed with it: it was unreachable garbage).
-    if (this.index.blobSize(info.digest) === undefined && !this.written.has(info.digest)) this.created.add(info.digest);
+    const added = this.index.blobSize(info.digest) === undefined && !this.written.has(info.digest);
+    if (added) this.created.add(info.digest);
     this.written.set(info.digest, info.size);
-    return info;
+    return { ...info, added };
   }
 
   async writeManifest(name: RepoName, content: ManifestContent): Promise<void> {

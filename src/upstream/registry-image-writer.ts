@@ -11,7 +11,7 @@
 import { parseDigest, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import type { BlobInfo, ManifestContent } from '../oci/image-source.js';
-import type { DigestingImageWriter } from '../oci/image-transfer.js';
+import type { DigestingImageWriter, UnnamedBlob } from '../oci/image-transfer.js';
 import { parseManifest } from '../oci/manifest.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import { discardBody } from './read-body.js';
@@ -79,14 +79,16 @@ export class RegistryImageWriter implements DigestingImageWriter {
     this.present.add(blob.digest);
   }
 
-  async writeUnnamedBlob(size: number, body: AsyncIterable<Uint8Array>): Promise<BlobInfo> {
+  async writeUnnamedBlob(size: number, body: AsyncIterable<Uint8Array>): Promise<UnnamedBlob> {
     const session = await this.openSession();
     const written = await this.put(session, () => putUnnamedBlob(this.client, this.repo, session, body));
     if (written.size !== size) {
       throw new OciError('SIZE_INVALID', `a blob of ${written.size} bytes where ${size} were announced`);
     }
+    // The bytes went over the wire either way; a registry does not say whether it held them.
+    const added = !this.present.has(written.digest);
     this.present.add(written.digest);
-    return written;
+    return { ...written, added };
   }
 
   /** Every manifest goes to this writer's repository, whatever repository the source named. */
