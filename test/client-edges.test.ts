@@ -100,6 +100,8 @@ describe('wharf blob', () => {
       expect(result.code).toBe(1);
       expect(result.stdout).toBe('');
       expect(result.stderr).toBe(`error: DIGEST_INVALID: the input hashes to ${sha256Digest(input)}, not ${claimed}\n`);
+      // Refused before the upload was closed: the registry kept nothing.
+      expect(await blobStatus('team/put', sha256Digest(input))).toBe(404);
       // The same bytes with their own digest go in.
       const ok = await runWithInput(['blob', 'put', `${wharf.host}/team/put`, sha256Digest(input)], input);
       expect(ok.code).toBe(0);

@@ -6,7 +6,7 @@
  * come from the registry's answers, so they are checked by the address guard like a redirect.
  */
 import { Readable } from 'node:stream';
-import { createDigester, formatDigest, parseDigest, type Digest } from '../oci/digest.js';
+import { createDigester, digestAlgorithm, formatDigest, parseDigest, type Digest } from '../oci/digest.js';
 import { OciError } from '../oci/errors.js';
 import { discardBody } from './read-body.js';
 import { deleteScope, pushScope, type RegistryClient } from './registry-client.js';
@@ -83,13 +83,20 @@ export async function putBlob(
 }
 
 /** Streams bytes of unknown digest (PATCH), hashing them, then closes the upload with the digest they have. */
+/**
+ * Streams `body` into `session` (one PATCH), hashing it, and closes the upload with the digest it
+ * has. With `expected`, bytes that hash to another digest are refused before the closing PUT and
+ * the session cancelled: the registry keeps nothing.
+ */
 export async function putUnnamedBlob(
   client: RegistryClient,
   repo: string,
   session: UploadSession,
   body: AsyncIterable<Uint8Array>,
+  expected?: Digest,
 ): Promise<{ digest: Digest; size: number }> {
-  const hash = createDigester('sha256');
+  const algorithm = expected === undefined ? 'sha256' : digestAlgorithm(expected);
+  const hash = createDigester(algorithm);
   let size = 0;
   async function* hashed(): AsyncGenerator<Uint8Array> {
     for await (const chunk of body) {
@@ -113,7 +120,11 @@ export async function putUnnamedBlob(
   );
   await discardBody(patched.body);
   const next = locationOf(client, patched, what);
-  const digest = formatDigest('sha256', hash);
+  const digest = formatDigest(algorithm, hash);
+  if (expected !== undefined && digest !== expected) {
+    await cancelUpload(client, repo, next).catch(() => undefined);
+    throw new OciError('DIGEST_INVALID', `the input hashes to ${digest}, not ${expected}`);
+  }
   const closed = await client.expect(
     {
       method: 'PUT',
@@ -128,6 +139,17 @@ export async function putUnnamedBlob(
   );
   await discardBody(closed.body);
   return { digest, size };
+}
+
+/** Cancels an upload session (DELETE on its location): the registry drops what it received. */
+export async function cancelUpload(client: RegistryClient, repo: string, session: UploadSession): Promise<void> {
+  const response = await client.send({
+    method: 'DELETE',
+    target: session.location,
+    from: session.from,
+    scope: pushScope(repo),
+  });
+  await discardBody(response.body);
 }
 
 export interface PutManifestAnswer {

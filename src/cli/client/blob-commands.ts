@@ -151,10 +151,8 @@ export async function runBlobPut(
       );
       written = { digest: expected, size };
     } else {
-      written = await putUnnamedBlob(client, repository, started.session, input);
-      if (expected !== undefined && written.digest !== expected) {
-        throw new OciError('DIGEST_INVALID', `the input hashes to ${written.digest}, not ${expected}`);
-      }
+      // From stdin the size is not known before the end: the digest is checked before the upload is closed.
+      written = await putUnnamedBlob(client, repository, started.session, input, expected);
     }
     if (flags.json === true) writeJson({ repository: `${client.host}/${repository}`, ...written });
     else process.stdout.write(`${written.digest}\n`);
