@@ -5,7 +5,7 @@
  *
  *   npm run mutate                      every scope below, one after the other in one run
  *   MUTATE_SCOPE=auth npm run mutate    one scope (auth, digest, content, index, lifecycle, fill, guard, transfer,
- *                                       archive); a comma list works
+ *                                       archive-import, archive-export); a comma list works
  *
  * Each scope names the code it mutates and the tests that cover it; vitest.stryker.config.ts runs
  * only those tests (passed through WHARF_MUTATE_TESTS), and with perTest coverage Stryker runs, for
@@ -242,26 +242,62 @@ const scopes = {
       'test/registry-writer-edges.test.ts',
     ],
   },
-  // The archives: OCI layout (tar and folder) and docker save, read and written, and the durable output.
-  archive: {
-    mutate: ['src/archive/**/*.ts', '!src/archive/**/*.test.ts'],
+  // The archives, in two parts. Reading them: an OCI layout (tar or folder) or a docker save tar into a writer.
+  'archive-import': {
+    mutate: [
+      'src/archive/tar-entries.ts',
+      'src/archive/dir-entries.ts',
+      'src/archive/entry-stages.ts',
+      'src/archive/import-archive.ts',
+      'src/archive/import-layout.ts',
+      'src/archive/import-docker-archive.ts',
+      'src/archive/write-image-tree.ts',
+      'src/archive/layout-path.ts',
+      'src/archive/layout-index.ts',
+      'src/archive/ref-names.ts',
+      'src/archive/docker-manifest.ts',
+      'src/archive/docker-names.ts',
+      'src/archive/commit-or-abort.ts',
+    ],
     tests: [
-      'src/archive/**/*.test.ts',
-      'test/export-tar-headers.test.ts',
-      'test/output-durability.test.ts',
-      'test/layout-durability.test.ts',
-      'test/layout-merge.test.ts',
-      'test/layout-dir-abort.test.ts',
-      'test/layout-tar-abort.test.ts',
-      'test/manifest-bytes-transfer.test.ts',
-      'test/image-reader-contract.test.ts',
-      'test/image-writer-contract.test.ts',
+      'src/archive/layout-path.test.ts',
+      'src/archive/layout-index.test.ts',
+      'src/archive/ref-names.test.ts',
+      'src/archive/docker-names.test.ts',
+      'test/import-edges.test.ts',
       'test/import-commit-fails.test.ts',
       'test/import-counts.test.ts',
       'test/import-dir-symlink.test.ts',
       'test/import-index-children.test.ts',
       'test/import-pick.test.ts',
       'test/import-batch-links.test.ts',
+      'test/manifest-bytes-transfer.test.ts',
+      'test/image-reader-contract.test.ts',
+      'test/image-writer-contract.test.ts',
+      'test/export-tar-headers.test.ts',
+    ],
+  },
+  // Writing them: a layout tar or folder (added to one already there), docker's manifest.json, the durable output.
+  'archive-export': {
+    mutate: [
+      'src/archive/oci-layout-writer.ts',
+      'src/archive/oci-layout-dir-writer.ts',
+      'src/archive/existing-layout.ts',
+      'src/archive/docker-load-manifest.ts',
+      'src/archive/durable-output.ts',
+      'src/archive/layout-names.ts',
+    ],
+    tests: [
+      'src/archive/docker-load-manifest.test.ts',
+      'test/export-tar-headers.test.ts',
+      'test/output-durability.test.ts',
+      'test/layout-durability.test.ts',
+      'test/layout-merge.test.ts',
+      'test/layout-dir-abort.test.ts',
+      'test/layout-tar-abort.test.ts',
+      'test/layout-writer-edges.test.ts',
+      'test/image-writer-contract.test.ts',
+      'test/manifest-bytes-transfer.test.ts',
     ],
   },
   // Which addresses wharf may dial.
