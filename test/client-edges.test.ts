@@ -6,11 +6,9 @@
  * `--tar` folder whose symlink points at `..` itself, a config descriptor too large to show, and
  * `wharf tree`'s total for an index whose platforms share a layer (counted once).
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call } from './support/http.js';
 import { sha256Digest } from './support/make-image.js';
@@ -18,11 +16,10 @@ import { manifestBlob } from './support/make-referrer.js';
 import { pushTestImage } from './support/push-image.js';
 import { sendBytes, sendManifest, startScriptedRegistry, type ScriptedRegistry } from './support/scripted-registry.js';
 import { composeImage, makeLayer } from './support/shared-layers.js';
-import { repoRoot, runWharf } from './support/spawn-wharf.js';
+import { runWharf } from './support/spawn-wharf.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
 const timeout = 120_000;
-const mainTs = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 let work: string;
 let wharf: WharfHandle;
 let scripted: ScriptedRegistry | undefined;
@@ -40,26 +37,7 @@ afterAll(async () => {
 
 /** `wharf <args>` with `input` on its stdin, as `… | wharf blob put` runs. */
 function runWithInput(args: string[], input: Buffer): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', mainTs, ...args], {
-      cwd: repoRoot,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`wharf ${args.join(' ')} did not finish in time; stderr: ${stderr}`));
-    }, 60_000);
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input);
-  });
+  return runWharf(args, { input, timeoutMs: 60_000 });
 }
 
 async function blobStatus(name: string, digest: string): Promise<number> {

@@ -4,19 +4,16 @@
  * gives a whole archive; and `-o <dir>` naming a folder that exists gets the layout as files,
  * trailing slash or not. Real parts: a store on disk, the CLI spawned, stdout a file.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { extract } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeHolding } from './support/layout-store.js';
 import { makeImage, testSeed, type TestImage } from './support/make-image.js';
-import { repoRoot, runWharf } from './support/spawn-wharf.js';
+import { runWharf } from './support/spawn-wharf.js';
 
-const mainTs = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const ref = 'registry.example.test/team/app:v1';
 let work: string;
 let image: TestImage;
@@ -32,27 +29,11 @@ afterAll(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-/** Runs wharf with its stdout going straight into a file (as a shell's `>` does); resolves to stderr. */
+/** Runs wharf with its stdout going straight into a file (as a shell's `>` does). */
 async function runToFile(args: string[], file: string): Promise<{ code: number | null; stderr: string }> {
   const handle = await open(file, 'w');
   try {
-    return await new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', mainTs, ...args], {
-        cwd: repoRoot,
-        stdio: ['ignore', handle.fd, 'pipe'],
-      });
-      let stderr = '';
-      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`wharf ${args.join(' ')} did not finish in time; stderr: ${stderr}`));
-      }, 60_000);
-      child.on('error', reject);
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stderr });
-      });
-    });
+    return await runWharf(args, { stdoutFd: handle.fd, timeoutMs: 60_000 });
   } finally {
     await handle.close();
   }

@@ -19,21 +19,26 @@ export interface SpawnedWharf {
   kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Runs `wharf <args>` to completion, with a deadline. */
+/**
+ * Runs `wharf <args>` to completion, with a deadline. `input` is written to its stdin (as `… | wharf`
+ * runs); `stdoutFd` sends its stdout straight into that file (as a shell's `>` does), and `stdout` is
+ * then empty.
+ */
 export function runWharf(
   args: string[],
-  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+  options: { env?: Record<string, string>; timeoutMs?: number; input?: Buffer; stdoutFd?: number } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', mainTs, ...args], {
       cwd: repoRoot,
       env: { ...process.env, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', options.stdoutFd ?? 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    if (options.input !== undefined) child.stdin?.end(options.input);
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`wharf ${args.join(' ')} did not finish in time; stderr: ${stderr}`));
