@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../src/oci/digest.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
@@ -126,7 +127,10 @@ describe('writeUnnamedBlob', () => {
     const writer = writerTo('team/unnamed' as RepoName);
     const bytes = Buffer.from('a blob whose digest the writer learns from the registry');
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-    expect(await writer.writeUnnamedBlob(bytes.byteLength, [bytes])).toEqual({ digest, size: bytes.byteLength });
+    expect(await writer.writeUnnamedBlob(bytes.byteLength, Readable.from([bytes]))).toEqual({
+      digest,
+      size: bytes.byteLength,
+    });
     const head = await fetch(`${wharf.url}/v2/team/unnamed/blobs/${digest}`, { method: 'HEAD' });
     expect(head.status).toBe(200);
   });
@@ -134,7 +138,7 @@ describe('writeUnnamedBlob', () => {
   it('refuses a blob whose size is not the one announced', async () => {
     const writer = writerTo('team/unnamed-short' as RepoName);
     const bytes = Buffer.from('nine byte');
-    await expect(writer.writeUnnamedBlob(12, [bytes])).rejects.toMatchObject({
+    await expect(writer.writeUnnamedBlob(12, Readable.from([bytes]))).rejects.toMatchObject({
       code: 'SIZE_INVALID',
       message: 'a blob of 9 bytes where 12 were announced',
     });
