@@ -240,6 +240,9 @@ const scopes = {
       // Round 9b of the hand-planted bugs.
       'test/transfer-engine-edges.test.ts',
       'test/registry-writer-edges.test.ts',
+      // The transfer scope's survivors in image-plan and the registry writer (30 November).
+      'test/registry-writer-mutants.test.ts',
+      'test/image-plan-mutants.test.ts',
     ],
   },
   // The archives, in two parts. Reading them: an OCI layout (tar or folder) or a docker save tar into a writer.

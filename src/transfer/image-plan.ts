@@ -66,9 +66,9 @@ async function addReferrers(
 ): Promise<void> {
   if (reader.listReferrers === undefined) return;
   let added = 0;
-  for (let i = 0; i < plan.manifests.length; i++) {
-    const subject = plan.manifests[i];
-    if (subject === undefined) break;
+  // for…of over an array reads its length at every step: the referrers pushed while it runs are
+  // visited too, so referrers of referrers are followed.
+  for (const subject of plan.manifests) {
     for (const descriptor of await reader.listReferrers(ref.name, subject.digest)) {
       if (seen.has(descriptor.digest)) continue;
       if (++added > maxReferrers) {
