@@ -240,6 +240,8 @@ const scopes = {
       // Round 9b of the hand-planted bugs.
       'test/transfer-engine-edges.test.ts',
       'test/registry-writer-edges.test.ts',
+      // The transfer scope's first survivors: copy-images, verified-stream, limit (12th wave, helper tA).
+      'test/transfer-engine-mutants.test.ts',
     ],
   },
   // The archives: OCI layout (tar and folder) and docker save, read and written, and the durable output.
