@@ -243,6 +243,8 @@ const scopes = {
       // The transfer scope's survivors in image-plan and the registry writer (30 November).
       'test/registry-writer-mutants.test.ts',
       'test/image-plan-mutants.test.ts',
+      // The transfer scope's first survivors: copy-images, verified-stream, limit (30 November).
+      'test/transfer-engine-mutants.test.ts',
     ],
   },
   // The archives, in two parts. Reading them: an OCI layout (tar or folder) or a docker save tar into a writer.

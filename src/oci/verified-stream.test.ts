@@ -22,7 +22,7 @@ async function* source(parts: readonly Buffer[]): AsyncGenerator<Uint8Array> {
 /** What the consumer received before the stream ended or failed, and how it ended. */
 async function consume(
   parts: readonly Buffer[],
-  target: { digest: Digest; size: number },
+  target: { digest: Digest; size: number; label?: string },
 ): Promise<{ received: Buffer; error?: unknown }> {
   const seen: Uint8Array[] = [];
   try {
@@ -66,5 +66,50 @@ describe('verifyStream', () => {
     const { received, error } = await consume([...chunks, Buffer.from('more')], { digest, size: whole.length });
     expect((error as OciError).code).toBe('SIZE_INVALID');
     expect(received.equals(Buffer.concat([chunks[0] as Buffer, chunks[1] as Buffer]))).toBe(true);
+  });
+
+  it('passes an empty body that matches (an empty layer) as no chunk at all', async () => {
+    const empty = `sha256:${createHash('sha256').digest('hex')}` as Digest;
+    const seen: unknown[] = [];
+    for await (const chunk of verifyStream(source([]), { digest: empty, size: 0 })) seen.push(chunk);
+    expect(seen).toEqual([]);
+  });
+});
+
+describe('verifyStream errors (one CLI line, an OCI error body)', () => {
+  const size = whole.length;
+
+  it('a longer body: SIZE_INVALID naming the blob by its label, with digest and expected size', async () => {
+    const { error } = await consume([...chunks, Buffer.from('more')], { digest, size, label: 'blobs/sha256/ab' });
+    expect(error).toMatchObject({
+      code: 'SIZE_INVALID',
+      message: `blobs/sha256/ab: more than the expected ${size} bytes`,
+      detail: { digest, expected: size },
+    });
+  });
+
+  it('a truncated body: SIZE_INVALID with the bytes received, named by its digest when it has no label', async () => {
+    const short = (chunks[0] as Buffer).length;
+    const { error } = await consume([chunks[0] as Buffer], { digest, size });
+    expect(error).toMatchObject({
+      code: 'SIZE_INVALID',
+      message: `${digest}: ${short} bytes, expected ${size} (truncated)`,
+      detail: { digest, expected: size, received: short },
+    });
+  });
+
+  it('wrong bytes: DIGEST_INVALID with the digest computed', async () => {
+    const other = Buffer.alloc(size, 7);
+    const computed = `sha256:${createHash('sha256').update(other).digest('hex')}`;
+    const { error } = await consume([other], { digest, size, label: 'layer.tar' });
+    expect(error).toMatchObject({
+      code: 'DIGEST_INVALID',
+      message: `layer.tar: content does not match its digest (computed ${computed})`,
+      detail: { expected: digest, computed },
+    });
+    const unlabelled = await consume([other], { digest, size });
+    expect((unlabelled.error as OciError).message).toBe(
+      `${digest}: content does not match its digest (computed ${computed})`,
+    );
   });
 });

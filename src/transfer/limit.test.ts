@@ -60,7 +60,7 @@ describe('createLimiter', () => {
   });
 
   it('refuses a concurrency below 1 or not an integer', () => {
-    expect(() => createLimiter(0)).toThrow(RangeError);
-    expect(() => createLimiter(1.5)).toThrow(RangeError);
+    expect(() => createLimiter(0)).toThrow(new RangeError('concurrency 0'));
+    expect(() => createLimiter(1.5)).toThrow(new RangeError('concurrency 1.5'));
   });
 });
