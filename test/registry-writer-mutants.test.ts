@@ -130,9 +130,12 @@ describe('writeUnnamedBlob', () => {
     expect(await writer.writeUnnamedBlob(bytes.byteLength, Readable.from([bytes]))).toEqual({
       digest,
       size: bytes.byteLength,
+      added: true,
     });
     const head = await fetch(`${wharf.url}/v2/team/unnamed/blobs/${digest}`, { method: 'HEAD' });
     expect(head.status).toBe(200);
+    // Sent again by the same writer: the bytes go over the wire, but the blob is not new to it.
+    expect(await writer.writeUnnamedBlob(bytes.byteLength, Readable.from([bytes]))).toMatchObject({ added: false });
   });
 
   it('refuses a blob whose size is not the one announced', async () => {
