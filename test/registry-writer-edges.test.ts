@@ -9,13 +9,13 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Digest } from '../src/oci/digest.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { copyImages } from '../src/transfer/copy-images.js';
 import { RegistryClient } from '../src/upstream/registry-client.js';
 import { RegistryImageWriter } from '../src/upstream/registry-image-writer.js';
 import { makeImage, testSeed, type TestImage } from './support/make-image.js';
+import { importTestImages } from './support/layout-store.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
 const name = 'team/app' as RepoName;
@@ -32,20 +32,10 @@ beforeAll(async () => {
   first = await makeImage({ seed: testSeed('writer edges first'), layers: 2, layerSize: 1024 });
   second = await makeImage({ seed: testSeed('writer edges second'), layers: 1, layerSize: 2048 });
   source = await LocalStore.open(join(work, 'source'));
-  const batch = source.startImport();
-  for (const [reference, image] of [
-    ['v1', first],
-    ['v2', second],
-  ] as const) {
-    for (const [digest, bytes] of image.blobs) {
-      if (!(await batch.hasBlob(digest as Digest))) {
-        await batch.writeBlob({ digest: digest as Digest, size: bytes.byteLength }, [bytes]);
-      }
-    }
-    await batch.writeManifest(name, { ...image.root, digest: image.root.digest as Digest });
-    await batch.tag(name, reference as Tag, image.root.digest as Digest);
-  }
-  await batch.commit();
+  await importTestImages(source, name, [
+    ['v1' as Tag, first],
+    ['v2' as Tag, second],
+  ]);
   wharf = await startWharf();
 }, 120_000);
 

@@ -17,6 +17,7 @@ import { copyImages } from '../src/transfer/copy-images.js';
 import { RegistryClient } from '../src/upstream/registry-client.js';
 import { RegistryImageWriter } from '../src/upstream/registry-image-writer.js';
 import { makeImage, testSeed, type TestImage } from './support/make-image.js';
+import { importTestImages } from './support/layout-store.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
 const name = 'team/app' as RepoName;
@@ -37,20 +38,10 @@ describe('a failed copy to a registry', () => {
     const layers = [...broken.blobs.keys()].filter((d) => !good.blobs.has(d));
     lost = layers[layers.length - 1] as Digest;
     source = await LocalStore.open(join(work, 'source'));
-    const batch = source.startImport();
-    for (const [reference, image] of [
-      ['v1', good],
-      ['v2', broken],
-    ] as const) {
-      for (const [digest, bytes] of image.blobs) {
-        if (!(await batch.hasBlob(digest as Digest))) {
-          await batch.writeBlob({ digest: digest as Digest, size: bytes.byteLength }, [bytes]);
-        }
-      }
-      await batch.writeManifest(name, { ...image.root, digest: image.root.digest as Digest });
-      await batch.tag(name, reference as Tag, image.root.digest as Digest);
-    }
-    await batch.commit();
+    await importTestImages(source, name, [
+      ['v1' as Tag, good],
+      ['v2' as Tag, broken],
+    ]);
     wharf = await startWharf();
   }, 120_000);
 

@@ -21,6 +21,7 @@ import { RegistryClient } from '../src/upstream/registry-client.js';
 import { RegistryImageWriter } from '../src/upstream/registry-image-writer.js';
 import { startHoldingProxy, type HoldingProxyHandle } from './support/holding-proxy.js';
 import { makeImage, testSeed, type TestImage } from './support/make-image.js';
+import { importTestImages } from './support/layout-store.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
 const name = 'team/app' as RepoName;
@@ -36,13 +37,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'wharf-writer-mutants-'));
   image = await makeImage({ seed: testSeed('writer mutants'), layers: 2, layerSize: 1024 });
   source = await LocalStore.open(join(work, 'source'));
-  const batch = source.startImport();
-  for (const [digest, bytes] of image.blobs) {
-    await batch.writeBlob({ digest: digest as Digest, size: bytes.byteLength }, [bytes]);
-  }
-  await batch.writeManifest(name, { ...image.root, digest: image.root.digest as Digest });
-  await batch.tag(name, 'v1' as Tag, image.root.digest as Digest);
-  await batch.commit();
+  await importTestImages(source, name, [['v1' as Tag, image]]);
   wharf = await startWharf();
   proxy = await startHoldingProxy({ target: wharf.url });
   // The source image, once, in team/base: what the tests below find present or mount.

@@ -18,6 +18,7 @@ import { RegistryClient } from '../src/upstream/registry-client.js';
 import { RegistryImageWriter } from '../src/upstream/registry-image-writer.js';
 import { startDistribution, type DistributionHandle } from './support/distribution.js';
 import { makeImage, testSeed, type TestImage } from './support/make-image.js';
+import { importTestImages } from './support/layout-store.js';
 import { makeSignature } from './support/make-referrer.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
@@ -39,17 +40,10 @@ describe('RegistryImageWriter and the referrers tag schema', () => {
     image = await makeImage({ seed: testSeed('writer referrers tag'), layers: 1, layerSize: 1024 });
     signature = makeSignature(image.root, 'signed for the writer test');
     source = await LocalStore.open(join(work, 'source'));
-    const batch = source.startImport();
-    for (const test of [image, signature]) {
-      for (const [digest, bytes] of test.blobs) {
-        await batch.writeBlob({ digest: digest as Digest, size: bytes.byteLength }, [bytes]);
-      }
-    }
-    for (const manifest of [image.root, signature.root]) {
-      await batch.writeManifest(name, { ...manifest, digest: manifest.digest as Digest });
-    }
-    await batch.tag(name, 'v1' as Tag, image.root.digest as Digest);
-    await batch.commit();
+    await importTestImages(source, name, [
+      ['v1' as Tag, image],
+      [undefined, signature],
+    ]);
     distribution = await startDistribution();
     wharf = await startWharf();
   }, 120_000);
