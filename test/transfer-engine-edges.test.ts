@@ -13,45 +13,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countProgress } from '../src/oci/count-progress.js';
 import type { Digest } from '../src/oci/digest.js';
-import type { ManifestContent } from '../src/oci/image-source.js';
 import type { ImageReader, ImageWriter } from '../src/oci/image-transfer.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { copyImages } from '../src/transfer/copy-images.js';
 import { planImage } from '../src/transfer/image-plan.js';
 import { blobFiles } from './support/blob-file.js';
-import { randomBytesFor, sha256Digest } from './support/make-image.js';
+import { blobMaker, content, manifestOf, ociIndex, ociManifest } from './support/engine-content.js';
 import { withDeadline } from './support/run.js';
 
 const name = 'team/edges' as RepoName;
-const ociManifest = 'application/vnd.oci.image.manifest.v1+json';
-const ociIndex = 'application/vnd.oci.image.index.v1+json';
-
-interface Blob {
-  digest: Digest;
-  size: number;
-  bytes: Buffer;
-}
-
-function blob(label: string, size: number): Blob {
-  const bytes = randomBytesFor(`transfer-engine-edges/${label}`, size);
-  return { digest: sha256Digest(bytes) as Digest, size, bytes };
-}
-
-function content(mediaType: string, body: unknown): ManifestContent {
-  const bytes = Buffer.from(JSON.stringify(body));
-  return { mediaType, digest: sha256Digest(bytes) as Digest, size: bytes.length, bytes };
-}
-
-function manifestOf(config: Blob, layers: Blob[]): ManifestContent {
-  const descriptor = (mediaType: string, b: Blob): object => ({ mediaType, digest: b.digest, size: b.size });
-  return content(ociManifest, {
-    schemaVersion: 2,
-    mediaType: ociManifest,
-    config: descriptor('application/vnd.oci.image.config.v1+json', config),
-    layers: layers.map((l) => descriptor('application/vnd.oci.image.layer.v1.tar+gzip', l)),
-  });
-}
+const blob = blobMaker('transfer-engine-edges');
 
 const config = blob('config', 200);
 const layers = [blob('l1', 1024), blob('l2', 2048), blob('l3', 3072)];

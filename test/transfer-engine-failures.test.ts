@@ -9,45 +9,17 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Digest } from '../src/oci/digest.js';
-import type { BlobHandle, ManifestContent } from '../src/oci/image-source.js';
+import type { BlobHandle } from '../src/oci/image-source.js';
 import type { ImageReader, ImageWriter } from '../src/oci/image-transfer.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { copyImages } from '../src/transfer/copy-images.js';
 import { blobFiles } from './support/blob-file.js';
-import { randomBytesFor, sha256Digest } from './support/make-image.js';
+import { blobMaker, manifestOf } from './support/engine-content.js';
 import { withDeadline } from './support/run.js';
 
 const name = 'team/app' as RepoName;
-const ociManifest = 'application/vnd.oci.image.manifest.v1+json';
-
-interface Blob {
-  digest: Digest;
-  size: number;
-  bytes: Buffer;
-}
-
-function blob(label: string, size: number): Blob {
-  const bytes = randomBytesFor(`transfer-engine-failures/${label}`, size);
-  return { digest: sha256Digest(bytes) as Digest, size, bytes };
-}
-
-function manifestOf(config: Blob, layers: Blob[]): ManifestContent {
-  const bytes = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: ociManifest,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.size },
-      layers: layers.map((l) => ({
-        mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
-        digest: l.digest,
-        size: l.size,
-      })),
-    }),
-  );
-  return { mediaType: ociManifest, digest: sha256Digest(bytes) as Digest, size: bytes.length, bytes };
-}
+const blob = blobMaker('transfer-engine-failures');
 
 describe('copyImages between two stores', () => {
   let work: string;

@@ -14,50 +14,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Digest } from '../src/oci/digest.js';
-import type { BlobHandle, ManifestContent } from '../src/oci/image-source.js';
+import type { BlobHandle } from '../src/oci/image-source.js';
 import type { ImageReader, ImageWriter } from '../src/oci/image-transfer.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import type { TransferEvent } from '../src/oci/transfer-events.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { copyImages } from '../src/transfer/copy-images.js';
-import { randomBytesFor, sha256Digest } from './support/make-image.js';
+import {
+  blobMaker,
+  content,
+  descriptor,
+  manifestOf,
+  ociIndex,
+  ociManifest,
+  type TestBlob as Blob,
+} from './support/engine-content.js';
 import { withDeadline } from './support/run.js';
 
 const name = 'team/mutants' as RepoName;
-const ociManifest = 'application/vnd.oci.image.manifest.v1+json';
-const ociIndex = 'application/vnd.oci.image.index.v1+json';
-
-interface Blob {
-  digest: Digest;
-  size: number;
-  bytes: Buffer;
-}
-
-function blob(label: string, size: number): Blob {
-  const bytes = randomBytesFor(`transfer-engine-mutants/${label}`, size);
-  return { digest: sha256Digest(bytes) as Digest, size, bytes };
-}
-
-function content(mediaType: string, body: unknown): ManifestContent {
-  const bytes = Buffer.from(JSON.stringify(body));
-  return { mediaType, digest: sha256Digest(bytes) as Digest, size: bytes.length, bytes };
-}
-
-const descriptor = (mediaType: string, b: { digest: Digest; size: number }): object => ({
-  mediaType,
-  digest: b.digest,
-  size: b.size,
-});
-
-function manifestOf(config: Blob, layers: Blob[], extra: object = {}): ManifestContent {
-  return content(ociManifest, {
-    schemaVersion: 2,
-    mediaType: ociManifest,
-    config: descriptor('application/vnd.oci.image.config.v1+json', config),
-    layers: layers.map((l) => descriptor('application/vnd.oci.image.layer.v1.tar+gzip', l)),
-    ...extra,
-  });
-}
+const blob = blobMaker('transfer-engine-mutants');
 
 const config = blob('config', 300);
 const l1 = blob('l1', 1500);
