@@ -182,7 +182,7 @@ describe('one-part names on an upstream other than docker.io', () => {
     }
     expect(other.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /v2/busybox/manifests/v1']);
     // The store name is the host and the name as the client gave it: no library/ there either.
-    const library = await call(mirror.url, "/v2/quay.example.test/library/busybox/manifests/v1");
+    const library = await call(mirror.url, '/v2/quay.example.test/library/busybox/manifests/v1');
     expect(library.status).toBe(404);
   });
 });

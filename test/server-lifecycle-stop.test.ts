@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startLifecycle } from '../src/cli/server-lifecycle.js';
-import { requireRepoName, type Tag } from '../src/oci/reference.js';
+import { requireRepoName } from '../src/oci/reference.js';
 import { LocalStore } from '../src/store/local-store.js';
 import { GraphStore } from './support/graph-store.js';
 
@@ -21,7 +21,7 @@ let store: LocalStore | undefined;
 beforeEach(async () => {
   root = await mkdtemp(join(tmpdir(), 'wharf-lifecycle-stop-'));
   const graph = await GraphStore.open(root);
-  await graph.image(requireRepoName('team/kept'), 'kept', 'pushed', { tag: 'v1' as Tag });
+  await graph.image(requireRepoName('team/kept'), 'kept', 'pushed', { tag: 'v1' });
   graph.openIndex().close();
 });
 afterEach(async () => {
