@@ -147,3 +147,42 @@ describe('an upstream whose host has a port', () => {
     expect(put.status).toBe(405);
   });
 });
+
+// Round 10b: only Docker Hub keeps official images under library/. Adding library/ to one-part names
+// for every upstream passed every test: no test pulled a one-part name from another registry.
+describe('one-part names on an upstream other than docker.io', () => {
+  let other: ScriptedRegistry;
+  let mirror: WharfHandle;
+
+  beforeAll(async () => {
+    other = await startScriptedRegistry({
+      '/v2/busybox/manifests/v1': (_req, res) =>
+        sendManifest(res, manifest, 'application/vnd.oci.image.manifest.v1+json'),
+    });
+    mirror = await startWharf({
+      upstreams: [{ host: 'quay.example.test', url: other.url, prefetch: false }],
+      defaultUpstream: 'quay.example.test',
+    });
+  });
+
+  afterAll(async () => {
+    await mirror?.close();
+    await other?.close();
+  });
+
+  it('are asked for as named, with no library/, and kept as <host>/<name>', async () => {
+    for (const path of [
+      '/v2/busybox/manifests/v1',
+      '/v2/busybox/manifests/v1?ns=quay.example.test',
+      '/v2/quay.example.test/busybox/manifests/v1',
+    ]) {
+      const response = await call(mirror.url, path);
+      expect(response.status, path).toBe(200);
+      expect(await response.text(), path).toBe(manifest);
+    }
+    expect(other.requests.map((r) => `${r.method} ${r.url}`)).toEqual(['GET /v2/busybox/manifests/v1']);
+    // The store name is the host and the name as the client gave it: no library/ there either.
+    const library = await call(mirror.url, '/v2/quay.example.test/library/busybox/manifests/v1');
+    expect(library.status).toBe(404);
+  });
+});

@@ -13,6 +13,7 @@ import {
   sendBasicChallenge,
   sendBearerChallenge,
   sendManifest,
+  sendJson,
   sendToken,
   type ScriptedRegistry,
 } from './support/scripted-registry.js';
@@ -253,5 +254,35 @@ describe('refused credentials', () => {
       message: expect.stringContaining('credentials refused') as unknown,
     });
     expect(server.requestsTo(manifestPath)).toHaveLength(3);
+  });
+});
+
+// Round 10b of the hand-planted bugs (docs/mutation-testing.md): an expires_in taken whatever its
+// JSON type passed every test. The spec's is a number of seconds; anything else is as if missing.
+describe('an expires_in that is not a number', () => {
+  it.each([
+    ['a numeric string', '3600'],
+    ['a word', 'soon'],
+    ['null', null],
+  ])('(%s) counts as missing: 60 s, renewed inside the 10 s margin', async (_what, expiresIn) => {
+    let now = 1_700_000_000_000;
+    const server = await serve({
+      '/token': (_req, res, ctx) => sendJson(res, 200, { token: `tok-${ctx.count}`, expires_in: expiresIn }),
+      [manifestPath]: (req, res, ctx) => {
+        if (req.headers.authorization?.startsWith('Bearer tok-') !== true) {
+          return sendBearerChallenge(res, { realm: `${ctx.url}/token`, service: 'scripted' });
+        }
+        sendManifest(res, manifestBytes, mediaTypes.ociManifest);
+      },
+    });
+    const upstream = connect(server, {}, { now: () => now });
+    const pull = () => upstream.getManifest('library/alpine', 'latest', accept);
+    await pull();
+    now += 45_000;
+    await pull();
+    expect(server.requestsTo('/token')).toHaveLength(1);
+    now += 10_000;
+    await pull();
+    expect(server.requestsTo('/token')).toHaveLength(2);
   });
 });

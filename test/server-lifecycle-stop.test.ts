@@ -1,0 +1,51 @@
+/**
+ * @module test/server-lifecycle-stop.test
+ * serve's shutdown stops the background lifecycle before it closes the index: stop() must wait
+ * for a gc already running (a SIGUSR2 or scheduled one), or the index closes under it and the
+ * sweep fails half-way (files removed, their rows not). Round 10b of the hand-planted bugs
+ * (docs/mutation-testing.md): a stop() that returned without waiting passed every test.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { startLifecycle } from '../src/cli/server-lifecycle.js';
+import { requireRepoName } from '../src/oci/reference.js';
+import { LocalStore } from '../src/store/local-store.js';
+import { GraphStore } from './support/graph-store.js';
+
+let root: string;
+let store: LocalStore | undefined;
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'wharf-lifecycle-stop-'));
+  const graph = await GraphStore.open(root);
+  await graph.image(requireRepoName('team/kept'), 'kept', 'pushed', { tag: 'v1' });
+  graph.openIndex().close();
+});
+afterEach(async () => {
+  store?.close();
+  store = undefined;
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('the server lifecycle', () => {
+  it('stop() waits for a gc in progress before it returns (the index closes right after)', async () => {
+    store = await LocalStore.open(root, { recordReads: true });
+    const lifecycle = startLifecycle(store, { gcIntervalMs: 0 }, pino({ level: 'silent' }));
+    let finished = false;
+    const gc = lifecycle.runGc({ graceMs: 0 }).then((report) => {
+      finished = true;
+      return report;
+    });
+    await lifecycle.stop();
+    expect(finished).toBe(true);
+    // What serve does next: the gc had nothing left to do against the index.
+    store.close();
+    store = undefined;
+    const report = await gc;
+    expect(report.dryRun).toBe(false);
+    expect(report.manifests).toEqual([]);
+  });
+});
