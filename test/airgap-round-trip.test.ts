@@ -157,6 +157,36 @@ describe.sequential('the air-gapped round trip', () => {
     timeoutMs,
   );
 
+  // Found by this round: commander kept only the last --platform, so a job that gave one a line dropped the rest.
+  it(
+    'takes --platform given twice as both lists of platforms',
+    async () => {
+      const data = join(work, 'twice');
+      const preloaded = await preload([
+        'multi:v1',
+        '--platform',
+        'linux/amd64',
+        '--platform',
+        'linux/arm64',
+        '--data',
+        data,
+        '--quiet',
+      ]);
+      expect(preloaded.stderr).toBe('');
+      expect(preloaded.code).toBe(0);
+      expect(await list(data)).toEqual([
+        {
+          repository: 'docker.io/library/multi',
+          tag: 'v1',
+          digest: multi.root.digest,
+          platforms: ['linux/amd64', 'linux/arm64/v8'],
+          missingPlatforms: [],
+        },
+      ]);
+    },
+    timeoutMs,
+  );
+
   it(
     'serve --offline answers what was preloaded from the store, and what was not with MANIFEST_UNKNOWN, asking nothing',
     async () => {
