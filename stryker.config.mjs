@@ -94,6 +94,8 @@ const scopes = {
       'test/registry-api-edges.test.ts',
       // Round 9d: a closing PUT with its last chunk (chunked, or with a Content-Range), a cancelled session.
       'test/registry-http-edges.test.ts',
+      // Round 10a: one manifest under two names in one import batch.
+      'test/import-batch-names.test.ts',
     ],
   },
   // The SQLite index: names, tags, manifests, links, and the checks that read it.
