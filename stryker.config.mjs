@@ -96,6 +96,8 @@ const scopes = {
       'test/registry-http-edges.test.ts',
       // Round 10b: an upload session of a blob the store already holds reserves no bytes.
       'test/upload-session-space.test.ts',
+      // Round 10a: one manifest under two names in one import batch.
+      'test/import-batch-names.test.ts',
     ],
   },
   // The SQLite index: names, tags, manifests, links, and the checks that read it.

@@ -295,7 +295,9 @@ progressOptions(
   .option('-f, --file <file>', 'more images, one a line (# comments)')
   .option(
     '--platform <list>',
-    'only these platforms of an index, e.g. linux/amd64,linux/arm64/v8 (the index is kept whole)',
+    'only these platforms of an index, e.g. linux/amd64,linux/arm64/v8 (repeatable; the index is kept whole)',
+    // Given twice, both count: a job that adds a --platform must not silently drop the one before it.
+    (value: string, previous?: string) => (previous === undefined ? value : `${previous},${value}`),
   )
   .option('--referrers', 'also the referrers (signatures, SBOMs) of every manifest fetched')
   .action(async (refs: string[], flags: PreloadFlags) => {
