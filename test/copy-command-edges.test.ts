@@ -15,6 +15,7 @@ import { makeSignature, pushSignature } from './support/make-referrer.js';
 import { pushTestImage } from './support/push-image.js';
 import { sendBytes, sendError, sendJson, startScriptedRegistry } from './support/scripted-registry.js';
 import { withDeadline } from './support/run.js';
+import { runWharf } from './support/spawn-wharf.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
 const deadlineMs = 60_000;
@@ -143,6 +144,21 @@ describe('wharf copy --platform', () => {
     const arm64 = multi.images[1] as PlatformImage;
     await copy(`${wharf.host}/src/multi:v1`, `${wharf.host}/dst/arm:v1`, { platform: 'linux/arm64' });
     expect(await digestAt('dst/arm', 'v1', arm64.manifest.mediaType)).toBe(arm64.manifest.digest);
+  });
+
+  it('takes --platform given twice on the command line as both (the index kept), not the last alone', async () => {
+    const [amd64, arm64] = multi.images as [PlatformImage, PlatformImage];
+    const args = ['copy', '--plain-http', '--quiet', '--platform', 'linux/amd64', '--platform', 'linux/arm64'];
+    const result = await runWharf([...args, `${wharf.host}/src/multi:v1`, `${wharf.host}/dst/both:v1`], {
+      env: { DOCKER_CONFIG: join(work, 'no-docker-config'), WHARF_LOG_LEVEL: 'silent' },
+      timeoutMs: deadlineMs,
+    });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(await digestAt('dst/both', 'v1', multi.root.mediaType)).toBe(multi.root.digest);
+    for (const image of [amd64, arm64]) {
+      expect(await digestAt('dst/both', image.manifest.digest, image.manifest.mediaType)).toBe(image.manifest.digest);
+    }
   });
 });
 

@@ -20,6 +20,7 @@ import { runPreload, type PreloadFlags } from './preload-command.js';
 import { runLs, type LsFlags } from './ls-command.js';
 import { explainError, type PathOption } from './explain-error.js';
 import { runStats, type StatsFlags } from './stats-command.js';
+import { appendPlatformList } from './client/platforms.js';
 import { registerClientCommands } from './client/register-client-commands.js';
 import { runGc, type GcFlags } from './gc-command.js';
 
@@ -296,8 +297,7 @@ progressOptions(
   .option(
     '--platform <list>',
     'only these platforms of an index, e.g. linux/amd64,linux/arm64/v8 (repeatable; the index is kept whole)',
-    // Given twice, both count: a job that adds a --platform must not silently drop the one before it.
-    (value: string, previous?: string) => (previous === undefined ? value : `${previous},${value}`),
+    appendPlatformList,
   )
   .option('--referrers', 'also the referrers (signatures, SBOMs) of every manifest fetched')
   .action(async (refs: string[], flags: PreloadFlags) => {

@@ -6,6 +6,14 @@
 import type { Descriptor, Platform } from '../../oci/descriptor.js';
 import { OciError } from '../../oci/errors.js';
 
+/**
+ * Commander's accumulator for a repeatable `--platform <list>`: every value given counts, joined as one
+ * comma list (a job that adds a `--platform` must not silently drop the one before it).
+ */
+export function appendPlatformList(value: string, previous?: string): string {
+  return previous === undefined ? value : `${previous},${value}`;
+}
+
 /** `linux/amd64,linux/arm64/v8` → platforms; a variant left out matches any. */
 export function parsePlatforms(value: string): Platform[] {
   return value.split(',').map((item) => {

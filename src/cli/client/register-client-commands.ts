@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { runCopy, type CopyFlags } from './copy-command.js';
+import { appendPlatformList } from './platforms.js';
 import { runTree, type TreeFlags } from './tree-command.js';
 import {
   runBlobDelete,
@@ -87,7 +88,8 @@ export function registerClientCommands(program: Command, env: Env): void {
     )
       .option(
         '--platform <list>',
-        'only these platforms, e.g. linux/amd64 (one: that image itself) or linux/amd64,linux/arm64',
+        'only these platforms, e.g. linux/amd64 (one: that image itself) or linux/amd64,linux/arm64 (repeatable)',
+        appendPlatformList,
       )
       .option('--referrers', 'also copy the referrers (signatures, SBOMs) of the image')
       .option('-q, --quiet', 'no progress, no summary')
