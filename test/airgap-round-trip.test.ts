@@ -150,7 +150,9 @@ describe.sequential('the air-gapped round trip', () => {
       const refusedDir = join(work, 'refused');
       const refused = await wharf(['import', bundle, '--data', refusedDir, '--name', 'Team/App']);
       expect(refused.code).toBe(1);
-      expect(refused.stderr).toBe('error: NAME_INVALID: invalid repository name\n');
+      expect(refused.stderr).toBe(
+        'error: NAME_INVALID: --name "Team/App" is not a repository name (lowercase a-z, 0-9, separators . _ - and /)\n',
+      );
       expect(refused.stdout).toBe('');
       await expect(readdir(refusedDir)).rejects.toMatchObject({ code: 'ENOENT' });
     },

@@ -13,7 +13,8 @@ import type { ImportLayoutResult } from '../archive/import-layout.js';
 import { readDirEntries } from '../archive/dir-entries.js';
 import { readTarEntries } from '../archive/tar-entries.js';
 import type { LayoutEntry } from '../archive/layout-entry.js';
-import { requireRepoName } from '../oci/reference.js';
+import { OciError } from '../oci/errors.js';
+import { parseRepoName, type RepoName } from '../oci/reference.js';
 import { compileNamePattern, matchesAny } from '../registry/auth/name-pattern.js';
 import { LocalStore } from '../store/local-store.js';
 import { loadConfig } from './config.js';
@@ -42,7 +43,7 @@ export async function runImport(
     flags: { data: flags.data },
     localFlags: flags.local ?? [],
   });
-  const name = flags.name === undefined ? undefined : requireRepoName(flags.name);
+  const name = flags.name === undefined ? undefined : nameFlag(flags.name);
   const localPatterns = config.local.map(compileNamePattern);
   const { entries, size } = await openSource(source);
   const lock = await lockDataDir(config.dataDir);
@@ -90,4 +91,16 @@ function describe(result: ImportLayoutResult, seconds: number): string {
       `${formatBytes(result.bytesWritten)} in ${seconds.toFixed(1)} s (${rate}/s)`,
   );
   return lines.join('\n');
+}
+
+/** `--name`, refused in one line that names the value and the flag (the CLI prints no detail). */
+function nameFlag(value: string): RepoName {
+  const name = parseRepoName(value);
+  if (name === undefined) {
+    throw new OciError(
+      'NAME_INVALID',
+      `--name ${JSON.stringify(value)} is not a repository name (lowercase a-z, 0-9, separators . _ - and /)`,
+    );
+  }
+  return name;
 }
