@@ -11,8 +11,10 @@ import type { ManifestContent } from '../oci/image-source.js';
 import type { RepoName, Tag } from '../oci/reference.js';
 import { LayoutIndex } from './layout-index.js';
 import { refNameAnnotation } from './layout-names.js';
+import { localNameAnnotation } from './ref-names.js';
 
 const ociManifest = 'application/vnd.oci.image.manifest.v1+json';
+const ociIndex = 'application/vnd.oci.image.index.v1+json';
 
 function manifest(seed: string, subject?: ManifestContent): ManifestContent {
   const blob = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(seed), size: seed.length };
@@ -91,5 +93,79 @@ describe("LayoutIndex.dockerManifest: docker's RepoTags", () => {
     index.tag('team/app' as RepoName, 'b' as Tag, two.digest);
     index.tag('team/app' as RepoName, three.digest, three.digest);
     expect(index.dockerManifest(new Set()).map((e) => e.RepoTags)).toEqual([['example.com:5000/team/app:v1'], [], []]);
+  });
+});
+
+// The archive-import Stryker scope's survivors in layout-index.ts (docs/mutation-testing.md).
+describe('LayoutIndex: roots and referrers', () => {
+  const image = manifest('the image');
+  const one = manifest('first signature', image);
+  const two = manifest('second signature', image);
+  const signed = (content: ManifestContent): Record<string, unknown> => ({
+    ...entry(content),
+    artifactType: 'application/vnd.example.signature',
+  });
+
+  it('lists each referrer once, however often it is recorded', () => {
+    const index = new LayoutIndex();
+    for (const content of [image, one, two, one, two]) index.recordManifest(content);
+    index.tag('docker.io/team/app' as RepoName, 'v1' as Tag, image.digest);
+    expect(index.indexManifests()).toStrictEqual([entry(image, 'docker.io/team/app:v1'), signed(one), signed(two)]);
+  });
+
+  it('a referrer without an artifactType (an index with a subject) is listed without one', () => {
+    const body = { schemaVersion: 2, mediaType: ociIndex, manifests: [], subject: { ...entry(image) } };
+    const bytes = Buffer.from(JSON.stringify(body));
+    const referrer: ManifestContent = { digest: digestOf(bytes), mediaType: ociIndex, size: bytes.length, bytes };
+    const index = new LayoutIndex();
+    index.recordManifest(referrer);
+    expect(index.indexManifests()).toStrictEqual([entry(referrer)]);
+  });
+
+  it('a referrer tagged as an image is listed once, with its name', () => {
+    const index = new LayoutIndex();
+    index.recordManifest(one);
+    index.tag('docker.io/team/sig' as RepoName, 'v1' as Tag, one.digest);
+    expect(index.indexManifests()).toStrictEqual([entry(one, 'docker.io/team/sig:v1')]);
+  });
+
+  it('tagging the same name twice records it once; a name without a host is marked local', () => {
+    const index = new LayoutIndex();
+    index.recordManifest(image);
+    index.tag('team/app' as RepoName, 'v1' as Tag, image.digest);
+    index.tag('team/app' as RepoName, 'v1' as Tag, image.digest);
+    const local = entry(image, 'team/app:v1');
+    local.annotations = { [refNameAnnotation]: 'team/app:v1', [localNameAnnotation]: 'true' };
+    expect(index.indexManifests()).toStrictEqual([local]);
+  });
+
+  it('refuses to name a manifest it was not given', () => {
+    const index = new LayoutIndex();
+    expect(() => index.tag('team/app' as RepoName, 'v1' as Tag, image.digest)).toThrow(
+      expect.objectContaining({ code: 'MANIFEST_UNKNOWN', message: `team/app: ${image.digest} was not written` }),
+    );
+  });
+
+  it('existing entries: a named one does not stand for the referrer, an unnamed one does, odd annotations kept', () => {
+    const index = new LayoutIndex();
+    for (const content of [image, one, two]) index.recordManifest(content);
+    const existing = [
+      // `one` named by an earlier export: still listed as a referrer (unnamed) by this one.
+      entry(one, 'docker.io/team/sig:v1'),
+      // `two` with a ref.name that is no string: read as unnamed, so it lists the referrer already.
+      { ...entry(two), annotations: { [refNameAnnotation]: 42 } },
+      { ...entry(image), annotations: null },
+    ];
+    expect(index.indexManifests(existing)).toStrictEqual([...existing, signed(one)]);
+  });
+});
+
+describe("LayoutIndex.dockerManifest: a registry's port is no tag", () => {
+  it('holds no RepoTag for a ref.name whose only colon is the port', () => {
+    const image = manifest('named with a port and no tag');
+    const index = new LayoutIndex({ refName: () => 'example.com:5000/team/app' });
+    index.recordManifest(image);
+    index.tag('team/app' as RepoName, 'v1' as Tag, image.digest);
+    expect(index.dockerManifest(new Set()).map((e) => e.RepoTags)).toEqual([[]]);
   });
 });

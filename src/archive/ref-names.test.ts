@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Digest } from '../oci/digest.js';
 import type { RepoName } from '../oci/reference.js';
-import { createNameMapper, localNameAnnotation } from './ref-names.js';
+import { refNameAnnotation } from './layout-names.js';
+import { containerdNameAnnotation, createNameMapper, localNameAnnotation, pickRefName } from './ref-names.js';
 
 const digest = `sha256:${'b'.repeat(64)}` as Digest;
 
@@ -54,5 +55,52 @@ describe('createNameMapper: the names an OCI layout gives its images (decision 0
     expect(() => names('v1', digest)).toThrow(/"v1", a tag without a repository: pass --name/);
     expect(() => names(undefined, digest)).toThrow(/without a ref.name annotation: pass --name/);
     expect(() => names('Not A Ref!', digest)).toThrow(/is not an image reference/);
+  });
+});
+
+// The archive-import Stryker scope's survivors in ref-names.ts (docs/mutation-testing.md).
+describe('pickRefName: ref.name, or containerd’s full name beside a bare one', () => {
+  const full = 'docker.io/library/alpine:3.20';
+  it.each([
+    [{ [refNameAnnotation]: '3.20', [containerdNameAnnotation]: full }, full],
+    [{ [containerdNameAnnotation]: full }, full],
+    [{ [refNameAnnotation]: 'team/app:v1', [containerdNameAnnotation]: full }, 'team/app:v1'],
+    [{ [refNameAnnotation]: '3.20', [containerdNameAnnotation]: 'not a ref' }, '3.20'],
+    [{ [refNameAnnotation]: '3.20' }, '3.20'],
+    [{}, undefined],
+    [undefined, undefined],
+  ])('%j → %s', (annotations, picked) => {
+    expect(pickRefName(annotations)).toBe(picked);
+  });
+});
+
+describe('createNameMapper: refusals', () => {
+  const names = createNameMapper();
+
+  it('a name without a host too long once docker.io/ is added: NAME_INVALID, shown at most 300 characters', () => {
+    const long = `${'a'.repeat(250)}:v1`;
+    expect(() => names(long, digest)).toThrow(
+      expect.objectContaining({
+        code: 'NAME_INVALID',
+        message: `index.json: ${JSON.stringify(long)} is too long once docker.io/ is added`,
+      }),
+    );
+    // The longest a name and a tag can be (255 + 128): past the 300 shown.
+    const longer = `${'a'.repeat(250)}:${'t'.repeat(128)}`;
+    expect(() => names(longer, digest)).toThrow(
+      expect.objectContaining({
+        message: `index.json: ${JSON.stringify(longer.slice(0, 300))} is too long once docker.io/ is added`,
+      }),
+    );
+  });
+
+  it('no image reference: NAME_INVALID, shown at most 300 characters', () => {
+    const long = `Not A Ref ${'x'.repeat(400)}`;
+    expect(() => names(long, digest)).toThrow(
+      expect.objectContaining({
+        code: 'NAME_INVALID',
+        message: `index.json: ${JSON.stringify(long.slice(0, 300))} is not an image reference`,
+      }),
+    );
   });
 });
