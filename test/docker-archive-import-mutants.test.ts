@@ -16,10 +16,11 @@
  *   without --name, a manifest.json over its cap.
  * Real parts: a LocalStore (real files, real SQLite), the archive readers, entries built in memory.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readDirEntries } from '../src/archive/dir-entries.js';
 import { importArchive, type ImportArchiveOptions } from '../src/archive/import-archive.js';
 import type { LayoutEntry, EntryType } from '../src/archive/layout-entry.js';
 import { readTarEntries } from '../src/archive/tar-entries.js';
@@ -74,7 +75,12 @@ function hexName(bytes: Buffer): string {
 }
 
 function configOf(layers: readonly Buffer[]): Buffer {
-  return json({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: layers.map(sha256Digest) } });
+  return json({
+    architecture: 'amd64',
+    os: 'linux',
+    config: {},
+    rootfs: { type: 'layers', diff_ids: layers.map(sha256Digest) },
+  });
 }
 
 async function layerOf(text: string): Promise<Buffer> {
@@ -144,7 +150,11 @@ describe('a good docker save tar', () => {
     const config = configOf([l1, l2]);
     const configName = hexName(config);
     const manifest = [
-      { Config: configName, RepoTags: ['team/tool:v1', 'team/tool:v2'], Layers: [`${idA}/layer.tar`, `${idB}/layer.tar`] },
+      {
+        Config: configName,
+        RepoTags: ['team/tool:v1', 'team/tool:v2'],
+        Layers: [`${idA}/layer.tar`, `${idB}/layer.tar`],
+      },
     ];
     const { result, events, s } = await run([
       { path: `${idA}/`, type: 'directory', size: 0, body: list([]) },
@@ -213,7 +223,10 @@ describe('a good docker save tar', () => {
       file(`${idA}/layer.tar`, layer),
       file('config.json', config),
       file('config.json', config),
-      file('manifest.json', json([{ Config: 'config.json', RepoTags: ['team/tool:v1'], Layers: [`${idA}/layer.tar`] }])),
+      file(
+        'manifest.json',
+        json([{ Config: 'config.json', RepoTags: ['team/tool:v1'], Layers: [`${idA}/layer.tar`] }]),
+      ),
     ]);
     expect(result.images.map((i) => i.ref)).toEqual(['docker.io/team/tool:v1']);
     expect(result.blobsWritten).toBe(2);
@@ -226,13 +239,40 @@ describe('a good docker save tar', () => {
       { name: `${idA}/layer.tar`, data: layer },
       { name: `${idB}/json`, data: json({ id: idB }) },
       { name: configName, data: config },
-      { name: 'manifest.json', data: json([{ Config: configName, RepoTags: ['team/tool:v1'], Layers: [`${idA}/layer.tar`] }]) },
+      {
+        name: 'manifest.json',
+        data: json([{ Config: configName, RepoTags: ['team/tool:v1'], Layers: [`${idA}/layer.tar`] }]),
+      },
       { name: 'repositories', data: Buffer.from('{"team/tool":{"v1":"x"}}') },
     ]);
     const s = await openStore();
     const result = await importArchive(readTarEntries(list([tar])), s.startImport(), { label: 'old.tar' });
     expect(result.images.map((i) => i.ref)).toEqual(['docker.io/team/tool:v1']);
     expect(result.blobsWritten).toBe(2);
+  });
+});
+
+describe('an unpacked docker save folder', () => {
+  it('closes the files it skips (repositories, <id>/json, <id>/VERSION)', async () => {
+    const { layer, config, configName } = await oneImage();
+    const dir = join(work, 'saved');
+    await mkdir(join(dir, idA), { recursive: true });
+    await writeFile(join(dir, idA, 'layer.tar'), layer);
+    await writeFile(join(dir, idA, 'json'), json({ id: idA }));
+    await writeFile(join(dir, idA, 'VERSION'), '1.0');
+    await writeFile(join(dir, configName), config);
+    await writeFile(
+      join(dir, 'manifest.json'),
+      json([{ Config: configName, RepoTags: ['team/tool:v1'], Layers: [`${idA}/layer.tar`] }]),
+    );
+    await writeFile(join(dir, 'repositories'), '{}');
+    const s = await openStore();
+    const before = (await readdir('/proc/self/fd')).length;
+    const result = await importArchive(readDirEntries(dir), s.startImport(), { label: dir });
+    expect(result.images.map((i) => i.ref)).toEqual(['docker.io/team/tool:v1']);
+    // A stream opened and never read keeps its descriptor: give any close a moment, then count.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect((await readdir('/proc/self/fd')).length).toBeLessThanOrEqual(before);
   });
 });
 
@@ -271,7 +311,9 @@ describe('symlinks in a docker save tar', () => {
 
   it('follows a chain of 8 and refuses one of 9', async () => {
     const chain = (n: number): LayoutEntry[] =>
-      Array.from({ length: n - 1 }, (_, i) => entry(`l${i + 1}.tar`, 'symlink', i === n - 2 ? `${idA}/layer.tar` : `l${i + 2}.tar`));
+      Array.from({ length: n - 1 }, (_, i) =>
+        entry(`l${i + 1}.tar`, 'symlink', i === n - 2 ? `${idA}/layer.tar` : `l${i + 2}.tar`),
+      );
     const { result } = await run(await linked('l0.tar', 'l1.tar', chain(8)));
     expect(result.images).toHaveLength(2);
     store?.close();
@@ -281,7 +323,11 @@ describe('symlinks in a docker save tar', () => {
   });
 
   it('refuses a loop', async () => {
-    await refused(await linked('l0.tar', 'l1.tar', [entry('l1.tar', 'symlink', 'l0.tar')]), 'NAME_INVALID', 'l0.tar: too many symlinks');
+    await refused(
+      await linked('l0.tar', 'l1.tar', [entry('l1.tar', 'symlink', 'l0.tar')]),
+      'NAME_INVALID',
+      'l0.tar: too many symlinks',
+    );
   });
 
   it.each([
@@ -301,7 +347,7 @@ describe('a docker save tar refused', () => {
   it.each([
     ['link', 'a hard link'],
     ['other', 'a device'],
-  ] as const)('for an entry that is a %s (%s)', async (type) => {
+  ] as const)('for an entry that is a %s (%s)', async (type, _what) => {
     const { entries } = await oneImage();
     const [first, ...rest] = entries();
     await refused(
@@ -324,14 +370,23 @@ describe('a docker save tar refused', () => {
   it('for a config or a layer seen twice with different bytes', async () => {
     const { layer, config } = await oneImage();
     await refused(
-      [file(`${idA}/layer.tar`, layer), file('config.json', config), file('config.json', json({})), file('manifest.json', json([]))],
+      [
+        file(`${idA}/layer.tar`, layer),
+        file('config.json', config),
+        file('config.json', json({})),
+        file('manifest.json', json([])),
+      ],
       'DIGEST_INVALID',
       'duplicate entry config.json with different bytes',
     );
     store?.close();
     store = undefined;
     await refused(
-      [file(`${idA}/layer.tar`, layer), file(`${idA}/layer.tar`, await layerOf('other\n')), file('manifest.json', json([]))],
+      [
+        file(`${idA}/layer.tar`, layer),
+        file(`${idA}/layer.tar`, await layerOf('other\n')),
+        file('manifest.json', json([])),
+      ],
       'DIGEST_INVALID',
       `duplicate entry ${idA}/layer.tar with different bytes`,
     );
@@ -345,7 +400,11 @@ describe('a docker save tar refused', () => {
   it('for a manifest.json over its cap', async () => {
     const { entries } = await oneImage();
     const big = Buffer.alloc(4 * 1024 * 1024 + 1, 0x20);
-    await refused([...entries().slice(0, 2), file('manifest.json', big)], 'MANIFEST_INVALID', 'manifest.json exceeds 4194304 bytes');
+    await refused(
+      [...entries().slice(0, 2), file('manifest.json', big)],
+      'MANIFEST_INVALID',
+      'manifest.json exceeds 4194304 bytes',
+    );
   });
 
   it('for a config or a layer named but missing', async () => {
@@ -382,7 +441,10 @@ describe('a docker save tar refused', () => {
       [
         file(`${idA}/layer.tar`, layer),
         file(hexName(config), config),
-        file('manifest.json', json([{ Config: hexName(config), RepoTags: ['team/tool:v1'], Layers: [`${idA}/layer.tar`] }])),
+        file(
+          'manifest.json',
+          json([{ Config: hexName(config), RepoTags: ['team/tool:v1'], Layers: [`${idA}/layer.tar`] }]),
+        ),
       ],
       'DIGEST_INVALID',
       `layer ${idA}/layer.tar hashes to ${sha256Digest(layer)}, its config says ${sha256Digest(claimed)} (damaged, or a compressed layer)`,
@@ -403,10 +465,26 @@ describe('a docker save tar refused', () => {
     ['not a list', { Config: 'x.json' }, 'manifest.json is not a list of images'],
     ['a null image', [null], 'manifest.json: image 0 lacks Config, Layers or valid RepoTags'],
     ['no Config', [{ RepoTags: ['a:1'], Layers: [] }], 'manifest.json: image 0 lacks Config, Layers or valid RepoTags'],
-    ['Layers a string', [{ Config: 'x.json', RepoTags: ['a:1'], Layers: 'l.tar' }], 'manifest.json: image 0 lacks Config, Layers or valid RepoTags'],
-    ['Layers not strings', [{ Config: 'x.json', RepoTags: ['a:1'], Layers: [1] }], 'manifest.json: image 0 lacks Config, Layers or valid RepoTags'],
-    ['RepoTags a string', [{ Config: 'x.json', RepoTags: 'a:1', Layers: [] }], 'manifest.json: image 0 lacks Config, Layers or valid RepoTags'],
-    ['RepoTags not strings', [{ Config: 'x.json', RepoTags: [7], Layers: [] }], 'manifest.json: image 0 lacks Config, Layers or valid RepoTags'],
+    [
+      'Layers a string',
+      [{ Config: 'x.json', RepoTags: ['a:1'], Layers: 'l.tar' }],
+      'manifest.json: image 0 lacks Config, Layers or valid RepoTags',
+    ],
+    [
+      'Layers not strings',
+      [{ Config: 'x.json', RepoTags: ['a:1'], Layers: [1] }],
+      'manifest.json: image 0 lacks Config, Layers or valid RepoTags',
+    ],
+    [
+      'RepoTags a string',
+      [{ Config: 'x.json', RepoTags: 'a:1', Layers: [] }],
+      'manifest.json: image 0 lacks Config, Layers or valid RepoTags',
+    ],
+    [
+      'RepoTags not strings',
+      [{ Config: 'x.json', RepoTags: [7], Layers: [] }],
+      'manifest.json: image 0 lacks Config, Layers or valid RepoTags',
+    ],
   ])('for a manifest.json with %s', async (_name, manifest, message) => {
     const { entries } = await oneImage();
     await refused(entries(manifest), 'MANIFEST_INVALID', message);
