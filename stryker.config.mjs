@@ -284,6 +284,8 @@ const scopes = {
       'test/image-reader-contract.test.ts',
       'test/image-writer-contract.test.ts',
       'test/export-tar-headers.test.ts',
+      // The layout reader's survivors (import-archive, import-layout, write-image-tree): events, refusals, referrers.
+      'test/layout-import-mutants.test.ts',
     ],
   },
   // Writing them: a layout tar or folder (added to one already there), docker's manifest.json, the durable output.

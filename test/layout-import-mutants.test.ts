@@ -14,16 +14,18 @@
  * Real parts: the archive readers, a LocalStore where the store's own checks matter, else an in-memory
  * writer that records what it is asked (the ImageWriter contract, nothing mocked).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { importArchive } from '../src/archive/import-archive.js';
+import { readDirEntries } from '../src/archive/dir-entries.js';
 import type { LayoutEntry } from '../src/archive/layout-entry.js';
 import { readTarEntries } from '../src/archive/tar-entries.js';
 import type { Digest } from '../src/oci/digest.js';
 import { OciError } from '../src/oci/errors.js';
-import type { BlobInfo, DigestingImageWriter, ManifestContent, UnnamedBlob } from '../src/oci/image-transfer.js';
+import type { BlobInfo, ManifestContent } from '../src/oci/image-source.js';
+import type { DigestingImageWriter, UnnamedBlob } from '../src/oci/image-transfer.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import type { TransferEvent } from '../src/oci/transfer-events.js';
 import { progressStepBytes } from '../src/oci/count-progress.js';
@@ -144,10 +146,14 @@ class RecordingWriter implements DigestingImageWriter {
   readonly written = new Map<string, Buffer>();
   readonly verifiesBlobs: boolean;
   private readonly held: ReadonlySet<string>;
-  private readonly failWrite: ((digest: string) => unknown) | undefined;
+  private readonly failWrite: ((digest: string) => Error | undefined) | undefined;
 
   constructor(
-    options: { verifiesBlobs?: boolean; held?: Iterable<string>; failWrite?: (digest: string) => unknown } = {},
+    options: {
+      verifiesBlobs?: boolean;
+      held?: Iterable<string>;
+      failWrite?: (digest: string) => Error | undefined;
+    } = {},
   ) {
     this.verifiesBlobs = options.verifiesBlobs ?? false;
     this.held = new Set(options.held ?? []);
@@ -785,3 +791,29 @@ describe('referrers in index.json', () => {
     ]);
   });
 });
+
+describe('a folder layout', () => {
+  it('reads a file that is not part of the layout to its end: no descriptor left open', async () => {
+    const image = await makeImage({ seed: testSeed('layout-mutants folder other'), layers: 1 });
+    const root = join(work, 'layout');
+    await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
+    for (const [digest, data] of allBlobsOf(image)) await writeFile(join(root, blobName(digest)), data);
+    await writeFile(join(root, 'oci-layout'), layoutVersion);
+    await writeFile(join(root, 'index.json'), indexJson([named(image, 'docker.io/team/app:v1')]));
+    const extra = join(root, 'notes.txt');
+    await writeFile(extra, 'written by hand');
+    const writer = new RecordingWriter();
+    const result = await importArchive(readDirEntries(root), writer, { label: root });
+    expect(result.images).toEqual([{ ref: 'docker.io/team/app:v1', digest: image.root.digest }]);
+    // A folder's file body is a ReadStream, open from the start and closed at its end: one never read
+    // keeps its descriptor (one per stray file, for as long as the process lives).
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await openFiles()).not.toContain(extra);
+  });
+});
+
+/** What this process has open (Linux). */
+async function openFiles(): Promise<string[]> {
+  const fds = await readdir('/proc/self/fd');
+  return Promise.all(fds.map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => '')));
+}
