@@ -290,6 +290,8 @@ const scopes = {
       'src/archive/entry-stages.test.ts',
       // The docker save reader's survivors (import-docker-archive, docker-manifest, docker-names), in process.
       'test/docker-archive-import-mutants.test.ts',
+      // The layout reader's survivors (import-archive, import-layout, write-image-tree): events, refusals, referrers.
+      'test/layout-import-mutants.test.ts',
     ],
   },
   // Writing them: a layout tar or folder (added to one already there), docker's manifest.json, the durable output.

@@ -34,7 +34,7 @@ export async function writeImageTree(
   content: LayoutContent,
   depth: number,
   /** Records which repository each manifest went to (a referrer goes where its subject went). */
-  placed?: Map<Digest, RepoName>,
+  placed: Map<Digest, RepoName>,
 ): Promise<number> {
   const bytes = content.manifests.get(descriptor.digest);
   if (bytes === undefined) {
@@ -85,6 +85,6 @@ export async function writeImageTree(
     size: bytes.byteLength,
     bytes,
   });
-  placed?.set(descriptor.digest, name);
+  placed.set(descriptor.digest, name);
   return total;
 }
