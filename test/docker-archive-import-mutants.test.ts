@@ -16,10 +16,9 @@
  *   without --name, a manifest.json over its cap.
  * Real parts: a LocalStore (real files, real SQLite), the archive readers, entries built in memory.
  */
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readDirEntries } from '../src/archive/dir-entries.js';
 import { importArchive, type ImportArchiveOptions } from '../src/archive/import-archive.js';
 import type { LayoutEntry, EntryType } from '../src/archive/layout-entry.js';
@@ -27,9 +26,10 @@ import { readTarEntries } from '../src/archive/tar-entries.js';
 import { OciError } from '../src/oci/errors.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import type { TransferEvent } from '../src/oci/transfer-events.js';
-import { LocalStore } from '../src/store/local-store.js';
+import type { LocalStore } from '../src/store/local-store.js';
 import { blobFiles } from './support/blob-file.js';
 import { sha256Digest, tarOf } from './support/make-image.js';
+import { list, file, scratchStore } from './support/archive-entries.js';
 
 const dockerManifestType = 'application/vnd.docker.distribution.manifest.v2+json';
 const dockerConfigType = 'application/vnd.docker.container.image.v1+json';
@@ -37,30 +37,7 @@ const dockerLayerType = 'application/vnd.docker.image.rootfs.diff.tar';
 const idA = 'a'.repeat(64);
 const idB = 'b'.repeat(64);
 
-let work: string;
-let store: LocalStore | undefined;
-
-beforeEach(async () => {
-  work = await mkdtemp(join(tmpdir(), 'wharf-docker-mutants-'));
-});
-afterEach(async () => {
-  store?.close();
-  store = undefined;
-  await rm(work, { recursive: true, force: true });
-});
-
-async function openStore(): Promise<LocalStore> {
-  store = await LocalStore.open(join(work, 'store'));
-  return store;
-}
-
-async function* list<T>(items: readonly T[]): AsyncGenerator<T> {
-  yield* items;
-}
-
-function file(path: string, data: Buffer): LayoutEntry {
-  return { path, type: 'file', size: data.length, body: list([data]) };
-}
+const { work, openStore, closeStore } = scratchStore('wharf-docker-mutants-');
 
 function entry(path: string, type: EntryType, linkTarget?: string): LayoutEntry {
   return { path, type, size: 0, body: list([]), ...(linkTarget === undefined ? {} : { linkTarget }) };
@@ -138,7 +115,7 @@ async function refused(
   );
   expect(error).toBeInstanceOf(OciError);
   expect({ code: (error as OciError).code, message: (error as OciError).message }).toEqual({ code, message });
-  expect(await blobFiles(join(work, 'store'))).toEqual([]);
+  expect(await blobFiles(join(work(), 'store'))).toEqual([]);
   expect(await s.listImages()).toEqual([]);
   return error as OciError;
 }
@@ -255,7 +232,7 @@ describe('a good docker save tar', () => {
 describe('an unpacked docker save folder', () => {
   it('closes the files it skips (repositories, <id>/json, <id>/VERSION)', async () => {
     const { layer, config, configName } = await oneImage();
-    const dir = join(work, 'saved');
+    const dir = join(work(), 'saved');
     await mkdir(join(dir, idA), { recursive: true });
     await writeFile(join(dir, idA, 'layer.tar'), layer);
     await writeFile(join(dir, idA, 'json'), json({ id: idA }));
@@ -316,9 +293,8 @@ describe('symlinks in a docker save tar', () => {
       );
     const { result } = await run(await linked('l0.tar', 'l1.tar', chain(8)));
     expect(result.images).toHaveLength(2);
-    store?.close();
-    store = undefined;
-    await rm(join(work, 'store'), { recursive: true, force: true });
+    closeStore();
+    await rm(join(work(), 'store'), { recursive: true, force: true });
     await refused(await linked('l0.tar', 'l1.tar', chain(9)), 'NAME_INVALID', 'l0.tar: too many symlinks');
   });
 
@@ -379,8 +355,7 @@ describe('a docker save tar refused', () => {
       'DIGEST_INVALID',
       'duplicate entry config.json with different bytes',
     );
-    store?.close();
-    store = undefined;
+    closeStore();
     await refused(
       [
         file(`${idA}/layer.tar`, layer),
@@ -415,8 +390,7 @@ describe('a docker save tar refused', () => {
       'MANIFEST_BLOB_UNKNOWN',
       `manifest.json names config ${missingConfig}, which is missing`,
     );
-    store?.close();
-    store = undefined;
+    closeStore();
     await refused(
       entries([{ Config: configName, RepoTags: ['team/tool:v1'], Layers: [`${idB}/layer.tar`] }]),
       'MANIFEST_BLOB_UNKNOWN',

@@ -16,12 +16,11 @@
  * Real parts: a LocalStore (real files, real SQLite), the archive readers, entries built in memory.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { importArchive } from '../src/archive/import-archive.js';
 import type { LayoutEntry } from '../src/archive/layout-entry.js';
 import { readTarEntries } from '../src/archive/tar-entries.js';
@@ -30,7 +29,6 @@ import { lockFileName } from '../src/cli/data-dir-lock.js';
 import type { Digest } from '../src/oci/digest.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import type { TransferEvent } from '../src/oci/transfer-events.js';
-import { LocalStore } from '../src/store/local-store.js';
 import { blobFiles } from './support/blob-file.js';
 import {
   allBlobsOf,
@@ -42,39 +40,13 @@ import {
   writeOciLayout,
   type TestImage,
 } from './support/make-image.js';
+import { list, file, blobName, scratchStore } from './support/archive-entries.js';
 
 const ociIndex = 'application/vnd.oci.image.index.v1+json';
 const ociManifest = 'application/vnd.oci.image.manifest.v1+json';
 const layoutVersion = Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' }));
 
-let work: string;
-let store: LocalStore | undefined;
-
-beforeEach(async () => {
-  work = await mkdtemp(join(tmpdir(), 'wharf-import-edges-'));
-});
-afterEach(async () => {
-  store?.close();
-  store = undefined;
-  await rm(work, { recursive: true, force: true });
-});
-
-async function openStore(dir = join(work, 'store')): Promise<LocalStore> {
-  store = await LocalStore.open(dir);
-  return store;
-}
-
-async function* list<T>(items: readonly T[]): AsyncGenerator<T> {
-  yield* items;
-}
-
-function file(path: string, data: Buffer, chunks: readonly Buffer[] = [data]): LayoutEntry {
-  return { path, type: 'file', size: data.length, body: list(chunks) };
-}
-
-function blobName(digest: string): string {
-  return `blobs/${digest.replace(':', '/')}`;
-}
+const { work, openStore } = scratchStore('wharf-import-edges-');
 
 interface IndexEntry {
   mediaType: string;
@@ -396,7 +368,7 @@ describe('a legacy docker save tar', () => {
 describe('an import that fails late', () => {
   it('is aborted when the commit finds the index locked by another writer', { timeout: 60_000 }, async () => {
     const image = await makeImage({ seed: testSeed('import-edges busy'), layers: 2 });
-    const dir = join(work, 'store');
+    const dir = join(work(), 'store');
     const s = await openStore(dir);
     const before = await blobFiles(dir);
     const other = new Database(join(dir, 'index.db'));
@@ -419,8 +391,8 @@ describe('an import that fails late', () => {
 
 describe('wharf import', () => {
   it('releases the data directory lock when the import fails', async () => {
-    const data = join(work, 'data');
-    const layout = join(work, 'broken');
+    const data = join(work(), 'data');
+    const layout = join(work(), 'broken');
     await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true });
     await writeFile(join(layout, 'oci-layout'), layoutVersion);
     await expect(runImport(layout, { data, quiet: true }, {})).rejects.toThrow('no index.json');
@@ -429,9 +401,9 @@ describe('wharf import', () => {
 
   it('keeps a plain name that --local matches local', async () => {
     const image = await makeImage({ seed: testSeed('import-edges --local'), layers: 1 });
-    const layout = join(work, 'layout');
+    const layout = join(work(), 'layout');
     await writeOciLayout(image, layout, 'team/app:v1');
-    const data = join(work, 'data');
+    const data = join(work(), 'data');
     await runImport(layout, { data, local: ['team/*'], quiet: true }, {});
     const s = await openStore(data);
     expect((await s.getManifest('team/app' as RepoName, 'v1' as Tag))?.digest).toBe(image.root.digest);

@@ -14,10 +14,9 @@
  * Real parts: the archive readers, a LocalStore where the store's own checks matter, else an in-memory
  * writer that records what it is asked (the ImageWriter contract, nothing mocked).
  */
-import { mkdir, mkdtemp, readdir, readlink, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { importArchive } from '../src/archive/import-archive.js';
 import { readDirEntries } from '../src/archive/dir-entries.js';
 import type { LayoutEntry } from '../src/archive/layout-entry.js';
@@ -29,7 +28,6 @@ import type { DigestingImageWriter, UnnamedBlob } from '../src/oci/image-transfe
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import type { TransferEvent } from '../src/oci/transfer-events.js';
 import { progressStepBytes } from '../src/oci/count-progress.js';
-import { LocalStore } from '../src/store/local-store.js';
 import {
   allBlobsOf,
   makeImage,
@@ -39,6 +37,7 @@ import {
   testSeed,
   type TestImage,
 } from './support/make-image.js';
+import { list, file, dir, blobName, scratchStore } from './support/archive-entries.js';
 
 const ociIndex = 'application/vnd.oci.image.index.v1+json';
 const ociManifest = 'application/vnd.oci.image.manifest.v1+json';
@@ -46,38 +45,7 @@ const ociConfig = 'application/vnd.oci.image.config.v1+json';
 const ociLayer = 'application/vnd.oci.image.layer.v1.tar+gzip';
 const layoutVersion = Buffer.from(JSON.stringify({ imageLayoutVersion: '1.0.0' }));
 
-let work: string;
-let store: LocalStore | undefined;
-
-beforeEach(async () => {
-  work = await mkdtemp(join(tmpdir(), 'wharf-layout-mutants-'));
-});
-afterEach(async () => {
-  store?.close();
-  store = undefined;
-  await rm(work, { recursive: true, force: true });
-});
-
-async function openStore(): Promise<LocalStore> {
-  store = await LocalStore.open(join(work, 'store'));
-  return store;
-}
-
-async function* list<T>(items: readonly T[]): AsyncGenerator<T> {
-  yield* items;
-}
-
-function file(path: string, data: Buffer): LayoutEntry {
-  return { path, type: 'file', size: data.length, body: list([data]) };
-}
-
-function dir(path: string): LayoutEntry {
-  return { path, type: 'directory', size: 0, body: list([]) };
-}
-
-function blobName(digest: string): string {
-  return `blobs/${digest.replace(':', '/')}`;
-}
+const { work, openStore } = scratchStore('wharf-layout-mutants-');
 
 interface Desc {
   mediaType: string;
@@ -795,7 +763,7 @@ describe('referrers in index.json', () => {
 describe('a folder layout', () => {
   it('reads a file that is not part of the layout to its end: no descriptor left open', async () => {
     const image = await makeImage({ seed: testSeed('layout-mutants folder other'), layers: 1 });
-    const root = join(work, 'layout');
+    const root = join(work(), 'layout');
     await mkdir(join(root, 'blobs', 'sha256'), { recursive: true });
     for (const [digest, data] of allBlobsOf(image)) await writeFile(join(root, blobName(digest)), data);
     await writeFile(join(root, 'oci-layout'), layoutVersion);
