@@ -5,38 +5,28 @@
  * test made a commit fail). Real parts: a layout folder, the layout reader, a LocalStore's import
  * batch, wrapped only to fail its commit and to see the abort.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { readDirEntries } from '../src/archive/dir-entries.js';
 import { importArchive } from '../src/archive/import-archive.js';
 import type { DigestingImageWriter } from '../src/oci/image-transfer.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
-import { LocalStore } from '../src/store/local-store.js';
 import { blobFiles } from './support/blob-file.js';
+import { scratchStore } from './support/archive-entries.js';
 import { makeImage, testSeed, writeOciLayout, type TestImage } from './support/make-image.js';
 
-let work: string;
-let store: LocalStore | undefined;
+const { work, openStore } = scratchStore('wharf-import-commit-');
 let image: TestImage;
 
 beforeEach(async () => {
-  work = await mkdtemp(join(tmpdir(), 'wharf-import-commit-'));
   image = await makeImage({ seed: testSeed('import-commit-fails'), layers: 2 });
-  await writeOciLayout(image, join(work, 'layout'), 'v1');
-  store = await LocalStore.open(join(work, 'store'));
-});
-afterEach(async () => {
-  store?.close();
-  store = undefined;
-  await rm(work, { recursive: true, force: true });
+  await writeOciLayout(image, join(work(), 'layout'), 'v1');
 });
 
 describe('an import whose commit fails', () => {
   it('is aborted: the error goes on, and the blobs written before the commit are gone', async () => {
-    if (store === undefined) throw new Error('no store');
-    const before = await blobFiles(join(work, 'store'));
+    const store = await openStore();
+    const before = await blobFiles(join(work(), 'store'));
     const batch = store.startImport();
     let aborted = 0;
     const writer: DigestingImageWriter = {
@@ -53,13 +43,13 @@ describe('an import whose commit fails', () => {
       },
     };
     await expect(
-      importArchive(readDirEntries(join(work, 'layout')), writer, {
+      importArchive(readDirEntries(join(work(), 'layout')), writer, {
         name: 'team/app' as RepoName,
         label: 'layout',
       }),
     ).rejects.toThrow('ENOSPC: the commit failed');
     expect(aborted).toBe(1);
-    expect(await blobFiles(join(work, 'store'))).toEqual(before);
+    expect(await blobFiles(join(work(), 'store'))).toEqual(before);
     expect(await store.getManifest('team/app' as RepoName, 'v1' as Tag)).toBeUndefined();
   });
 });
