@@ -315,6 +315,8 @@ const scopes = {
       'test/layout-writer-edges.test.ts',
       'test/image-writer-contract.test.ts',
       'test/manifest-bytes-transfer.test.ts',
+      // existing-layout and docker-load-manifest (30 November): readExistingLayout called directly.
+      'test/existing-layout.test.ts',
     ],
   },
   // Which addresses wharf may dial.
