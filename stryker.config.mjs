@@ -249,6 +249,8 @@ const scopes = {
       'test/image-plan-mutants.test.ts',
       // The transfer scope's first survivors: copy-images, verified-stream, limit (30 November).
       'test/transfer-engine-mutants.test.ts',
+      // Round 11d of the hand-planted bugs: the referrers tag index with two referrers.
+      'test/referrers-tag-update.test.ts',
     ],
   },
   // The archives, in two parts. Reading them: an OCI layout (tar or folder) or a docker save tar into a writer.

@@ -29,6 +29,13 @@ describe('parseWwwAuthenticate', () => {
     expect(challenge).toEqual({ scheme: 'basic', params: { realm: 'a "b", c', charset: 'UTF-8' } });
   });
 
+  it('ends an unquoted value at the comma before the next parameter', () => {
+    // Round 11d: a bare value read up to the next space only swallowed ",service=…" into the realm.
+    expect(parseWwwAuthenticate('Bearer realm=https://auth.example.test/token,service=registry.example.test')).toEqual([
+      { scheme: 'bearer', params: { realm: 'https://auth.example.test/token', service: 'registry.example.test' } },
+    ]);
+  });
+
   it('survives malformed input without looping', () => {
     expect(parseWwwAuthenticate('Bearer realm="unterminated')).toEqual([
       { scheme: 'bearer', params: { realm: 'unterminated' } },
