@@ -65,6 +65,20 @@ describe('describeQuarantine', () => {
     });
   });
 
+  it('a blob an imported tag of a mirrored name reaches is lost: no upstream gives it back', () => {
+    const line = describeQuarantine(
+      result({
+        links: [`${mirror}/team/app`],
+        manifests: [],
+        tags: [{ repository: `${mirror}/team/app`, tag: 'v2', source: 'imported' }],
+      }),
+      dataDir,
+      isMirrored,
+    );
+    expect(line.kind).toBe('lost');
+    expect(line.text).toContain(`; pulls of ${mirror}/team/app:v2 (imported) fail until then`);
+  });
+
   it('a blob no repository holds is unreferenced', () => {
     expect(describeQuarantine(result({ links: [], manifests: [], tags: [] }), dataDir, isMirrored)).toEqual({
       kind: 'unreferenced',
