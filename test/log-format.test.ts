@@ -51,6 +51,23 @@ describe('log format', () => {
     expect(JSON.parse(json.text())).toMatchObject({ level: 40, msg: 'disk almost full' });
   });
 
+  it('keeps the level it is given (log.level), on standard output as on another stream', () => {
+    // Standard output is the default destination (serve's): nothing is written at these levels here.
+    expect(makeLogger('debug', 'json').level).toBe('debug');
+    expect(makeLogger('warn', 'auto').level).toBe('warn');
+    const quiet = capture(false);
+    const logger = makeLogger('warn', 'json', quiet.out);
+    logger.info('not shown');
+    logger.warn('shown');
+    expect(
+      quiet
+        .text()
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { msg: string }).msg),
+    ).toEqual(['shown']);
+  });
+
   it('refuses an unknown format with the key and the choices', () => {
     expect(() => loadConfig({ env: { WHARF_LOG_FORMAT: 'text' }, flags: {} })).toThrow(
       'WHARF_LOG_FORMAT: expected one of auto, json, pretty, got "text"',

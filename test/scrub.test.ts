@@ -5,7 +5,7 @@
  * pull; a pushed one is an `error` line saying it is lost. The rate is checked as bytes per tick
  * (the scrub's unit of budget), not as wall-clock time.
  */
-import { access, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { access, appendFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -138,6 +138,18 @@ describe('the scrub of one store', () => {
     const daily = store.createScrub({ rateBytes: 1024 * 1024, intervalMs: 24 * 60 * 60 * 1000 });
     expect(await daily.tick(1000)).toBe(0);
     await daily.close();
+  });
+
+  it('quarantines a file longer than its row as size-mismatch, though its first bytes hash right', async () => {
+    await appendFile(blobPath(root, digestOf(small)), Buffer.from('x'));
+    const scrub = store.createScrub({ rateBytes: 1024 * 1024, intervalMs: 0 });
+    await scrub.tick(1000);
+    expect(quarantined.map((q) => [q.digest, q.reason, q.foundBy])).toEqual([
+      [digestOf(small), 'size-mismatch', 'scrub'],
+    ]);
+    expect(scrub.stats).toMatchObject({ blobs: 3, corrupt: 1 });
+    expect(store.hasBlob(digestOf(small))).toBe(false);
+    await scrub.close();
   });
 });
 

@@ -253,6 +253,20 @@ describe('verifyStore reports', () => {
     expect(report.index).toStrictEqual({ repositories: 1, manifests: 1, tags: 2, links: 3 });
   });
 
+  it('a tag pointing at a manifest that only another repository holds', async () => {
+    editIndex(root, (db) => {
+      const other = db.prepare("INSERT INTO repositories (name, created_at) VALUES ('other/app', 0)").run();
+      db.prepare(
+        "INSERT INTO tags (repository_id, name, digest, source, updated_at) VALUES (?, 'v9', ?, 'pushed', 0)",
+      ).run(other.lastInsertRowid, image.manifest);
+    });
+    const report = await verifyStore(root);
+    expect(report.problems).toStrictEqual([
+      { kind: 'broken-reference', message: `tag other/app:v9 points at ${image.manifest}, not a manifest there` },
+    ]);
+    expect(report.index).toStrictEqual({ repositories: 2, manifests: 1, tags: 2, links: 2 });
+  });
+
   it('a manifest whose repository row is gone, and counts the other rows left pointing at it', async () => {
     editIndex(root, (db) => db.prepare('DELETE FROM repositories').run());
     const report = await verifyStore(root);
