@@ -32,9 +32,11 @@ export async function runStats(
   const config = loadConfig({ file: flags.config ?? env.WHARF_CONFIG, env, flags: { data: flags.data } });
   if (!indexExists(config.dataDir)) throw new Error(`no store in ${config.dataDir}`);
   const components = new Set(config.upstreams.map((u) => hostComponent(u.host)));
+  // A mirrored name is `<host component>/<repository>`: a one-part name is local whatever it spells.
   const upstreamOf = (name: string): string | undefined => {
-    const first = name.slice(0, name.indexOf('/'));
-    return components.has(first) ? first : undefined;
+    const slash = name.indexOf('/');
+    const first = slash === -1 ? undefined : name.slice(0, slash);
+    return first !== undefined && components.has(first) ? first : undefined;
   };
   const db = openReadOnlyDatabase(indexPath(config.dataDir));
   let stats: StoreStats;
