@@ -96,6 +96,17 @@ describe('request metrics', () => {
     expect(metric(text, 'wharf_cache_results_total', { route: 'blob', result: 'stale' })).toBe(1);
     expect(metric(text, 'wharf_cache_results_total', { route: 'blob' })).toBe(4);
   });
+
+  it('count a 2xx body (a 206 range too) as served bytes, never an error body', async () => {
+    const text = await exposition((r) => {
+      r.observe(record({ status: 206, bytes: 30 }));
+      r.observe(record({ status: 404, bytes: 120 }));
+      r.observe(record({ route: 'manifest', status: 401, bytes: 90 }));
+      r.observe(record({ cache: 'fill', status: 502, bytes: 80 }));
+    });
+    expect(metric(text, 'wharf_served_bytes_total', { source: 'store' })).toBe(30);
+    expect(metric(text, 'wharf_served_bytes_total', { source: 'fill' })).toBe(0);
+  });
 });
 
 describe('wharf metrics', () => {

@@ -113,8 +113,9 @@ export class RequestMetrics {
       'Blob and manifest bytes sent to clients: source="store" from what was stored, "fill" while it came from an upstream',
       () =>
         this.sum(
+          // Content only: a refusal's OCI error body (404, 401, 502) is not bytes served.
           (row) =>
-            row.route === 'blob' || row.route === 'manifest'
+            (row.route === 'blob' || row.route === 'manifest') && row.status.startsWith('2')
               ? { source: row.cache === 'fill' ? 'fill' : 'store' }
               : undefined,
           (row) => row.bytes,
