@@ -2,7 +2,7 @@
  * The inspecting client commands at their edges (round 11b of planted bugs). In-process against
  * wharf on loopback: `wharf tree`'s walk of an index with a buildx attestation entry (not a
  * platform) and a signature on one platform's manifest (its referrer is drawn there, and counted in
- * no total), a config whose bytes are not its digest's, and `--certs-dir` winning over
+ * no total; `--no-referrers` leaves it out), a config whose bytes are not its digest's, and `--certs-dir` winning over
  * WHARF_CERTS_D. Spawned against a scripted registry: `wharf tags` of an unknown repository (exit 1)
  * and its `--json` naming the registry, `wharf digest` of a `name:tag@digest` (the digest pins).
  */
@@ -56,7 +56,7 @@ function sumOf(image: TestImage, platform: number): number {
 
 describe('wharf tree', () => {
   it(
-    'counts an attestation as no platform, draws a platform signature under its platform, counts it nowhere',
+    'counts an attestation as no platform, draws a platform signature under its platform, counts it nowhere; --no-referrers skips it',
     async () => {
       const image = await makeImage({
         seed: 'inspect-edges/tree',
@@ -117,6 +117,15 @@ describe('wharf tree', () => {
       expect(amdNode.total).toBe(sumOf(image, 0));
       const attestationBytes = [...attestation.blobs.values()].reduce((sum, b) => sum + b.length, 0);
       expect(tree.total).toBe(sumOf(image, 0) + sumOf(image, 1) + attestationBytes);
+
+      // --no-referrers: the same tree without the signature under amd64.
+      const bare = await runWharf(['tree', '--json', '--no-referrers', `${wharf.host}/team/tree:v1`], {
+        env: { DOCKER_CONFIG: join(work, 'no-docker-config') },
+        timeoutMs: 60_000,
+      });
+      expect(bare.stderr).toBe('');
+      const drawn = (JSON.parse(bare.stdout) as { tree: TreeNode }).tree;
+      expect(drawn.children[0]?.children.map((c) => c.kind)).toEqual(['config', 'layer', 'layer']);
     },
     timeout,
   );
