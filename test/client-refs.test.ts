@@ -81,12 +81,16 @@ describe('sizes for people', () => {
     expect(formatBytes(1023)).toBe('1023 B');
     expect(formatBytes(1024)).toBe('1.0 KiB');
     expect(formatBytes(1024 * 1024)).toBe('1.0 MiB');
+    expect(formatBytes(1024 * 1024 - 50)).toBe('1.0 MiB');
+    expect(formatBytes(1024 * 1024 - 120)).toBe('1023.9 KiB');
     expect(formatBytes(3 * 1024 * 1024 * 1024)).toBe('3.0 GiB');
   });
 
   it('writes tree sizes in decimal units, as docker does', () => {
     expect(formatSize(999)).toBe('999 B');
     expect(formatSize(1500)).toBe('1.5 kB');
+    expect(formatSize(999_960)).toBe('1.0 MB');
+    expect(formatSize(999_940)).toBe('999.9 kB');
     expect(formatSize(24_100_000)).toBe('24.1 MB');
   });
 });
@@ -121,7 +125,7 @@ describe('the tree as text', () => {
     };
     const short = `sha256:${'a'.repeat(12)}…`;
     expect(formatTree(index, 'h/team/app:v1').split('\n')).toEqual([
-      `h/team/app:v1  index  ${short}  1 platforms, 5.5 kB`,
+      `h/team/app:v1  index  ${short}  1 platform, 5.5 kB`,
       `└── linux/amd64  ${short}  5.5 kB`,
       `    ├── config  ${short}  500 B`,
       `    └── layer   ${short}  5.0 kB`,

@@ -37,7 +37,7 @@ export async function requireManifest(client: RegistryClient, ref: DockerRef): P
   const reference = refReference(ref) ?? 'latest';
   const manifest = await getManifest(client, ref.repository, reference);
   if (manifest === undefined) throw new OciError('MANIFEST_UNKNOWN', `${formatDockerRef(ref)}: no such manifest`);
-  // name:tag@digest: the digest wins (it pins), but a tag that moved elsewhere is worth saying.
+  // name:tag@digest: the digest wins (it pins) and the tag is not looked at, as docker and crane do.
   return manifest;
 }
 

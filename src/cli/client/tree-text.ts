@@ -22,7 +22,8 @@ const units = ['B', 'kB', 'MB', 'GB', 'TB'];
 export function formatSize(bytes: number): string {
   let value = bytes;
   let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
+  // 999 960 B is "1.0 MB", not "1000.0 kB": the unit is the one its one-decimal rounding fits.
+  while ((unit === 0 ? value >= 1000 : value >= 999.95) && unit < units.length - 1) {
     value /= 1000;
     unit++;
   }
@@ -38,7 +39,11 @@ function head(node: TreeNode, title?: string): string {
   else parts.push(node.label ?? node.kind);
   parts.push(shortDigest(node.digest));
   const size = node.kind === 'config' || node.kind === 'layer' ? node.size : node.total;
-  parts.push(node.platforms !== undefined ? `${node.platforms} platforms, ${formatSize(size)}` : formatSize(size));
+  parts.push(
+    node.platforms !== undefined
+      ? `${node.platforms} platform${node.platforms === 1 ? '' : 's'}, ${formatSize(size)}`
+      : formatSize(size),
+  );
   if (node.cached === true) parts.push('cached');
   return parts.join('  ');
 }
