@@ -315,6 +315,8 @@ const scopes = {
       'test/layout-writer-edges.test.ts',
       'test/image-writer-contract.test.ts',
       'test/manifest-bytes-transfer.test.ts',
+      // Sixteenth wave: the layout writers' aborts and failures, the durable output's TempOutput.
+      'test/export-writer-edges.test.ts',
     ],
   },
   // Which addresses wharf may dial.
