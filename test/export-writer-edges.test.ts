@@ -230,6 +230,50 @@ describe('the tar writer', () => {
     expect(await within(next)).toBe(gone);
   });
 
+  it('an output destroyed without an error between writes: commit() fails, it does not wait forever', async () => {
+    // A destroy without an error emits only 'close': no 'error' for the writer to hear, no 'drain' ever.
+    const { out } = collector();
+    const writer = new OciLayoutWriter(out);
+    await writer.writeBlob({ digest, size: blob.length }, [blob]);
+    const closed = new Promise<void>((resolve) => out.on('close', () => resolve()));
+    out.destroy();
+    await within(closed);
+    const error = await rejectionOf(writer.commit());
+    expect((error as Error).message).toBe('the output was closed before the archive was written');
+  });
+
+  it('an output destroyed without an error while the tar waits for it to drain: commit() fails', async () => {
+    const out = new Writable({
+      highWaterMark: 1,
+      write() {
+        // Takes the first chunk and never asks for another.
+      },
+    });
+    const writer = new OciLayoutWriter(out);
+    const big = Buffer.alloc(64 * 1024, 5);
+    const written = rejectionOf(writer.writeBlob({ digest: sha256Digest(big) as Digest, size: big.length }, [big]));
+    await within(new Promise((resolve) => setImmediate(resolve)));
+    out.destroy();
+    expect(((await written) as Error).message).toBe('the output was closed before the archive was written');
+    const error = await rejectionOf(writer.commit());
+    expect((error as Error).message).toBe('the output was closed before the archive was written');
+  });
+
+  it('leaves no listener on a slow output once commit() returned', async () => {
+    const out = new Writable({
+      highWaterMark: 512,
+      write(_chunk: Buffer, _encoding, done) {
+        setImmediate(done);
+      },
+    });
+    const before = { close: out.listenerCount('close'), drain: out.listenerCount('drain') };
+    const writer = new OciLayoutWriter(out);
+    const big = Buffer.alloc(64 * 1024, 9);
+    await writer.writeBlob({ digest: sha256Digest(big) as Digest, size: big.length }, [big]);
+    await within(writer.commit());
+    expect({ close: out.listenerCount('close'), drain: out.listenerCount('drain') }).toEqual(before);
+  });
+
   it('an output that fails between writes: its error for every later call, and no crash', async () => {
     const { out } = collector();
     const writer = new OciLayoutWriter(out);
