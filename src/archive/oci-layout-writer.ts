@@ -124,6 +124,7 @@ export class OciLayoutWriter implements ImageWriter {
     const known = size ?? sumOf(body as Uint8Array[]);
     let stream: ReturnType<Pack['entry']> | undefined;
     const finished = new Promise<void>((resolve, reject) => {
+      // Stryker disable next-line StringLiteral: tar-stream takes a missing type from the mode, and 0o644 is a file.
       stream = this.pack.entry({ name, type: 'file', mode: 0o644, size: known, ...fixed }, (error) =>
         error ? reject(error) : resolve(),
       );
@@ -151,12 +152,44 @@ function sumOf(chunks: readonly Uint8Array[]): number {
   return chunks.reduce((sum, c) => sum + c.byteLength, 0);
 }
 
-/** Copies the tar to the output with back-pressure; an output error stops the tar. */
+/** Copies the tar to the output with back-pressure; an output error, or its close, stops the tar. */
 async function pump(source: Pack, out: Writable): Promise<void> {
   for await (const chunk of source as AsyncIterable<Uint8Array>) {
-    // once() rejects on 'error' (a closed pipe, a full disk), so a dead output cannot leave this waiting.
-    if (!out.write(chunk)) await once(out, 'drain');
+    if (out.write(chunk)) continue;
+    try {
+      // A stream destroyed without an error takes no more writes and says nothing but its 'close'.
+      if (out.closed) throw closedEarly();
+      await drained(out);
+    } catch (error) {
+      // Stops the tar with this error before the loop's exit destroys it without one (the entry under
+      // way then fails with it, not with tar-stream's "tar entry destroyed").
+      source.destroy(asError(error));
+      throw error;
+    }
   }
+}
+
+/**
+ * The output's 'drain'. once() rejects on 'error' (a closed pipe, a full disk), and a 'close' before the
+ * drain (a destroy without an error) rejects too, so a dead output cannot leave this waiting.
+ */
+async function drained(out: Writable): Promise<void> {
+  const done = new AbortController();
+  try {
+    await Promise.race([
+      once(out, 'drain', { signal: done.signal }),
+      once(out, 'close', { signal: done.signal }).then(() => {
+        throw closedEarly();
+      }),
+    ]);
+  } finally {
+    // Removes the listener of the one that did not happen (its AbortError is taken by the race).
+    done.abort();
+  }
+}
+
+function closedEarly(): Error {
+  return new Error('the output was closed before the archive was written');
 }
 
 function asError(value: unknown): Error {
