@@ -98,6 +98,8 @@ const scopes = {
       'test/upload-session-space.test.ts',
       // Round 10a: one manifest under two names in one import batch.
       'test/import-batch-names.test.ts',
+      // Round 12b: a blob held to its declared size both ways (a longer body cut, a shorter one refused).
+      'test/blob-declared-size.test.ts',
     ],
   },
   // The SQLite index: names, tags, manifests, links, and the checks that read it.

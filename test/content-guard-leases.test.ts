@@ -242,6 +242,68 @@ describe('leases: a write waits for gc removing the same digest', () => {
   });
 });
 
+// Round 12b of the planted bugs: a fill (a blob pulled through the mirror) committed without its
+// lease passed every test, faults/gc-race too: only pushes were tried here.
+describe('leases: a fill commit', () => {
+  it('gc leaves alone a fill that has renamed its file into blobs/ but not yet written its row', async () => {
+    const name = requireRepoName('leases/filled');
+    const bytes = Buffer.from('a blob filled from an upstream, committed while gc runs');
+    const digest = requireDigest(sha256(bytes));
+    const fill = await store.startFill(digest);
+    await fill.append([bytes]);
+    fill.verify(bytes.length);
+    // The file's last write is now past the grace period (0): without its lease, gc takes it as unindexed.
+    await sleep(5);
+
+    const hold = fs.hold((to) => to === blobPath(digest), 'after');
+    const committed = store.commitFill(fill, [name]);
+    await withDeadline(hold.reached, deadlineMs, 'the fill renaming its file into blobs/');
+    try {
+      const report = await withDeadline(store.gc({ graceMs: 0 }), deadlineMs, 'gc');
+      expect(report.unindexed).toEqual([]);
+      expect(report.blobs).toEqual([]);
+      expect(report.bytes).toBe(0);
+    } finally {
+      hold.release();
+      await withDeadline(
+        committed.catch(() => undefined),
+        deadlineMs,
+        'the fill commit',
+      );
+    }
+    expect(await committed).toEqual({ digest, size: bytes.length });
+    expect(store.contentSize(digest)).toBe(bytes.length);
+    expect((await readFile(blobPath(digest))).equals(bytes)).toBe(true);
+    expect((await store.statBlob(name, digest))?.size).toBe(bytes.length);
+  });
+
+  it('a fill commit of a blob gc is unlinking waits for the unlink, and its file stays', async () => {
+    const bytes = Buffer.from('a blob gc collects while the mirror fills it again');
+    const digest = requireDigest(sha256(bytes));
+    await store.putBlob(requireRepoName('leases/collected'), digest, once(bytes), bytes.length);
+    await sleep(5);
+    const fill = await store.startFill(digest);
+    await fill.append([bytes]);
+    fill.verify(bytes.length);
+
+    const hold = fs.hold((path) => path === blobPath(digest), 'before', 'remove');
+    const collected = store.gc({ graceMs: 0 });
+    await withDeadline(hold.reached, deadlineMs, 'gc about to unlink the file');
+    const from = fs.log.length;
+    const committed = store.commitFill(fill, [requireRepoName('leases/refilled')]);
+    // The fill's temp file is open already: give a commit that did not wait (it must) time to rename it in.
+    await Promise.race([fs.seen((entry) => entry.endsWith(`-> ${blobPath(digest)}`), from), sleep(500)]);
+    hold.release();
+    await withDeadline(Promise.allSettled([collected, committed]), deadlineMs, 'gc and the fill commit');
+
+    expect((await collected).blobs.map((blob) => blob.digest)).toEqual([digest]);
+    expect(await committed).toEqual({ digest, size: bytes.length });
+    expect(store.contentSize(digest)).toBe(bytes.length);
+    expect((await readFile(blobPath(digest))).equals(bytes)).toBe(true);
+    expect((await store.statBlob(requireRepoName('leases/refilled'), digest))?.size).toBe(bytes.length);
+  });
+});
+
 // Round 2 of the planted-bug audit: eviction's freeBlob ignoring the in-use set passed every test.
 // An image in use is never evicted, so only the blobs of what goes with an evicted image (its
 // referrers, a parent index) reach that check while something else holds them.

@@ -117,6 +117,27 @@ describe('reads', () => {
     expect(guard.flush()).toBe(0);
   });
 
+  // Round 12b of the planted bugs: a flush that wrote only a digest's first read (`accessed_at IS
+  // NULL`) passed every test, and eviction's least-recently-used order then went by the first pull.
+  it('move accessed_at forward at each flush of a later read, and never back to an older one', () => {
+    const guard = new ContentGuard(index(), inUseMs, true, clock);
+    now = 1000;
+    guard.touch(first);
+    expect(guard.flush()).toBe(1);
+    expect(accessedAt(first)).toBe(1000);
+
+    now = 5000;
+    guard.touch(first);
+    expect(guard.flush()).toBe(1);
+    expect(accessedAt(first)).toBe(5000);
+
+    // A second guard (another process, its clock behind) flushes an older read: the newer one stays.
+    const behind = new ContentGuard(index(), inUseMs, true, () => 3000);
+    behind.touch(first);
+    expect(behind.flush()).toBe(1);
+    expect(accessedAt(first)).toBe(5000);
+  });
+
   it('are kept by a flush at exactly inUseMs after them, and forgotten by the first flush a millisecond later', () => {
     const guard = new ContentGuard(index(), inUseMs, true, clock);
     now = 1000;

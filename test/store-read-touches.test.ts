@@ -70,6 +70,20 @@ describe('reads record their time', () => {
     expect(inUse(opened, image.manifest.digest)).toBe(true);
   });
 
+  // Round 12b of the planted bugs: a blob GET that recorded nothing passed every test (only HEAD was tried).
+  it('a blob GET, read whole or opened for positioned reads, puts that blob in use, and nothing else', async () => {
+    const layer = image.layers[0]?.digest as Digest;
+    for (const digest of [layer, image.config.digest]) {
+      const opened = await fresh();
+      expect(inUse(opened, digest)).toBe(false);
+      const blob = await opened.openBlob(name, digest);
+      expect(blob?.digest).toBe(digest);
+      expect(inUse(opened, digest)).toBe(true);
+      expect(opened.lifecycle.guard.lastRead(digest)).toBeTypeOf('number');
+      expect(inUse(opened, image.manifest.digest)).toBe(false);
+    }
+  });
+
   it('a blob HEAD puts that blob in use, and nothing else', async () => {
     const layer = image.layers[0]?.digest as Digest;
     const opened = await fresh();

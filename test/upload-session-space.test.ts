@@ -52,3 +52,32 @@ describe('an upload session into a full store', () => {
     expect((await store.getManifest(first, 'v1' as Tag))?.digest).toBe(manifest.digest);
   });
 });
+
+// Round 12b of the planted bugs: an upload commit that never gave its reservation back passed every
+// test; each pushed layer then counted twice against store.maxSize until serve restarted.
+describe('an upload session that adds a blob', () => {
+  it('counts its bytes once: the reservation is given back when the row is written', async () => {
+    const name = requireRepoName('team/counted');
+    const first = content('the first layer pushed through a session '.repeat(20));
+    const second = content('the second layer pushed through a session '.repeat(20));
+    const limit = first.size + second.size;
+    store = await LocalStore.open(root, { lifecycle: { space: { maxBytes: limit, lowWaterBytes: limit } } });
+
+    const session = await store.startUpload(name);
+    await store.appendUpload(name, session.id, once(first.bytes));
+    expect(await store.finishUpload(name, session.id, first.digest)).toEqual({
+      digest: first.digest,
+      size: first.size,
+    });
+    expect(store.lifecycle.space.used).toBe(first.size);
+
+    // Exactly what is left: fits only if the first commit's reservation was released.
+    const next = await store.startUpload(name);
+    await store.appendUpload(name, next.id, once(second.bytes));
+    expect(await store.finishUpload(name, next.id, second.digest)).toEqual({
+      digest: second.digest,
+      size: second.size,
+    });
+    expect(store.lifecycle.space.used).toBe(limit);
+  });
+});
