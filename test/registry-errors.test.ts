@@ -199,6 +199,35 @@ describe('manifests', () => {
       errors: [{ code: 'MANIFEST_INVALID', message: `manifest exceeds ${4 * 1024 * 1024} bytes` }],
     });
   });
+  // Round 12a: the declared length is checked before any body byte is read.
+  it('answers 413 to a manifest whose Content-Length is over 4 MiB before the body is sent', async () => {
+    const { request } = await import('node:http');
+    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${base}/v2/errs/manifests/declared-huge`, {
+        method: 'PUT',
+        headers: {
+          'Content-Type': 'application/vnd.oci.image.manifest.v1+json',
+          'Content-Length': String(4 * 1024 * 1024 + 1),
+        },
+      });
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() });
+          req.destroy();
+        });
+      });
+      req.on('error', reject);
+      // Headers only: the body never comes, so only the declared length can answer.
+      req.flushHeaders();
+    });
+    const { status, body } = await withDeadline(answer, 20_000, 'the 413 answer');
+    expect(status).toBe(413);
+    expect(JSON.parse(body)).toMatchObject({
+      errors: [{ code: 'MANIFEST_INVALID', message: `manifest exceeds ${4 * 1024 * 1024} bytes` }],
+    });
+  });
   it('refuses a manifest whose blobs are not in the repository with MANIFEST_BLOB_UNKNOWN', async () => {
     const missing = sha256('never pushed');
     const body = JSON.stringify({

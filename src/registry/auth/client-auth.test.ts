@@ -138,6 +138,27 @@ describe('identify', () => {
     await refusal(() => fresh.identify(basic('alice', 'no'), () => '10.2.2.2', plain));
     expect(await fresh.identify(basic('alice', 'right'), () => '10.2.2.2', plain)).toMatchObject({ kind: 'basic' });
   });
+
+  it('keeps an address locked out to the last second of its window, then lets it sign in', async () => {
+    let clock = 1_000_000;
+    const client = new ClientAuth({
+      users,
+      policy: new AccessPolicy(defaultRules(true)),
+      tokens: new TokenIssuer('wharf', 300),
+      limiter: new LoginLimiter({ maxFailures: 2, windowMs: 60_000 }, () => clock),
+    });
+    for (let i = 0; i < 2; i++) await refusal(() => client.identify(basic('alice', 'no'), () => '10.3.3.3', plain));
+    // Half a second of the window left: Retry-After rounds up to 1, and the lock-out still holds.
+    clock += 59_500;
+    const locked = await refusal(() => client.identify(basic('alice', 'right'), () => '10.3.3.3', plain));
+    expect(locked.code).toBe('TOOMANYREQUESTS');
+    expect(locked.headers?.['Retry-After']).toBe('1');
+    clock += 500;
+    expect(await client.identify(basic('alice', 'right'), () => '10.3.3.3', plain)).toEqual({
+      kind: 'basic',
+      user: 'alice',
+    });
+  });
 });
 
 describe('authorize', () => {
