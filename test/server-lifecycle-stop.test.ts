@@ -68,7 +68,10 @@ describe('the server lifecycle', () => {
       const lifecycle = startLifecycle(store, options, pino({ level: 'info' }, sink));
       await new Promise((resolve) => setTimeout(resolve, 300));
       await lifecycle.stop();
-      expect(lines.filter((line) => line.includes('gc')), JSON.stringify(options)).toEqual([]);
+      expect(
+        lines.filter((line) => line.includes('gc')),
+        JSON.stringify(options),
+      ).toEqual([]);
       expect((await store.statManifest(requireRepoName('team/loose'), loose.manifest.digest))?.digest).toBe(
         loose.manifest.digest,
       );
