@@ -107,6 +107,20 @@ describe('an OCI layout at its edges', () => {
     expect(result.images).toEqual([{ ref: 'docker.io/team/app:v1', digest: image.root.digest }]);
   });
 
+  // Round 12c: an archive whose first file is index.json (`tar -cf x.tar index.json oci-layout blobs`)
+  // was taken for a docker save tar and refused.
+  it('imports a tar whose first entry is index.json as an OCI layout', async () => {
+    const image = await makeImage({ seed: testSeed('import-edges index first'), layers: 1 });
+    const files = layoutFiles(allBlobsOf(image), [rootEntry(image, { [refNameAnnotation]: 'docker.io/team/app:v1' })]);
+    const indexFirst = [files[files.length - 1], ...files.slice(0, -1)].filter((f) => f !== undefined);
+    expect(indexFirst[0]?.name).toBe('index.json');
+    const s = await openStore();
+    const result = await importArchive(readTarEntries(list([await tarOf(indexFirst)])), s.startImport(), {
+      label: 'bundle.tar',
+    });
+    expect(result.images).toEqual([{ ref: 'docker.io/team/app:v1', digest: image.root.digest }]);
+  });
+
   it('keeps a manifest that arrives in two chunks', async () => {
     const image = await makeImage({ seed: testSeed('import-edges chunks'), layers: 1 });
     const blobs = allBlobsOf(image);

@@ -87,4 +87,21 @@ describe('an imported tag under a mirrored name', () => {
     }
     expect(upstream.requestsTo('/v2/team/imp/manifests/v1')).toEqual([]);
   });
+
+  // Round 12c: a mirror that skipped the store for a pull by digest went to the upstream, which has
+  // no such manifest: the imported image answered 404 by digest (containerd pulls by digest).
+  it('is served from the store by digest too, and the upstream is never asked about it', async () => {
+    const digest = sha256(imported);
+    for (const method of ['HEAD', 'GET']) {
+      const response = await fetch(`${wharf.url}/v2/${name}/manifests/${digest}`, {
+        method,
+        headers: { Accept: ociManifest },
+      });
+      expect(response.status, method).toBe(200);
+      expect(response.headers.get('docker-content-digest')).toBe(digest);
+      const body = Buffer.from(await response.arrayBuffer());
+      if (method === 'GET') expect(body.equals(imported)).toBe(true);
+    }
+    expect(upstream.requestsTo(`/v2/team/imp/manifests/${digest}`)).toEqual([]);
+  });
 });

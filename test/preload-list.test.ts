@@ -103,6 +103,34 @@ describe.sequential('wharf preload from a list', () => {
     timeoutMs,
   );
 
+  // Round 12c: a platform matched on architecture and variant only took windows/amd64 for linux/amd64.
+  it(
+    'matches the os too: --platform linux/amd64 leaves the windows/amd64 image of the index out',
+    async () => {
+      const mixed = await makeImage({
+        seed: testSeed('preload list os'),
+        layers: 1,
+        platforms: [
+          { os: 'windows', architecture: 'amd64' },
+          { os: 'linux', architecture: 'amd64' },
+        ],
+      });
+      await pushTestImage(upstream.url, 'team/mixed', 'v1', mixed);
+      const data = join(work, 'platforms-os');
+      const preloaded = await preload(['team/mixed:v1', '--platform', 'linux/amd64', '--data', data, '--quiet']);
+      expect(preloaded.stderr).toBe('');
+      expect(preloaded.code).toBe(0);
+      const listed = await runWharf(['ls', '--data', data, '--json']);
+      expect(JSON.parse(listed.stdout)).toMatchObject({
+        repository: 'docker.io/team/mixed',
+        digest: mixed.root.digest,
+        platforms: ['linux/amd64'],
+        missingPlatforms: ['windows/amd64'],
+      });
+    },
+    timeoutMs,
+  );
+
   it(
     'all or nothing: an image the upstream lacks fails the run (one line, exit 1) and keeps none of the list',
     async () => {

@@ -8,6 +8,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { startLifecycle } from '../src/cli/server-lifecycle.js';
@@ -47,5 +48,35 @@ describe('the server lifecycle', () => {
     const report = await gc;
     expect(report.dryRun).toBe(false);
     expect(report.manifests).toEqual([]);
+  });
+
+  // Round 12c: `interval >= 0` scheduled a gc every tick when store.gc.interval is 0 (off): with a grace
+  // of 0 an untagged image vanished while nobody asked for a gc.
+  it('schedules no gc when store.gc.interval is 0 or absent', async () => {
+    const graph = await GraphStore.open(root);
+    const loose = await graph.image(requireRepoName('team/loose'), 'loose', 'fetched', {});
+    graph.openIndex().close();
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString('utf8'));
+        done();
+      },
+    });
+    for (const options of [{ gcIntervalMs: 0, gcGraceMs: 0 }, { gcGraceMs: 0 }]) {
+      store = await LocalStore.open(root, { recordReads: true });
+      const lifecycle = startLifecycle(store, options, pino({ level: 'info' }, sink));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await lifecycle.stop();
+      expect(
+        lines.filter((line) => line.includes('gc')),
+        JSON.stringify(options),
+      ).toEqual([]);
+      expect((await store.statManifest(requireRepoName('team/loose'), loose.manifest.digest))?.digest).toBe(
+        loose.manifest.digest,
+      );
+      store.close();
+      store = undefined;
+    }
   });
 });
