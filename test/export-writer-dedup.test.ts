@@ -2,7 +2,8 @@
  * The export writers' second pass of the archive-export Stryker scope (eighteenth wave): what each
  * writer does with a blob it already has. The tar writer writes each blob, and each of `blobs/` and
  * `blobs/<alg>/`, once (a second one is a duplicate tar entry); its commit() fails when the output
- * closes while the tar's end waits to drain. The folder writer finds a blob an earlier batch left
+ * closes while the tar's end waits to drain, and a blob it took whole fails when the output fails
+ * before passing it on. The folder writer finds a blob an earlier batch left
  * (hasBlob, and docker's manifest.json counts it), opens one temp file per digest however often it
  * is written, and writes a blob again after a failed first write. All in-process: the real writers
  * on a scratch folder or a Writable, the tar parsed by tar-stream, the folder writer's fs counted.
@@ -151,6 +152,29 @@ describe('the tar writer', () => {
     expect((error as Error).message).toBe('the output was closed before the archive was written');
     // The drain it waited for will not come: its listener is gone too.
     expect(out.listenerCount('drain')).toBe(0);
+  });
+
+  it('fails a blob the tar took whole but had not passed on when the output failed', async () => {
+    // The output takes the first chunk and no more: the tar's buffer fills behind it, and the blob's
+    // last bytes, handed over and ended, wait in its entry when the output fails.
+    const out = new Writable({
+      highWaterMark: 1,
+      write() {
+        // Never done: the pump waits on a 'drain' that does not come.
+      },
+    });
+    const writer = new OciLayoutWriter(out);
+    const head = Buffer.alloc(15 * 1024, 7);
+    const tail = Buffer.alloc(100, 8);
+    const whole = Buffer.concat([head, tail]);
+    const written = rejectionOf(
+      writer.writeBlob({ digest: sha256Digest(whole) as Digest, size: whole.length }, [head, tail]),
+    );
+    for (let i = 0; i < 5; i++) await within(new Promise((resolve) => setImmediate(resolve)));
+    const gone = new Error('the reader went away');
+    out.destroy(gone);
+    expect(await written).toBe(gone);
+    expect(await rejectionOf(writer.commit())).toBe(gone);
   });
 });
 
