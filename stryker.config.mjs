@@ -323,6 +323,8 @@ const scopes = {
       'test/existing-layout.test.ts',
       // Sixteenth wave: the layout writers' aborts and failures, the durable output's TempOutput.
       'test/export-writer-edges.test.ts',
+      // Eighteenth wave: each writer's dedup (a blob or folder entry once, one temp per digest), a tar's end undrained.
+      'test/export-writer-dedup.test.ts',
     ],
   },
   // Which addresses wharf may dial.

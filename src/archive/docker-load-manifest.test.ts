@@ -132,6 +132,20 @@ describe('which image a root stands for', () => {
     expect(singleImage(d('b'), manifests)).toBe(manifests.get(d('a')));
   });
 
+  it('only an index is looked into: a schema1 root stands for no image, whatever it lists', () => {
+    // parseManifest gives schema1 no references; this one is built by hand to show the kind is checked.
+    const schema1: ParsedManifest = {
+      mediaType: mediaTypes.dockerSchema1Signed,
+      kind: 'schema1',
+      references: [child(d('a'), 'linux', 'amd64')],
+    };
+    const manifests = new Map<Digest, ParsedManifest>([
+      [d('a'), image(d('c'), [d('1')])],
+      [d('f'), schema1],
+    ]);
+    expect(singleImage(d('f'), manifests)).toBeUndefined();
+  });
+
   it('one layer docker cannot take leaves the image out, even beside loadable ones', () => {
     const manifests = new Map([[d('a'), image(d('c'), [d('1'), d('7')])]]);
     expect(configOf([d('a')], manifests)).toEqual([]);

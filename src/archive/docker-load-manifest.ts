@@ -81,9 +81,8 @@ export function mergeDockerLoadManifest(
 ): DockerLoadEntry[] {
   const taken = new Set(added.flatMap((e) => e.RepoTags));
   const merged = existing
-    .map((e) => ({ ...e, RepoTags: e.RepoTags.filter((t) => !taken.has(t)) }))
-    // Stryker disable next-line OptionalChaining: i indexes the array this map came from, so existing[i] is always there; `?.` is for the type checker.
-    .filter((e, i) => e.RepoTags.length > 0 || existing[i]?.RepoTags.length === 0);
+    .filter((e) => e.RepoTags.length === 0 || e.RepoTags.some((t) => !taken.has(t)))
+    .map((e) => ({ ...e, RepoTags: e.RepoTags.filter((t) => !taken.has(t)) }));
   for (const entry of added) {
     const same = merged.find((e) => e.Config === entry.Config);
     if (same === undefined) merged.push({ ...entry, RepoTags: [...entry.RepoTags] });

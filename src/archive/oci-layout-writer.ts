@@ -122,14 +122,13 @@ export class OciLayoutWriter implements ImageWriter {
     size?: number,
   ): Promise<void> {
     const known = size ?? sumOf(body as Uint8Array[]);
-    let stream: ReturnType<Pack['entry']> | undefined;
+    // A promise's executor runs at once, so `settle` is set before tar-stream can call it.
+    let settle!: (error?: Error | null) => void;
     const finished = new Promise<void>((resolve, reject) => {
-      // Stryker disable next-line StringLiteral: tar-stream takes a missing type from the mode, and 0o644 is a file.
-      stream = this.pack.entry({ name, type: 'file', mode: 0o644, size: known, ...fixed }, (error) =>
-        error ? reject(error) : resolve(),
-      );
+      settle = (error) => (error ? reject(error) : resolve());
     });
-    if (stream === undefined) throw new Error('tar entry was not created');
+    // Stryker disable next-line StringLiteral: tar-stream takes a missing type from the mode, and 0o644 is a file.
+    const stream = this.pack.entry({ name, type: 'file', mode: 0o644, size: known, ...fixed }, settle);
     // tar-stream's entry is a streamx Writable, which speaks node's Writable protocol (write/drain/end).
     const sink = stream as unknown as Writable;
     // Its failure reaches us through the entry's callback; an 'error' event without a listener would crash.
