@@ -177,4 +177,17 @@ describe.sequential('wharf preload from a list', () => {
     },
     timeoutMs,
   );
+
+  it(
+    "refuses a --platform that is not os/arch as copy does (one line, the spec's code) before asking any upstream",
+    async () => {
+      const data = join(work, 'bad-platform');
+      const before = realRequests(await upstream.settledLogs()).length;
+      const refused = await preload(['tri:v1', '--platform', 'linux/amd64,linux', '--data', data]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toBe('error: UNSUPPORTED: --platform: "linux" is not os/arch or os/arch/variant\n');
+      expect(realRequests(await upstream.settledLogs())).toHaveLength(before);
+    },
+    timeoutMs,
+  );
 });

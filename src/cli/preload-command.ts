@@ -18,6 +18,7 @@ import { UpstreamReader } from '../proxy/upstream-reader.js';
 import { LocalStore } from '../store/local-store.js';
 import { copyImages, type CopyRequest } from '../transfer/copy-images.js';
 import { loadConfig } from './config.js';
+import { parsePlatforms, platformMatches } from './client/platforms.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { formatBytes } from './format-bytes.js';
 import { createProgressView, progressMode } from './transfer-progress.js';
@@ -79,7 +80,9 @@ export async function runPreload(
       const summary = await copyImages(reader, batch, requests, {
         onEvent: view.onEvent,
         referrers: flags.referrers === true,
-        ...(platforms === undefined ? {} : { platforms: (p: Platform) => platforms.some((want) => matches(want, p)) }),
+        ...(platforms === undefined
+          ? {}
+          : { platforms: (p: Platform) => platforms.some((want) => platformMatches(want, p)) }),
       });
       view.stop();
       if (flags.quiet !== true && flags.json !== true) {
@@ -112,23 +115,4 @@ function requireRef(value: string): ImageRef {
     throw new OciError('NAME_INVALID', `${JSON.stringify(value)} is not name:tag or name@digest`);
   }
   return ref;
-}
-
-/** `linux/amd64,linux/arm64/v8` → platforms; a variant left out matches any. */
-function parsePlatforms(value: string): Platform[] {
-  return value.split(',').map((item) => {
-    const [os, architecture, variant, extra] = item.trim().split('/');
-    if (os === undefined || os === '' || architecture === undefined || architecture === '' || extra !== undefined) {
-      throw new Error(`--platform: ${JSON.stringify(item)} is not os/arch or os/arch/variant`);
-    }
-    return variant === undefined ? { os, architecture } : { os, architecture, variant };
-  });
-}
-
-function matches(want: Platform, have: Platform): boolean {
-  return (
-    want.os === have.os &&
-    want.architecture === have.architecture &&
-    (want.variant === undefined || want.variant === have.variant)
-  );
 }
