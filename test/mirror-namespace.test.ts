@@ -41,6 +41,13 @@ describe('?ns= values', () => {
     expect(response.headers.get('oci-namespace')).toBe(host);
   });
 
+  // Round 13b (docs/mutation-testing.md): host names are case-insensitive; an upper-cased ns is the same upstream.
+  it('routes a configured host written in capitals to that upstream, not to 404 NAME_UNKNOWN', async () => {
+    const response = await call(wharf.url, `/v2/team/app/manifests/v1?ns=${host.toUpperCase()}`);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe(manifest);
+  });
+
   it.each([
     ['KELVIN SIGN', '\u212A8s.example.test'],
     ['dotless i upper-cased', 'K8S.EXAMPLE.TEST'.replace('E', '\u0130')],
