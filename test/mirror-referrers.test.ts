@@ -85,6 +85,16 @@ describe('referrers of mirrored content, from a CNCF distribution upstream (fall
     timeout,
   );
 
+  // Round 13a of the planted bugs: a referrers listing that dropped the request's ?ns= (containerd's
+  // way to name the upstream) read the local repository of that path, an empty index, and no test saw it.
+  it(
+    'lists the signature when the upstream is named by ?ns= rather than in the path',
+    async () => {
+      expect(await referrers(mirror, 'team/app', `?ns=${mirrored}`)).toEqual([signature.root.digest]);
+    },
+    timeout,
+  );
+
   it(
     'lets `wharf copy --referrers` from the mirror carry the signature',
     async () => {
