@@ -253,6 +253,8 @@ const scopes = {
       'test/transfer-engine-mutants.test.ts',
       // Round 11d of the hand-planted bugs: the referrers tag index with two referrers.
       'test/referrers-tag-update.test.ts',
+      // Round 13d of the hand-planted bugs: the engine's order of writes (children, index, tag, commit).
+      'test/transfer-write-order.test.ts',
     ],
   },
   // The archives, in two parts. Reading them: an OCI layout (tar or folder) or a docker save tar into a writer.

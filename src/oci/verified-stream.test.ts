@@ -68,6 +68,15 @@ describe('verifyStream', () => {
     expect(received.equals(Buffer.concat([chunks[0] as Buffer, chunks[1] as Buffer]))).toBe(true);
   });
 
+  it("checks a sha512 digest with sha512 (round 13d: the algorithm is the digest's, not always sha256)", async () => {
+    const sha512 = `sha512:${createHash('sha512').update(whole).digest('hex')}` as Digest;
+    const { received, error } = await consume(chunks, { digest: sha512, size: whole.length });
+    expect(error).toBeUndefined();
+    expect(received.equals(whole)).toBe(true);
+    const wrong = await consume([Buffer.from('other bytes')], { digest: sha512, size: 11 });
+    expect(wrong.error).toMatchObject({ code: 'DIGEST_INVALID' });
+  });
+
   it('passes an empty body that matches (an empty layer) as no chunk at all', async () => {
     const empty = `sha256:${createHash('sha256').digest('hex')}` as Digest;
     const seen: unknown[] = [];
