@@ -12,7 +12,6 @@ import { mkdir, mkdtemp, open, readFile, readdir, rename, rm } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { extract } from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodeOutputFs, type OutputFs } from '../src/archive/durable-output.js';
 import { OciLayoutDirWriter } from '../src/archive/oci-layout-dir-writer.js';
@@ -21,6 +20,7 @@ import type { Digest } from '../src/oci/digest.js';
 import type { OciError } from '../src/oci/errors.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import { makeImage, sha256Digest, testSeed, type TestImage } from './support/make-image.js';
+import { collector, rejectionOf, tarEntries, within } from './support/writer-output.js';
 
 const name = 'team/app' as RepoName;
 let work: string;
@@ -31,56 +31,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(work, { recursive: true, force: true });
 });
-
-/** `promise`, or a rejection after `ms`: no wait on an event without a deadline. */
-function within<T>(promise: Promise<T>, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  return within(
-    promise.then(
-      () => {
-        throw new Error('expected a rejection');
-      },
-      (e: unknown) => e,
-    ),
-  );
-}
-
-function collector(): { out: Writable; bytes: () => Buffer } {
-  const chunks: Buffer[] = [];
-  const out = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk);
-      done();
-    },
-  });
-  return { out, bytes: () => Buffer.concat(chunks) };
-}
-
-async function tarEntries(tar: Buffer): Promise<Array<{ name: string; type: string }>> {
-  const parser = extract();
-  const entries: Array<{ name: string; type: string }> = [];
-  const done = new Promise<void>((resolve, reject) => {
-    parser.on('entry', (header, stream, next) => {
-      stream.on('end', () => {
-        entries.push({ name: header.name, type: header.type ?? '' });
-        next();
-      });
-      stream.resume();
-    });
-    parser.on('finish', resolve);
-    parser.on('error', reject);
-  });
-  parser.end(tar);
-  await within(done);
-  return entries;
-}
 
 /** Writes the image's blobs the engine's way: those the writer says it has are skipped. */
 async function writeImage(writer: OciLayoutDirWriter, image: TestImage, tag: string): Promise<void> {
@@ -126,7 +76,7 @@ describe('the tar writer', () => {
     await writer.writeBlob({ digest: twoDigest, size: two.length }, [two]);
     await within(writer.commit());
     const entries = await tarEntries(bytes());
-    expect(entries).toEqual([
+    expect(entries.map(({ name, type }) => ({ name, type }))).toEqual([
       { name: 'oci-layout', type: 'file' },
       { name: 'blobs/', type: 'directory' },
       { name: 'blobs/sha256/', type: 'directory' },

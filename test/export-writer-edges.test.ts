@@ -12,7 +12,6 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { extract } from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { nodeOutputFs, TempOutput, type OutputFs } from '../src/archive/durable-output.js';
 import { OciLayoutDirWriter } from '../src/archive/oci-layout-dir-writer.js';
@@ -21,6 +20,7 @@ import type { Digest } from '../src/oci/digest.js';
 import { OciError } from '../src/oci/errors.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import { makeImage, sha256Digest, testSeed, type TestImage } from './support/make-image.js';
+import { collector, rejectionOf, tarEntries, within } from './support/writer-output.js';
 
 const name = 'team/app' as RepoName;
 let work: string;
@@ -31,26 +31,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(work, { recursive: true, force: true });
 });
-
-/** `promise`, or a rejection after `ms`: no wait on an event without a deadline. */
-function within<T>(promise: Promise<T>, ms = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}
-
-async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
-  return within(
-    promise.then(
-      () => {
-        throw new Error('expected a rejection');
-      },
-      (e: unknown) => e,
-    ),
-  );
-}
 
 async function writeImage(writer: OciLayoutWriter | OciLayoutDirWriter, image: TestImage): Promise<void> {
   for (const [digest, bytes] of image.blobs) {
@@ -64,37 +44,6 @@ async function writeImage(writer: OciLayoutWriter | OciLayoutDirWriter, image: T
     bytes: root.bytes,
   });
   await writer.tag(name, 'v1' as Tag, root.digest as Digest);
-}
-
-function collector(): { out: Writable; bytes: () => Buffer } {
-  const chunks: Buffer[] = [];
-  const out = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk);
-      done();
-    },
-  });
-  return { out, bytes: () => Buffer.concat(chunks) };
-}
-
-async function tarEntries(tar: Buffer): Promise<Array<{ name: string; type: string; data: Buffer }>> {
-  const parser = extract();
-  const entries: Array<{ name: string; type: string; data: Buffer }> = [];
-  const done = new Promise<void>((resolve, reject) => {
-    parser.on('entry', (header, stream, next) => {
-      const parts: Buffer[] = [];
-      stream.on('data', (c: unknown) => parts.push(c as Buffer));
-      stream.on('end', () => {
-        entries.push({ name: header.name, type: header.type ?? '', data: Buffer.concat(parts) });
-        next();
-      });
-    });
-    parser.on('finish', resolve);
-    parser.on('error', reject);
-  });
-  parser.end(tar);
-  await within(done);
-  return entries;
 }
 
 const blob = Buffer.from('sixteen bytes!!!');

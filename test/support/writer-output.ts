@@ -1,0 +1,67 @@
+/**
+ * @module test/support/writer-output
+ * For in-process tests of the layout writers: a deadline on any promise, the rejection a call must end
+ * in, an in-memory output that keeps what a writer sends, and the entries of the tar it holds.
+ */
+import { Writable } from 'node:stream';
+import { extract } from 'tar-stream';
+
+/** `promise`, or a rejection after `ms`: no wait on an event without a deadline. */
+export function within<T>(promise: Promise<T>, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+/** What `promise` rejects with; a resolution fails the test. */
+export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  return within(
+    promise.then(
+      () => {
+        throw new Error('expected a rejection');
+      },
+      (e: unknown) => e,
+    ),
+  );
+}
+
+/** An output that takes every write at once and keeps the bytes. */
+export function collector(): { out: Writable; bytes: () => Buffer } {
+  const chunks: Buffer[] = [];
+  const out = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      chunks.push(chunk);
+      done();
+    },
+  });
+  return { out, bytes: () => Buffer.concat(chunks) };
+}
+
+export interface WrittenEntry {
+  name: string;
+  type: string;
+  data: Buffer;
+}
+
+/** The entries of a tar, in order, read with tar-stream. */
+export async function tarEntries(tar: Buffer): Promise<WrittenEntry[]> {
+  const parser = extract();
+  const entries: WrittenEntry[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    parser.on('entry', (header, stream, next) => {
+      const parts: Buffer[] = [];
+      stream.on('data', (c: unknown) => parts.push(c as Buffer));
+      stream.on('end', () => {
+        entries.push({ name: header.name, type: header.type ?? '', data: Buffer.concat(parts) });
+        next();
+      });
+    });
+    parser.on('finish', resolve);
+    parser.on('error', reject);
+  });
+  parser.end(tar);
+  await within(done);
+  return entries;
+}
