@@ -5,7 +5,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { call, errorCode, pushBlob, pushImage, sha256 } from './support/http.js';
+import { answerToHeadersOnly, call, errorCode, pushBlob, pushImage, sha256 } from './support/http.js';
 import { withDeadline } from './support/run.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
@@ -201,26 +201,10 @@ describe('manifests', () => {
   });
   // Round 12a: the declared length is checked before any body byte is read.
   it('answers 413 to a manifest whose Content-Length is over 4 MiB before the body is sent', async () => {
-    const { request } = await import('node:http');
-    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request(`${base}/v2/errs/manifests/declared-huge`, {
-        method: 'PUT',
-        headers: {
-          'Content-Type': 'application/vnd.oci.image.manifest.v1+json',
-          'Content-Length': String(4 * 1024 * 1024 + 1),
-        },
-      });
-      req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() });
-          req.destroy();
-        });
-      });
-      req.on('error', reject);
-      // Headers only: the body never comes, so only the declared length can answer.
-      req.flushHeaders();
+    // Headers only: the body never comes, so only the declared length can answer.
+    const answer = answerToHeadersOnly(`${base}/v2/errs/manifests/declared-huge`, 'PUT', {
+      'Content-Type': 'application/vnd.oci.image.manifest.v1+json',
+      'Content-Length': String(4 * 1024 * 1024 + 1),
     });
     const { status, body } = await withDeadline(answer, 20_000, 'the 413 answer');
     expect(status).toBe(413);

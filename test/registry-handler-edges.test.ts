@@ -3,9 +3,8 @@
  * watching, against a real in-process server: a monolithic push (POST ?digest=) refused by its
  * declared size before its body is read.
  */
-import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256 } from './support/http.js';
+import { answerToHeadersOnly, sha256 } from './support/http.js';
 import { withDeadline } from './support/run.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
 
@@ -19,23 +18,15 @@ describe('a monolithic push past store.maxSize', () => {
   // The declared Content-Length goes to the store: it refuses 507 before a byte is read, so the
   // client learns it at once instead of after uploading the whole layer.
   it('is refused 507 from its Content-Length alone, before the body is sent', async () => {
-    const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request(`${wharf.url}/v2/edge13/big/blobs/uploads/?digest=${sha256('never sent')}`, {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(1024 * 1024) },
-      });
-      req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() });
-          req.destroy();
-        });
-      });
-      req.on('error', reject);
-      // Headers only: the body never comes, so only the declared length can answer.
-      req.flushHeaders();
-    });
+    // Headers only: the body never comes, so only the declared length can answer.
+    const answer = answerToHeadersOnly(
+      `${wharf.url}/v2/edge13/big/blobs/uploads/?digest=${sha256('never sent')}`,
+      'POST',
+      {
+        'Content-Type': 'application/octet-stream',
+        'Content-Length': String(1024 * 1024),
+      },
+    );
     const { status, body } = await withDeadline(answer, 20_000, 'the 507 answer');
     expect(status).toBe(507);
     expect(JSON.parse(body)).toMatchObject({ errors: [{ code: 'UNAVAILABLE' }] });

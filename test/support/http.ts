@@ -3,6 +3,7 @@
  * Small helpers over fetch for the registry tests: every call has a deadline.
  */
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 
 export const timeoutMs = 30_000;
 
@@ -76,4 +77,28 @@ export async function pushImage(
   });
   if (response.status !== 201) throw new Error(`push manifest: ${response.status} ${await response.text()}`);
   return { digest: sha256(bytes), bytes, config, layers: [layer] };
+}
+
+/**
+ * Sends a request's headers and never its body, and resolves with the answer: what a server says from
+ * the declared Content-Length alone (callers put a deadline on it).
+ */
+export function answerToHeadersOnly(
+  url: string,
+  method: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers });
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() });
+        req.destroy();
+      });
+    });
+    req.on('error', reject);
+    req.flushHeaders();
+  });
 }
