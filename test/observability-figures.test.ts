@@ -18,18 +18,7 @@ import { cacheStatusHeader } from '../src/registry/cache-status.js';
 import type { RequestRecord } from '../src/registry/request-log.js';
 import type { StoreStats } from '../src/store/store-stats.js';
 import { withDeadline } from './support/run.js';
-
-/** The sum of every series of `name` whose labels include `labels` (0 when there is none). */
-function metric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const have = new Map([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([key, value]) => have.get(key) === value)) total += Number(match[3]);
-  }
-  return total;
-}
+import { metric } from './support/metrics-text.js';
 
 function record(fields: Partial<RequestRecord>): RequestRecord {
   return {

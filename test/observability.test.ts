@@ -18,6 +18,7 @@ import { pushTestImage } from './support/push-image.js';
 import { withDeadline } from './support/run.js';
 import { startScriptedRegistry } from './support/scripted-registry.js';
 import { startWharf, type WharfHandle } from './support/wharf.js';
+import { metric } from './support/metrics-text.js';
 
 const upstreamHost = 'registry.example.test';
 const accept = 'application/vnd.oci.image.manifest.v1+json';
@@ -37,18 +38,6 @@ afterAll(async () => {
 
 function mirrorOf(options: Parameters<typeof startWharf>[0] = {}, prefetch = true): Promise<WharfHandle> {
   return startWharf({ upstreams: [{ host: upstreamHost, url: upstream.url, tagTtlMs: 60_000, prefetch }], ...options });
-}
-
-/** The sum of every series of `name` whose labels include `labels` (0 when there is none). */
-function metric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null || match[1] !== name) continue;
-    const have = new Map([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([key, value]) => have.get(key) === value)) total += Number(match[3]);
-  }
-  return total;
 }
 
 /** Scrapes once no fill is in flight: a reader gets its last byte once verified, before the fill is committed. */
