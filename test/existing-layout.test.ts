@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readExistingLayout } from '../src/archive/existing-layout.js';
-import { OciError } from '../src/oci/errors.js';
+import { refusal } from './support/writer-output.js';
 
 let work: string;
 
@@ -33,15 +33,6 @@ async function folder(name: string, files: Record<string, string>): Promise<stri
   await mkdir(dir, { recursive: true });
   for (const [file, content] of Object.entries(files)) await writeFile(join(dir, file), content);
   return dir;
-}
-
-async function refusal(promise: Promise<unknown>): Promise<OciError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof OciError)) throw new Error(`expected an OciError, got ${String(error)}`);
-  return error;
 }
 
 describe('a folder that is not a layout yet', () => {

@@ -16,8 +16,8 @@ import { mergeDockerLoadManifest } from '../src/archive/docker-load-manifest.js'
 import { OciLayoutDirWriter } from '../src/archive/oci-layout-dir-writer.js';
 import { OciLayoutWriter } from '../src/archive/oci-layout-writer.js';
 import type { Digest } from '../src/oci/digest.js';
-import { OciError } from '../src/oci/errors.js';
 import { sha256Digest } from './support/make-image.js';
+import { refusal } from './support/writer-output.js';
 
 let work: string;
 
@@ -30,15 +30,6 @@ afterEach(async () => {
 
 const blob = Buffer.from('a blob that streams in two parts');
 const digest = sha256Digest(blob) as Digest;
-
-async function refusal(promise: Promise<unknown>): Promise<OciError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof OciError)) throw new Error(`expected an OciError, got ${String(error)}`);
-  return error;
-}
 
 describe('a folder the layout writer must not write into', () => {
   it('refuses a layout of another major version, and leaves it as it was', async () => {

@@ -1,10 +1,12 @@
 /**
  * @module test/support/writer-output
- * For in-process tests of the layout writers: a deadline on any promise, the rejection a call must end
- * in, an in-memory output that keeps what a writer sends, and the entries of the tar it holds.
+ * For in-process tests of the layout writers: a deadline on any promise, the rejection a call must
+ * end in (an OciError for a refusal), an in-memory output that keeps what a writer sends, and the
+ * entries of the tar it holds.
  */
 import { Writable } from 'node:stream';
 import { extract } from 'tar-stream';
+import { OciError } from '../../src/oci/errors.js';
 
 /** `promise`, or a rejection after `ms`: no wait on an event without a deadline. */
 export function within<T>(promise: Promise<T>, ms = 10_000): Promise<T> {
@@ -25,6 +27,13 @@ export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
       (e: unknown) => e,
     ),
   );
+}
+
+/** The OciError `promise` rejects with; a resolution or another error fails the test. */
+export async function refusal(promise: Promise<unknown>): Promise<OciError> {
+  const error = await rejectionOf(promise);
+  if (!(error instanceof OciError)) throw new Error(`expected an OciError, got ${String(error)}`);
+  return error;
 }
 
 /** An output that takes every write at once and keeps the bytes. */
