@@ -323,9 +323,9 @@ const scopes = {
       'test/manifest-bytes-transfer.test.ts',
       // existing-layout and docker-load-manifest (30 November): readExistingLayout called directly.
       'test/existing-layout.test.ts',
-      // Sixteenth wave: the layout writers' aborts and failures, the durable output's TempOutput.
+      // archive-export's first pass: the layout writers' aborts and failures, the durable output's TempOutput.
       'test/export-writer-edges.test.ts',
-      // Eighteenth wave: each writer's dedup (a blob or folder entry once, one temp per digest), a tar's end undrained.
+      // archive-export's second pass: each writer's dedup (a blob or folder entry once, one temp per digest), a tar's end undrained.
       'test/export-writer-dedup.test.ts',
     ],
   },
