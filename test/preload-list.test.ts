@@ -103,6 +103,25 @@ describe.sequential('wharf preload from a list', () => {
     timeoutMs,
   );
 
+  it(
+    'fetches and lists an image named twice (a repeated line, two spellings of one name) once',
+    async () => {
+      const data = join(work, 'twice');
+      const list = join(work, 'twice.txt');
+      await writeFile(list, 'team/one:v1\ndocker.io/team/one:v1\n');
+      const preloaded = await preload(['team/one:v1', '--file', list, '--data', data]);
+      expect(preloaded.code).toBe(0);
+      // The progress lines on stderr start the image once.
+      expect(preloaded.stderr.match(/^\S+: \d+ blobs, /gm)).toHaveLength(1);
+      const lines = preloaded.stdout.trimEnd().split('\n');
+      expect(lines).toEqual([
+        `preloaded docker.io/team/one:v1 (${one.root.digest})`,
+        expect.stringMatching(/^1 images, [1-9]\d* blobs fetched \(.+\), 0 already here$/),
+      ]);
+    },
+    timeoutMs,
+  );
+
   // Round 12c: a platform matched on architecture and variant only took windows/amd64 for linux/amd64.
   it(
     'matches the os too: --platform linux/amd64 leaves the windows/amd64 image of the index out',

@@ -64,10 +64,16 @@ export async function runPreload(
   const logger = pino({ level: 'warn' }, process.stderr);
   const { router, clients } = createUpstreamRouter(config.upstreams, config.defaultUpstream, config.local, logger);
   const reader = new UpstreamReader(router);
-  const requests: CopyRequest[] = refs.map((value) => {
+  // One image named twice (a repeated line, `alpine:3` beside `docker.io/library/alpine:3`) is fetched and
+  // listed once: the first spelling is kept.
+  const requests = new Map<string, CopyRequest>();
+  for (const value of refs) {
     const from = requireRef(value);
-    return { from, to: { name: reader.mirrorRoute(from.name).canonical, reference: from.reference } };
-  });
+    const to = { name: reader.mirrorRoute(from.name).canonical, reference: from.reference };
+    // A tag has no ':' and a digest has one: name and reference joined by a space are unambiguous.
+    const key = `${to.name} ${to.reference}`;
+    if (!requests.has(key)) requests.set(key, { from, to });
+  }
   const lock = await lockDataDir(config.dataDir);
   const view = createProgressView(
     progressMode(flags, process.stderr),
@@ -77,7 +83,7 @@ export async function runPreload(
     const store = await LocalStore.open(config.dataDir);
     try {
       const batch = store.startImport({ source: 'preloaded', allowSparseIndex: platforms !== undefined });
-      const summary = await copyImages(reader, batch, requests, {
+      const summary = await copyImages(reader, batch, [...requests.values()], {
         onEvent: view.onEvent,
         referrers: flags.referrers === true,
         ...(platforms === undefined
