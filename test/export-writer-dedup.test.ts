@@ -18,9 +18,9 @@ import { OciLayoutDirWriter } from '../src/archive/oci-layout-dir-writer.js';
 import { OciLayoutWriter } from '../src/archive/oci-layout-writer.js';
 import type { Digest } from '../src/oci/digest.js';
 import type { OciError } from '../src/oci/errors.js';
-import type { RepoName, Tag } from '../src/oci/reference.js';
-import { makeImage, sha256Digest, testSeed, type TestImage } from './support/make-image.js';
-import { collector, rejectionOf, tarEntries, within } from './support/writer-output.js';
+import type { RepoName } from '../src/oci/reference.js';
+import { makeImage, sha256Digest, testSeed } from './support/make-image.js';
+import { collector, rejectionOf, tarEntries, within, writeTestImage } from './support/writer-output.js';
 
 const name = 'team/app' as RepoName;
 let work: string;
@@ -31,22 +31,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await rm(work, { recursive: true, force: true });
 });
-
-/** Writes the image's blobs the engine's way: those the writer says it has are skipped. */
-async function writeImage(writer: OciLayoutDirWriter, image: TestImage, tag: string): Promise<void> {
-  for (const [digest, bytes] of image.blobs) {
-    if (await writer.hasBlob(digest as Digest)) continue;
-    await writer.writeBlob({ digest: digest as Digest, size: bytes.length }, [bytes]);
-  }
-  const root = image.root;
-  await writer.writeManifest(name, {
-    mediaType: root.mediaType,
-    digest: root.digest as Digest,
-    size: root.size,
-    bytes: root.bytes,
-  });
-  await writer.tag(name, tag as Tag, root.digest as Digest);
-}
 
 /** Node's fs, counting the temp files opened (not the folders opened to fsync them). */
 function countingFs(): OutputFs & { opened: () => number } {
@@ -133,7 +117,7 @@ describe('the folder writer', () => {
     const dir = join(work, 'layout');
     const image = await makeImage({ seed: testSeed('export-dedup-dir'), layers: 2 });
     const first = new OciLayoutDirWriter(dir);
-    await writeImage(first, image, 'v1');
+    await writeTestImage(first, image, name, 'v1');
     await within(first.commit());
 
     const fs = countingFs();
@@ -142,9 +126,9 @@ describe('the folder writer', () => {
     expect(await second.hasBlob(layer)).toBe(true);
     await mkdir(join(dir, 'blobs', 'sha256', 'f'.repeat(64)));
     expect(await second.hasBlob(`sha256:${'f'.repeat(64)}` as Digest)).toBe(false);
-    await writeImage(second, image, 'v2');
+    await writeTestImage(second, image, name, 'v2');
     await within(second.commit());
-    // Every blob but the manifest (writeImage asks no hasBlob for it) was there: besides
+    // Every blob but the manifest (writeTestImage asks no hasBlob for it) was there: besides
     // it, only the new manifest.json and index.json were written.
     expect(fs.opened()).toBe(3);
     const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Array<{ RepoTags: string[] }>;

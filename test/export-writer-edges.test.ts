@@ -18,9 +18,9 @@ import { OciLayoutDirWriter } from '../src/archive/oci-layout-dir-writer.js';
 import { OciLayoutWriter } from '../src/archive/oci-layout-writer.js';
 import type { Digest } from '../src/oci/digest.js';
 import { OciError } from '../src/oci/errors.js';
-import type { RepoName, Tag } from '../src/oci/reference.js';
-import { makeImage, sha256Digest, testSeed, type TestImage } from './support/make-image.js';
-import { collector, rejectionOf, tarEntries, within } from './support/writer-output.js';
+import type { RepoName } from '../src/oci/reference.js';
+import { makeImage, sha256Digest, testSeed } from './support/make-image.js';
+import { collector, rejectionOf, tarEntries, within, writeTestImage } from './support/writer-output.js';
 
 const name = 'team/app' as RepoName;
 let work: string;
@@ -32,20 +32,6 @@ afterEach(async () => {
   await rm(work, { recursive: true, force: true });
 });
 
-async function writeImage(writer: OciLayoutWriter | OciLayoutDirWriter, image: TestImage): Promise<void> {
-  for (const [digest, bytes] of image.blobs) {
-    await writer.writeBlob({ digest: digest as Digest, size: bytes.length }, [bytes]);
-  }
-  const root = image.root;
-  await writer.writeManifest(name, {
-    mediaType: root.mediaType,
-    digest: root.digest as Digest,
-    size: root.size,
-    bytes: root.bytes,
-  });
-  await writer.tag(name, 'v1' as Tag, root.digest as Digest);
-}
-
 const blob = Buffer.from('sixteen bytes!!!');
 const digest = sha256Digest(blob) as Digest;
 
@@ -54,7 +40,7 @@ describe('the tar writer', () => {
     const image = await makeImage({ seed: testSeed('export-edges-tar'), layers: 1 });
     const { out, bytes } = collector();
     const writer = new OciLayoutWriter(out);
-    await writeImage(writer, image);
+    await writeTestImage(writer, image, name, 'v1');
     await within(writer.commit());
     const entries = await tarEntries(bytes());
     const names = entries.map((e) => e.name);
@@ -425,7 +411,7 @@ describe('the folder writer', () => {
   it("keeps the layout's index.json and manifest.json when a commit that replaced one fails and is aborted", async () => {
     const dir = join(work, 'merge');
     const first = new OciLayoutDirWriter(dir);
-    await writeImage(first, await makeImage({ seed: testSeed('export-edges-first'), layers: 1 }));
+    await writeTestImage(first, await makeImage({ seed: testSeed('export-edges-first'), layers: 1 }), name, 'v1');
     await within(first.commit());
     const index = await readFile(join(dir, 'index.json'));
 
@@ -435,7 +421,7 @@ describe('the folder writer', () => {
       },
     });
     const second = new OciLayoutDirWriter(dir, {}, fs);
-    await writeImage(second, await makeImage({ seed: testSeed('export-edges-second'), layers: 1 }));
+    await writeTestImage(second, await makeImage({ seed: testSeed('export-edges-second'), layers: 1 }), name, 'v1');
     expect(await rejectionOf(second.commit())).toMatchObject({ code: 'ENOSPC' });
     await within(second.abort());
     expect(await readFile(join(dir, 'index.json'))).toEqual(index);

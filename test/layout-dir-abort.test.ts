@@ -12,6 +12,7 @@ import { OciLayoutDirWriter } from '../src/archive/oci-layout-dir-writer.js';
 import type { Digest } from '../src/oci/digest.js';
 import type { RepoName, Tag } from '../src/oci/reference.js';
 import { makeImage, testSeed, type TestImage } from './support/make-image.js';
+import { writeTestImage } from './support/writer-output.js';
 
 const name = 'team/app' as RepoName;
 let work: string;
@@ -37,26 +38,11 @@ async function filesUnder(dir: string): Promise<string[]> {
   return found.sort();
 }
 
-async function writeImage(writer: OciLayoutDirWriter): Promise<void> {
-  for (const [digest, bytes] of image.blobs) {
-    if (!(await writer.hasBlob(digest as Digest))) {
-      await writer.writeBlob({ digest: digest as Digest, size: bytes.length }, [bytes]);
-    }
-  }
-  const root = image.root;
-  await writer.writeManifest(name, {
-    mediaType: root.mediaType,
-    digest: root.digest as Digest,
-    size: root.size,
-    bytes: root.bytes,
-  });
-}
-
 describe('an aborted copy into a layout folder', () => {
   it('keeps the files that were there, the same manifest written again included', async () => {
     const dir = join(work, 'layout');
     const first = new OciLayoutDirWriter(dir);
-    await writeImage(first);
+    await writeTestImage(first, image, name);
     await first.tag(name, 'v1' as Tag, image.root.digest as Digest);
     await first.commit();
     const before = await filesUnder(dir);
@@ -64,7 +50,7 @@ describe('an aborted copy into a layout folder', () => {
 
     // The same image again (its blobs found, its manifest written again), then the copy fails.
     const second = new OciLayoutDirWriter(dir);
-    await writeImage(second);
+    await writeTestImage(second, image, name);
     await second.abort();
     expect(await filesUnder(dir)).toEqual(before);
   });
@@ -73,7 +59,7 @@ describe('an aborted copy into a layout folder', () => {
     const dir = join(work, 'made-by-user');
     await mkdir(dir);
     const writer = new OciLayoutDirWriter(dir);
-    await writeImage(writer);
+    await writeTestImage(writer, image, name);
     await writer.abort();
     expect((await stat(dir)).isDirectory()).toBe(true);
     expect(await filesUnder(dir)).toEqual([]);

@@ -1,12 +1,17 @@
 /**
  * @module test/support/writer-output
  * For in-process tests of the layout writers: a deadline on any promise, the rejection a call must
- * end in (an OciError for a refusal), an in-memory output that keeps what a writer sends, and the
- * entries of the tar it holds.
+ * end in (an OciError for a refusal), a test image written the engine's way, an in-memory output that
+ * keeps what a writer sends, and the entries of the tar it holds.
  */
 import { Writable } from 'node:stream';
 import { extract } from 'tar-stream';
+import type { Digest } from '../../src/oci/digest.js';
 import { OciError } from '../../src/oci/errors.js';
+import type { ImageWriter } from '../../src/oci/image-transfer.js';
+import type { RepoName, Tag } from '../../src/oci/reference.js';
+import { list } from './archive-entries.js';
+import type { TestImage } from './make-image.js';
 
 /** `promise`, or a rejection after `ms`: no wait on an event without a deadline. */
 export function within<T>(promise: Promise<T>, ms = 10_000): Promise<T> {
@@ -34,6 +39,30 @@ export async function refusal(promise: Promise<unknown>): Promise<OciError> {
   const error = await rejectionOf(promise);
   if (!(error instanceof OciError)) throw new Error(`expected an OciError, got ${String(error)}`);
   return error;
+}
+
+/**
+ * Writes a test image into a writer the transfer engine's way: blobs first (those it says it has are
+ * skipped), then the root manifest, then `tag` on it when given.
+ */
+export async function writeTestImage(
+  writer: ImageWriter,
+  image: TestImage,
+  name: RepoName,
+  tag?: string,
+): Promise<void> {
+  for (const [digest, bytes] of image.blobs) {
+    if (await writer.hasBlob(digest as Digest)) continue;
+    await writer.writeBlob({ digest: digest as Digest, size: bytes.length }, list([bytes]));
+  }
+  const root = image.root;
+  await writer.writeManifest(name, {
+    mediaType: root.mediaType,
+    digest: root.digest as Digest,
+    size: root.size,
+    bytes: root.bytes,
+  });
+  if (tag !== undefined) await writer.tag(name, tag as Tag, root.digest as Digest);
 }
 
 /** An output that takes every write at once and keeps the bytes. */
